@@ -1,0 +1,5 @@
+//! Domain types. Parse at the edge into these; once you hold one, it is valid.
+
+pub mod access;
+
+pub use access::{Access, RoleNames, SignedInUser, UserSummary};

@@ -1,0 +1,90 @@
+//! Isolated databases for tests, on SQLite always and on PostgreSQL when `TEST_DATABASE_URL` is set.
+//!
+//! With `TEST_DATABASE_URL=postgres://…/test`, each [`TestDatabase`] is a new database on that server,
+//! dropped again when the value is dropped. Without it, each is a new SQLite file in the temp directory.
+
+use super::Backend;
+use sqlx::{Connection, PgConnection};
+
+pub struct TestDatabase {
+    url: String,
+    backend: Backend,
+    cleanup: Cleanup,
+}
+
+enum Cleanup {
+    File(std::path::PathBuf),
+    PgDatabase { admin_url: String, name: String },
+}
+
+impl TestDatabase {
+    pub async fn new() -> TestDatabase {
+        let name = format!("cosell_t_{}", uuid::Uuid::new_v4().simple());
+        match std::env::var("TEST_DATABASE_URL") {
+            Ok(admin_url) if !admin_url.is_empty() => {
+                let mut conn = PgConnection::connect(&admin_url)
+                    .await
+                    .unwrap_or_else(|e| panic!("TEST_DATABASE_URL is set but unreachable: {e}"));
+                sqlx::query(&format!("CREATE DATABASE {name}"))
+                    .execute(&mut conn)
+                    .await
+                    .expect("create test database");
+                let mut url = url::Url::parse(&admin_url).expect("TEST_DATABASE_URL is a URL");
+                url.set_path(&name);
+                TestDatabase {
+                    url: url.to_string(),
+                    backend: Backend::Postgres,
+                    cleanup: Cleanup::PgDatabase { admin_url, name },
+                }
+            }
+            _ => {
+                let path = std::env::temp_dir().join(format!("{name}.db"));
+                TestDatabase {
+                    url: format!("sqlite://{}", path.display()),
+                    backend: Backend::Sqlite,
+                    cleanup: Cleanup::File(path),
+                }
+            }
+        }
+    }
+
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+}
+
+impl Drop for TestDatabase {
+    fn drop(&mut self) {
+        match &self.cleanup {
+            Cleanup::File(path) => {
+                for suffix in ["", "-wal", "-shm"] {
+                    let mut p = path.clone().into_os_string();
+                    p.push(suffix);
+                    let _ = std::fs::remove_file(p);
+                }
+            }
+            Cleanup::PgDatabase { admin_url, name } => {
+                // Drop runs inside an async test: do the blocking cleanup on a thread of its own.
+                let (admin_url, name) = (admin_url.clone(), name.clone());
+                let _ = std::thread::spawn(move || {
+                    let rt = tokio::runtime::Builder::new_current_thread()
+                        .enable_all()
+                        .build()
+                        .expect("runtime");
+                    rt.block_on(async {
+                        if let Ok(mut conn) = PgConnection::connect(&admin_url).await {
+                            let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                                .execute(&mut conn)
+                                .await;
+                        }
+                    });
+                })
+                .join();
+            }
+        }
+    }
+}
