@@ -14,7 +14,9 @@ const NONCE_LEN: usize = 12;
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum KeyError {
-    #[error("must be base64 (standard alphabet) of exactly 32 random bytes; generate one with `openssl rand -base64 32`")]
+    #[error(
+        "must be base64 (standard alphabet) of exactly 32 random bytes; generate one with `openssl rand -base64 32`"
+    )]
     Malformed,
 }
 

@@ -1,0 +1,10 @@
+//! cosell-server: the `cosell` binary — configuration, the axum router, sign-in, sessions, operations
+//! endpoints and, with `--sandbox`, the in-process emulators.
+
+pub mod config;
+mod error_page;
+mod ops;
+mod security;
+pub mod signin;
+pub mod startup;
+pub mod telemetry;

@@ -126,7 +126,11 @@ mod tests {
             (&["cosell.admin"], Access::NoRole),
         ];
         for (roles, expected) in cases {
-            assert_eq!(Access::from_roles(roles, &names), *expected, "roles {roles:?}");
+            assert_eq!(
+                Access::from_roles(roles, &names),
+                *expected,
+                "roles {roles:?}"
+            );
         }
     }
 
@@ -136,8 +140,14 @@ mod tests {
             admin: "Referrals.Admin".into(),
             viewer: "Referrals.Read".into(),
         };
-        assert_eq!(Access::from_roles(&["Referrals.Read"], &names), Access::Viewer);
-        assert_eq!(Access::from_roles(&["Cosell.Admin"], &names), Access::NoRole);
+        assert_eq!(
+            Access::from_roles(&["Referrals.Read"], &names),
+            Access::Viewer
+        );
+        assert_eq!(
+            Access::from_roles(&["Cosell.Admin"], &names),
+            Access::NoRole
+        );
     }
 
     #[test]

@@ -159,8 +159,13 @@ mod tests {
 
     #[tokio::test]
     async fn rejects_unknown_schemes() {
-        let err = Store::connect("mysql://u:pw@localhost/x").await.unwrap_err();
-        assert!(matches!(err, StoreError::UnsupportedUrl(ref u) if !u.contains("pw")), "{err}");
+        let err = Store::connect("mysql://u:pw@localhost/x")
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(err, StoreError::UnsupportedUrl(ref u) if !u.contains("pw")),
+            "{err}"
+        );
     }
 
     #[tokio::test]

@@ -99,7 +99,10 @@ mod tests {
             expiry_date: OffsetDateTime::now_utc() - Duration::hours(1),
         };
         sessions.create(&mut old).await.unwrap();
-        assert!(sessions.load(&old.id).await.unwrap().is_none(), "expired sessions do not load");
+        assert!(
+            sessions.load(&old.id).await.unwrap().is_none(),
+            "expired sessions do not load"
+        );
         sessions.delete_expired().await.unwrap();
 
         sessions.delete(&record.id).await.unwrap();

@@ -77,9 +77,11 @@ impl Drop for TestDatabase {
                         .expect("runtime");
                     rt.block_on(async {
                         if let Ok(mut conn) = PgConnection::connect(&admin_url).await {
-                            let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-                                .execute(&mut conn)
-                                .await;
+                            let _ = sqlx::query(&format!(
+                                "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
+                            ))
+                            .execute(&mut conn)
+                            .await;
                         }
                     });
                 })

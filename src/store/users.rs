@@ -77,7 +77,8 @@ impl Store {
         tenant_id: &str,
         object_id: &str,
     ) -> Result<Option<UserSummary>, StoreError> {
-        let sql = format!("SELECT {USER_COLUMNS} FROM users WHERE tenant_id = $1 AND object_id = $2");
+        let sql =
+            format!("SELECT {USER_COLUMNS} FROM users WHERE tenant_id = $1 AND object_id = $2");
         let row: Option<UserRow> = on_pool!(self, |p| sqlx::query_as(&sql)
             .bind(tenant_id)
             .bind(object_id)
@@ -141,8 +142,14 @@ mod tests {
     async fn sign_ins_are_recorded_and_updated() {
         let db = TestDatabase::new().await;
         let store = Store::connect(db.url()).await.unwrap();
-        store.record_sign_in(&user("a", Access::Viewer, 1_700_000_000)).await.unwrap();
-        store.record_sign_in(&user("b", Access::NoRole, 1_700_000_100)).await.unwrap();
+        store
+            .record_sign_in(&user("a", Access::Viewer, 1_700_000_000))
+            .await
+            .unwrap();
+        store
+            .record_sign_in(&user("b", Access::NoRole, 1_700_000_100))
+            .await
+            .unwrap();
         let mut again = user("a", Access::Admin, 1_700_000_200);
         again.name = "Renamed".into();
         store.record_sign_in(&again).await.unwrap();
@@ -167,8 +174,18 @@ mod tests {
         assert!(!store.is_session_revoked(&first).await.unwrap());
 
         let revoked_at = OffsetDateTime::from_unix_timestamp(1_700_000_050).unwrap();
-        assert!(store.revoke_sessions("tenant-1", "a", revoked_at).await.unwrap());
-        assert!(!store.revoke_sessions("tenant-1", "nobody", revoked_at).await.unwrap());
+        assert!(
+            store
+                .revoke_sessions("tenant-1", "a", revoked_at)
+                .await
+                .unwrap()
+        );
+        assert!(
+            !store
+                .revoke_sessions("tenant-1", "nobody", revoked_at)
+                .await
+                .unwrap()
+        );
         assert!(store.is_session_revoked(&first).await.unwrap());
 
         let later = user("a", Access::Admin, 1_700_000_060);

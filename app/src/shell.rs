@@ -1,0 +1,46 @@
+use crate::auth::whoami;
+use crate::pages::{overview::OverviewPage, users::UsersPage};
+use leptos::prelude::*;
+use leptos_meta::{MetaTags, Stylesheet, Title, provide_meta_context};
+use leptos_router::components::{Route, Router, Routes};
+use leptos_router::{SsrMode, path};
+
+/// The HTML document around the app (server only).
+pub fn shell(options: LeptosOptions) -> impl IntoView {
+    view! {
+        <!DOCTYPE html>
+        <html lang="en">
+            <head>
+                <meta charset="utf-8"/>
+                <meta name="viewport" content="width=device-width, initial-scale=1"/>
+                <AutoReload options=options.clone()/>
+                <HydrationScripts options/>
+                <MetaTags/>
+            </head>
+            <body>
+                <App/>
+            </body>
+        </html>
+    }
+}
+
+/// Who is signed in, fetched once per page load and shared by the layout and the pages.
+#[derive(Clone, Copy)]
+pub struct MeResource(pub Resource<Result<Option<crate::auth::Me>, crate::error::AppError>>);
+
+#[component]
+pub fn App() -> impl IntoView {
+    provide_meta_context();
+    provide_context(MeResource(Resource::new(|| (), |_| whoami())));
+    view! {
+        <Stylesheet id="leptos" href="/pkg/cosell.css"/>
+        <Title text="cosell"/>
+        <Router>
+            // Async: the whole page is rendered before it is sent, so it reads the same without JavaScript.
+            <Routes fallback=|| view! { <crate::layout::NotFound/> }>
+                <Route path=path!("/") view=OverviewPage ssr=SsrMode::Async/>
+                <Route path=path!("/users") view=UsersPage ssr=SsrMode::Async/>
+            </Routes>
+        </Router>
+    }
+}

@@ -1,0 +1,387 @@
+//! Microsoft Entra ID emulator (v2 endpoints), after `shared/reference/crm-apis.md` §1 and
+//! `emulator-checklist.md` §1.
+//!
+//! Served paths (`{tenant}` is the tenant id, its domain, `common` or `organizations`):
+//! - `GET  /{tenant}/v2.0/.well-known/openid-configuration`
+//! - `GET  /{tenant}/discovery/v2.0/keys`
+//! - `GET  /{tenant}/oauth2/v2.0/authorize` — a page where a person picks a demo user; `POST` signs in
+//! - `POST /{tenant}/oauth2/v2.0/token` — `authorization_code` (PKCE), `refresh_token` (rotation),
+//!   `client_credentials`
+//!
+//! Errors use Entra's shapes: token errors are HTTP 400 JSON with an `AADSTSnnnnn:` description and
+//! `error_codes`; authorize errors redirect with `error` + `error_description`, except an unknown client or
+//! a redirect URI that does not match, which show an error page and never redirect.
+
+mod authorize;
+mod errors;
+mod keys;
+mod token;
+
+use crate::clock::Clock;
+use axum::Router;
+use axum::routing::get;
+use serde::{Deserialize, Serialize};
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex, MutexGuard};
+use time::OffsetDateTime;
+
+pub use keys::SigningKeys;
+
+/// The demo tenant.
+pub const TENANT_ID: &str = "4f1a2b3c-5d6e-4f70-8a9b-0c1d2e3f4a5b";
+pub const TENANT_DOMAIN: &str = "contoso-sandbox.onmicrosoft.com";
+/// The app registration the cosell dashboard signs people in with.
+pub const DASHBOARD_CLIENT_ID: &str = "0d1e2f3a-4b5c-4d6e-8f70-112233445566";
+/// A sandbox-only secret: it opens nothing outside this emulator.
+pub const DASHBOARD_CLIENT_SECRET: &str = "sandbox-dashboard-secret";
+/// App-role values defined on the dashboard's app registration.
+pub const ADMIN_ROLE: &str = "Cosell.Admin";
+pub const VIEWER_ROLE: &str = "Cosell.Viewer";
+/// Microsoft Graph's application id: the audience of access tokens asked for with OIDC scopes only.
+const GRAPH_AUDIENCE: &str = "00000003-0000-0000-c000-000000000000";
+
+const CODE_LIFETIME_SECONDS: i64 = 600;
+const TOKEN_LIFETIME_SECONDS: i64 = 3599;
+
+/// A person who can sign in on the emulator's authorize page.
+#[derive(Debug, Clone, Serialize)]
+pub struct DemoUser {
+    /// Short handle used by the picker and the control API (`admin`, `viewer`, …).
+    pub key: String,
+    pub object_id: String,
+    pub name: String,
+    pub username: String,
+    /// App roles assigned to this user on the dashboard's app registration.
+    pub dashboard_roles: Vec<String>,
+    pub password_expired: bool,
+    /// What the picker says about this user.
+    pub description: String,
+}
+
+#[derive(Debug, Clone)]
+struct AppRegistration {
+    client_id: String,
+    secret: String,
+    name: String,
+    redirect_uris: Vec<String>,
+}
+
+/// Where an expired password is reported. The reference pairs AADSTS50055 with `invalid_grant` (a token
+/// endpoint error) but marks the mapping unconfirmed; an interactive sign-in may instead come back to the
+/// redirect URI with an error. Both are emulated; the token endpoint is the default.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ExpiredPasswordAt {
+    #[default]
+    Token,
+    Authorize,
+}
+
+/// Ways the next id_token can be wrong, so that a client's verification is put to the test.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum IdTokenFault {
+    /// Valid claims, signature altered.
+    BadSignature,
+    /// Signed by a key that the JWKS does not publish.
+    UnknownKey,
+    WrongAudience,
+    WrongIssuer,
+    /// Expired ten minutes ago.
+    Expired,
+    /// The `nonce` is not the one the client sent.
+    WrongNonce,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Faults {
+    /// Applied once, to the next id_token minted.
+    pub next_id_token: Option<IdTokenFault>,
+    pub expired_password_at: ExpiredPasswordAt,
+    /// Rotation normally leaves the old refresh token usable; this revokes it on use.
+    pub revoke_refresh_token_on_rotation: bool,
+    /// `invalid_client` is documented as 400; some cases are reported as 401 (unconfirmed).
+    pub invalid_client_status_401: bool,
+}
+
+#[derive(Debug, Clone)]
+struct CodeGrant {
+    client_id: String,
+    redirect_uri: String,
+    scopes: Vec<String>,
+    nonce: Option<String>,
+    challenge: Option<(String, ChallengeMethod)>,
+    user_key: String,
+    issued_at: OffsetDateTime,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ChallengeMethod {
+    S256,
+    Plain,
+}
+
+#[derive(Debug, Clone)]
+struct RefreshGrant {
+    client_id: String,
+    user_key: String,
+    scopes: Vec<String>,
+    revoked: bool,
+}
+
+struct State {
+    keys: SigningKeys,
+    clients: HashMap<String, AppRegistration>,
+    users: Vec<DemoUser>,
+    codes: HashMap<String, CodeGrant>,
+    redeemed_codes: HashSet<String>,
+    refresh_tokens: HashMap<String, RefreshGrant>,
+    faults: Faults,
+}
+
+struct Inner {
+    base_url: String,
+    clock: Clock,
+    state: Mutex<State>,
+}
+
+/// Handle on the emulator, shared by its HTTP handlers and by the process that hosts it.
+#[derive(Clone)]
+pub struct Entra {
+    inner: Arc<Inner>,
+}
+
+impl Entra {
+    /// The demo tenant: the dashboard app registration and four people.
+    pub fn seeded(base_url: String, clock: Clock) -> Entra {
+        let dashboard = AppRegistration {
+            client_id: DASHBOARD_CLIENT_ID.into(),
+            secret: DASHBOARD_CLIENT_SECRET.into(),
+            name: "cosell dashboard".into(),
+            redirect_uris: Vec::new(),
+        };
+        let state = State {
+            keys: SigningKeys::generate(),
+            clients: HashMap::from([(dashboard.client_id.clone(), dashboard)]),
+            users: demo_users(),
+            codes: HashMap::new(),
+            redeemed_codes: HashSet::new(),
+            refresh_tokens: HashMap::new(),
+            faults: Faults::default(),
+        };
+        Entra {
+            inner: Arc::new(Inner {
+                base_url,
+                clock,
+                state: Mutex::new(state),
+            }),
+        }
+    }
+
+    /// `https://login.microsoftonline.com/{tid}/v2.0`, with this emulator's base URL.
+    pub fn issuer(&self) -> String {
+        format!("{}/{TENANT_ID}/v2.0", self.inner.base_url)
+    }
+
+    pub fn users(&self) -> Vec<DemoUser> {
+        self.state().users.clone()
+    }
+
+    /// Adds a redirect URI to an app registration (the host learns its own address only once bound).
+    pub fn register_redirect_uri(&self, client_id: &str, uri: &str) {
+        let mut state = self.state();
+        if let Some(app) = state.clients.get_mut(client_id)
+            && !app.redirect_uris.iter().any(|u| u == uri)
+        {
+            app.redirect_uris.push(uri.to_string());
+        }
+    }
+
+    pub fn faults(&self) -> Faults {
+        self.state().faults.clone()
+    }
+
+    pub fn set_faults(&self, faults: Faults) {
+        self.state().faults = faults;
+    }
+
+    /// Publishes a new signing key and signs with it from now on; the old key stays in the JWKS.
+    pub fn rotate_signing_key(&self) -> String {
+        self.state().keys.rotate()
+    }
+
+    /// Revokes every refresh token a user holds (password change, admin revoke: AADSTS50173 on use).
+    pub fn revoke_user_grants(&self, user_key: &str) -> usize {
+        let mut state = self.state();
+        let mut n = 0;
+        for grant in state.refresh_tokens.values_mut() {
+            if grant.user_key == user_key && !grant.revoked {
+                grant.revoked = true;
+                n += 1;
+            }
+        }
+        n
+    }
+
+    fn state(&self) -> MutexGuard<'_, State> {
+        // A panic while holding the lock must not take the whole emulator down with it.
+        self.inner
+            .state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn now(&self) -> OffsetDateTime {
+        self.inner.clock.now()
+    }
+
+    fn base_url(&self) -> &str {
+        &self.inner.base_url
+    }
+}
+
+fn demo_users() -> Vec<DemoUser> {
+    let user = |key: &str,
+                oid: &str,
+                name: &str,
+                login: &str,
+                roles: &[&str],
+                expired: bool,
+                description: &str| DemoUser {
+        key: key.into(),
+        object_id: oid.into(),
+        name: name.into(),
+        username: format!("{login}@{TENANT_DOMAIN}"),
+        dashboard_roles: roles.iter().map(|r| r.to_string()).collect(),
+        password_expired: expired,
+        description: description.into(),
+    };
+    vec![
+        user(
+            "admin",
+            "a1d4e1e5-0000-4000-8000-000000000001",
+            "Adele Vance",
+            "adele",
+            &[ADMIN_ROLE],
+            false,
+            "Referrals admin (app role Cosell.Admin)",
+        ),
+        user(
+            "viewer",
+            "a1d4e1e5-0000-4000-8000-000000000002",
+            "Megan Bowen",
+            "megan",
+            &[VIEWER_ROLE],
+            false,
+            "Read-only (app role Cosell.Viewer)",
+        ),
+        user(
+            "norole",
+            "a1d4e1e5-0000-4000-8000-000000000003",
+            "Alex Wilber",
+            "alex",
+            &[],
+            false,
+            "Signed in, but no app role assigned",
+        ),
+        user(
+            "expired",
+            "a1d4e1e5-0000-4000-8000-000000000004",
+            "Diego Siciliani",
+            "diego",
+            &[ADMIN_ROLE],
+            true,
+            "Password expired: sign-in fails with AADSTS50055",
+        ),
+    ]
+}
+
+/// Resolves the `{tenant}` path segment. `common` and `organizations` are accepted as Entra does.
+fn tenant_is_known(tenant: &str) -> bool {
+    tenant == TENANT_ID
+        || tenant.eq_ignore_ascii_case(TENANT_DOMAIN)
+        || tenant == "common"
+        || tenant == "organizations"
+}
+
+pub fn routes(entra: Entra) -> Router {
+    Router::new()
+        .route(
+            "/{tenant}/v2.0/.well-known/openid-configuration",
+            get(keys::discovery),
+        )
+        .route("/{tenant}/discovery/v2.0/keys", get(keys::jwks))
+        .route(
+            "/{tenant}/oauth2/v2.0/authorize",
+            get(authorize::show).post(authorize::sign_in),
+        )
+        .route(
+            "/{tenant}/oauth2/v2.0/token",
+            axum::routing::post(token::token),
+        )
+        .with_state(entra)
+}
+
+fn random_token(len: usize) -> String {
+    use rand::Rng;
+    rand::thread_rng()
+        .sample_iter(&rand::distributions::Alphanumeric)
+        .take(len)
+        .map(char::from)
+        .collect()
+}
+
+/// Splits requested scopes into OIDC scopes and the single resource the rest belong to.
+/// `https://api.partner.microsoft.com/user_impersonation` → resource `https://api.partner.microsoft.com`.
+fn resource_of(scopes: &[String]) -> Result<Option<String>, String> {
+    let mut resource: Option<String> = None;
+    for scope in scopes {
+        if matches!(
+            scope.as_str(),
+            "openid" | "profile" | "email" | "offline_access"
+        ) {
+            continue;
+        }
+        let this = match scope.rfind('/') {
+            Some(i) if scope.contains("://") => scope[..i].to_string(),
+            _ => GRAPH_AUDIENCE.to_string(),
+        };
+        match &resource {
+            Some(r) if *r != this => return Err(scope.clone()),
+            _ => resource = Some(this),
+        }
+    }
+    Ok(resource)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scopes_resolve_to_one_resource() {
+        let s = |v: &[&str]| v.iter().map(|x| x.to_string()).collect::<Vec<_>>();
+        assert_eq!(
+            resource_of(&s(&["openid", "profile", "offline_access"])),
+            Ok(None)
+        );
+        assert_eq!(
+            resource_of(&s(&[
+                "openid",
+                "https://api.partner.microsoft.com/user_impersonation"
+            ])),
+            Ok(Some("https://api.partner.microsoft.com".into()))
+        );
+        assert_eq!(
+            resource_of(&s(&["User.Read"])),
+            Ok(Some(GRAPH_AUDIENCE.into()))
+        );
+        assert!(
+            resource_of(&s(&[
+                "https://api.partner.microsoft.com/user_impersonation",
+                "https://org.crm.dynamics.com/user_impersonation"
+            ]))
+            .is_err()
+        );
+    }
+}

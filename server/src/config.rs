@@ -1,0 +1,435 @@
+//! Command line and environment. Every setting has a flag and an environment variable; bad or missing
+//! settings stop start-up with one line naming the setting and how to fix it.
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use cosell::crypto::SealingKey;
+use cosell::domain::RoleNames;
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use url::Url;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "cosell",
+    version,
+    about = "Co-sell referrals connector: Partner Center ⇄ CRM"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the dashboard and the sync engine.
+    Serve(Box<ServeArgs>),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Json,
+    Pretty,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ServeArgs {
+    /// Start the local emulators (Entra ID, …) in-process with demo data and sign in against them.
+    #[arg(long, env = "COSELL_SANDBOX")]
+    pub sandbox: bool,
+    /// Address the dashboard listens on.
+    #[arg(long, env = "COSELL_ADDR", default_value = "127.0.0.1:3000")]
+    pub addr: SocketAddr,
+    /// Where the sandbox emulators listen (with --sandbox).
+    #[arg(long, env = "COSELL_SANDBOX_ADDR", default_value = "127.0.0.1:3100")]
+    pub sandbox_addr: SocketAddr,
+    /// sqlite://path or postgres://… [default: sqlite://./data/cosell.db; with --sandbox a fresh
+    /// sqlite://./data/sandbox.db at each start]
+    #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
+    pub database_url: Option<String>,
+    #[arg(long, env = "COSELL_LOG_FORMAT", value_enum, default_value = "pretty")]
+    pub log_format: LogFormat,
+    /// The URL people use to reach the dashboard (behind a proxy: its https URL). [default: http://ADDR]
+    #[arg(long, env = "COSELL_PUBLIC_URL")]
+    pub public_url: Option<String>,
+    /// Directory holding the built front end (`pkg/`).
+    #[arg(long, env = "COSELL_SITE_ROOT", default_value = "target/site")]
+    pub site_root: PathBuf,
+    /// Entra ID tenant (directory) id or verified domain. Not `common` or `organizations`.
+    #[arg(long, env = "COSELL_ENTRA_TENANT_ID")]
+    pub entra_tenant_id: Option<String>,
+    /// Entra ID authority host (sovereign clouds differ).
+    #[arg(
+        long,
+        env = "COSELL_ENTRA_AUTHORITY",
+        default_value = "https://login.microsoftonline.com"
+    )]
+    pub entra_authority: String,
+    /// Application (client) id of cosell's app registration.
+    #[arg(long, env = "COSELL_OIDC_CLIENT_ID")]
+    pub oidc_client_id: Option<String>,
+    /// Client secret of cosell's app registration.
+    #[arg(long, env = "COSELL_OIDC_CLIENT_SECRET", hide_env_values = true)]
+    pub oidc_client_secret: Option<String>,
+    /// Redirect URI registered on the app registration. [default: PUBLIC_URL/auth/callback]
+    #[arg(long, env = "COSELL_OIDC_REDIRECT_URL")]
+    pub oidc_redirect_url: Option<String>,
+    /// App-role value that makes a person a referrals admin.
+    #[arg(long, env = "COSELL_ADMIN_ROLE", default_value = "Cosell.Admin")]
+    pub admin_role: String,
+    /// App-role value that gives read-only access.
+    #[arg(long, env = "COSELL_VIEWER_ROLE", default_value = "Cosell.Viewer")]
+    pub viewer_role: String,
+    /// Base64 of 32 random bytes sealing secrets at rest (`openssl rand -base64 32`). With --sandbox, a
+    /// fresh key is made at each start when unset.
+    #[arg(long, env = "COSELL_SECRET_KEY", hide_env_values = true)]
+    pub secret_key: Option<String>,
+}
+
+/// A configuration problem, naming the setting.
+#[derive(Debug, PartialEq, Eq)]
+pub struct ConfigError {
+    pub setting: &'static str,
+    pub problem: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.setting, self.problem)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+fn problem(setting: &'static str, problem: impl Into<String>) -> ConfigError {
+    ConfigError {
+        setting,
+        problem: problem.into(),
+    }
+}
+
+/// Where people sign in.
+#[derive(Debug, Clone)]
+pub enum Identity {
+    /// The in-process Entra ID emulator, listening here.
+    Sandbox {
+        addr: SocketAddr,
+    },
+    Entra(OidcSettings),
+}
+
+#[derive(Clone)]
+pub struct OidcSettings {
+    /// `https://login.microsoftonline.com/{tenant}/v2.0`
+    pub issuer: Url,
+    pub client_id: String,
+    pub client_secret: String,
+    /// None: `{public_url}/auth/callback`.
+    pub redirect_url: Option<Url>,
+}
+
+impl fmt::Debug for OidcSettings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("OidcSettings")
+            .field("issuer", &self.issuer.as_str())
+            .field("client_id", &self.client_id)
+            .field("client_secret", &"…")
+            .field("redirect_url", &self.redirect_url.as_ref().map(Url::as_str))
+            .finish()
+    }
+}
+
+/// Validated settings.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub addr: SocketAddr,
+    pub database_url: String,
+    /// True when the sandbox database should start empty (the default sandbox file).
+    pub fresh_database: bool,
+    pub log_format: LogFormat,
+    pub public_url: Option<Url>,
+    pub site_root: PathBuf,
+    pub identity: Identity,
+    pub roles: RoleNames,
+    pub sealing_key: SealingKey,
+}
+
+impl ServeArgs {
+    pub fn into_settings(self) -> Result<Settings, ConfigError> {
+        let public_url = self
+            .public_url
+            .as_deref()
+            .map(|u| parse_http_url(u, "COSELL_PUBLIC_URL (--public-url)"))
+            .transpose()?;
+        let (database_url, fresh_database) = match self.database_url {
+            Some(url)
+                if url.starts_with("sqlite:")
+                    || url.starts_with("postgres://")
+                    || url.starts_with("postgresql://") =>
+            {
+                (url, false)
+            }
+            Some(url) => {
+                return Err(problem(
+                    "DATABASE_URL (--database-url)",
+                    format!(
+                        "must start with sqlite: or postgres:// (got {:?})",
+                        cosell::store::redact_url(&url)
+                    ),
+                ));
+            }
+            None if self.sandbox => ("sqlite://./data/sandbox.db".to_string(), true),
+            None => ("sqlite://./data/cosell.db".to_string(), false),
+        };
+        let roles = RoleNames {
+            admin: non_empty(self.admin_role, "COSELL_ADMIN_ROLE (--admin-role)")?,
+            viewer: non_empty(self.viewer_role, "COSELL_VIEWER_ROLE (--viewer-role)")?,
+        };
+        if roles.admin == roles.viewer {
+            return Err(problem(
+                "COSELL_VIEWER_ROLE (--viewer-role)",
+                "must differ from the admin role",
+            ));
+        }
+        let sealing_key = match (self.secret_key, self.sandbox) {
+            (Some(k), _) => SealingKey::parse_base64(&k)
+                .map_err(|e| problem("COSELL_SECRET_KEY (--secret-key)", e.to_string()))?,
+            (None, true) => SealingKey::generate(),
+            (None, false) => {
+                return Err(problem(
+                    "COSELL_SECRET_KEY (--secret-key)",
+                    "is required: it seals tokens and secrets at rest. Generate one with `openssl rand -base64 32` and keep it safe",
+                ));
+            }
+        };
+        let identity = if self.sandbox {
+            Identity::Sandbox {
+                addr: self.sandbox_addr,
+            }
+        } else {
+            let tenant = self.entra_tenant_id.unwrap_or_default();
+            let tenant = tenant.trim();
+            if tenant.is_empty() {
+                return Err(problem(
+                    "COSELL_ENTRA_TENANT_ID (--entra-tenant-id)",
+                    "is required (your directory's tenant id, from Entra admin center → Overview), unless --sandbox is given",
+                ));
+            }
+            if matches!(tenant, "common" | "organizations" | "consumers")
+                || !tenant
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.')
+            {
+                return Err(problem(
+                    "COSELL_ENTRA_TENANT_ID (--entra-tenant-id)",
+                    format!(
+                        "must be your tenant id or verified domain, not {tenant:?}: multi-tenant authorities publish a templated issuer that cannot be verified"
+                    ),
+                ));
+            }
+            let authority = parse_http_url(
+                &self.entra_authority,
+                "COSELL_ENTRA_AUTHORITY (--entra-authority)",
+            )?;
+            let issuer = Url::parse(&format!(
+                "{}/{tenant}/v2.0",
+                authority.as_str().trim_end_matches('/')
+            ))
+            .map_err(|e| problem("COSELL_ENTRA_TENANT_ID (--entra-tenant-id)", e.to_string()))?;
+            let client_id = non_empty(
+                self.oidc_client_id.unwrap_or_default(),
+                "COSELL_OIDC_CLIENT_ID (--oidc-client-id)",
+            )
+            .map_err(|e| ConfigError {
+                problem: "is required: the Application (client) ID of cosell's app registration"
+                    .into(),
+                ..e
+            })?;
+            let client_secret = non_empty(
+                self.oidc_client_secret.unwrap_or_default(),
+                "COSELL_OIDC_CLIENT_SECRET (--oidc-client-secret)",
+            )
+            .map_err(|e| ConfigError {
+                problem: "is required: a client secret value of cosell's app registration".into(),
+                ..e
+            })?;
+            let redirect_url = self
+                .oidc_redirect_url
+                .as_deref()
+                .map(|u| parse_http_url(u, "COSELL_OIDC_REDIRECT_URL (--oidc-redirect-url)"))
+                .transpose()?;
+            Identity::Entra(OidcSettings {
+                issuer,
+                client_id,
+                client_secret,
+                redirect_url,
+            })
+        };
+        Ok(Settings {
+            addr: self.addr,
+            database_url,
+            fresh_database,
+            log_format: self.log_format,
+            public_url,
+            site_root: self.site_root,
+            identity,
+            roles,
+            sealing_key,
+        })
+    }
+}
+
+fn non_empty(value: String, setting: &'static str) -> Result<String, ConfigError> {
+    let v = value.trim().to_string();
+    if v.is_empty() {
+        Err(problem(setting, "must not be empty"))
+    } else {
+        Ok(v)
+    }
+}
+
+fn parse_http_url(text: &str, setting: &'static str) -> Result<Url, ConfigError> {
+    let url =
+        Url::parse(text).map_err(|e| problem(setting, format!("is not a URL ({e}): {text:?}")))?;
+    if !matches!(url.scheme(), "http" | "https") || url.host().is_none() {
+        return Err(problem(
+            setting,
+            format!("must be an http(s) URL with a host, got {text:?}"),
+        ));
+    }
+    Ok(url)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<Settings, ConfigError> {
+        let mut full = vec!["cosell", "serve"];
+        full.extend_from_slice(args);
+        let Command::Serve(args) = Cli::try_parse_from(full).expect("parses").command;
+        args.into_settings()
+    }
+
+    const KEY: &str = "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=";
+
+    #[test]
+    fn sandbox_needs_nothing_else() {
+        let s = parse(&["--sandbox"]).unwrap();
+        assert_eq!(s.addr.to_string(), "127.0.0.1:3000");
+        assert_eq!(s.database_url, "sqlite://./data/sandbox.db");
+        assert!(s.fresh_database);
+        assert!(matches!(s.identity, Identity::Sandbox { .. }));
+    }
+
+    #[test]
+    fn entra_settings_are_required_outside_the_sandbox() {
+        let err = parse(&["--secret-key", KEY]).unwrap_err();
+        assert_eq!(err.setting, "COSELL_ENTRA_TENANT_ID (--entra-tenant-id)");
+        let err = parse(&[
+            "--secret-key",
+            KEY,
+            "--entra-tenant-id",
+            "contoso.onmicrosoft.com",
+        ])
+        .unwrap_err();
+        assert_eq!(err.setting, "COSELL_OIDC_CLIENT_ID (--oidc-client-id)");
+        let err = parse(&[
+            "--secret-key",
+            KEY,
+            "--entra-tenant-id",
+            "t",
+            "--oidc-client-id",
+            "c",
+        ])
+        .unwrap_err();
+        assert_eq!(
+            err.setting,
+            "COSELL_OIDC_CLIENT_SECRET (--oidc-client-secret)"
+        );
+        let err = parse(&[
+            "--entra-tenant-id",
+            "t",
+            "--oidc-client-id",
+            "c",
+            "--oidc-client-secret",
+            "s",
+        ])
+        .unwrap_err();
+        assert_eq!(err.setting, "COSELL_SECRET_KEY (--secret-key)");
+
+        let s = parse(&[
+            "--secret-key",
+            KEY,
+            "--entra-tenant-id",
+            "contoso.onmicrosoft.com",
+            "--oidc-client-id",
+            "c",
+            "--oidc-client-secret",
+            "s",
+        ])
+        .unwrap();
+        let Identity::Entra(oidc) = s.identity else {
+            panic!("entra")
+        };
+        assert_eq!(
+            oidc.issuer.as_str(),
+            "https://login.microsoftonline.com/contoso.onmicrosoft.com/v2.0"
+        );
+        assert!(
+            !format!("{oidc:?}").contains("\"s\""),
+            "secret is not in Debug output"
+        );
+        assert_eq!(s.database_url, "sqlite://./data/cosell.db");
+        assert!(!s.fresh_database);
+    }
+
+    #[test]
+    fn bad_values_name_their_setting() {
+        let cases: &[(&[&str], &str)] = &[
+            (
+                &["--sandbox", "--secret-key", "short"],
+                "COSELL_SECRET_KEY (--secret-key)",
+            ),
+            (
+                &["--sandbox", "--database-url", "mysql://x"],
+                "DATABASE_URL (--database-url)",
+            ),
+            (
+                &["--sandbox", "--public-url", "not a url"],
+                "COSELL_PUBLIC_URL (--public-url)",
+            ),
+            (
+                &["--sandbox", "--public-url", "ftp://x"],
+                "COSELL_PUBLIC_URL (--public-url)",
+            ),
+            (
+                &["--sandbox", "--admin-role", " "],
+                "COSELL_ADMIN_ROLE (--admin-role)",
+            ),
+            (
+                &["--sandbox", "--viewer-role", "Cosell.Admin"],
+                "COSELL_VIEWER_ROLE (--viewer-role)",
+            ),
+            (
+                &["--secret-key", KEY, "--entra-tenant-id", "common"],
+                "COSELL_ENTRA_TENANT_ID (--entra-tenant-id)",
+            ),
+            (
+                &["--secret-key", KEY, "--entra-tenant-id", "a/b"],
+                "COSELL_ENTRA_TENANT_ID (--entra-tenant-id)",
+            ),
+        ];
+        for (args, setting) in cases {
+            let err = parse(args).unwrap_err();
+            assert_eq!(err.setting, *setting, "{args:?}: {err}");
+            assert!(!err.to_string().contains('\n'), "one line: {err}");
+        }
+    }
+
+    #[test]
+    fn bad_database_urls_are_redacted_in_the_message() {
+        let err = parse(&["--sandbox", "--database-url", "mysql://u:hunter2@h/x"]).unwrap_err();
+        assert!(!err.to_string().contains("hunter2"), "{err}");
+    }
+}

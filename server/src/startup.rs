@@ -1,0 +1,261 @@
+//! Building and running the application: listener, store, sign-in, sessions, router, and with
+//! `--sandbox` the emulators. Tests start the real thing on port 0 through [`Application::build`].
+
+use crate::config::{Identity, OidcSettings, Settings};
+use crate::signin::{self, SignIn};
+use crate::{ops, security};
+use axum::Router;
+use axum::extract::FromRef;
+use axum::routing::get;
+use cosell::store::Store;
+use cosell_app::auth::server::ServerContext;
+use cosell_app::{App, shell};
+use cosell_sandbox::Sandbox;
+use cosell_sandbox::entra::{DASHBOARD_CLIENT_ID, DASHBOARD_CLIENT_SECRET};
+use leptos::prelude::*;
+use leptos_axum::{LeptosRoutes, generate_route_list};
+use metrics_exporter_prometheus::PrometheusHandle;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tower_http::compression::CompressionLayer;
+use tower_http::trace::TraceLayer;
+use tower_sessions::cookie::SameSite;
+use tower_sessions::{Expiry, SessionManagerLayer};
+use url::Url;
+
+#[derive(Clone, FromRef)]
+pub struct AppState {
+    pub leptos_options: LeptosOptions,
+    pub store: Store,
+    pub sign_in: Arc<SignIn>,
+    pub prometheus: PrometheusHandle,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("COSELL_ADDR (--addr): cannot listen on {addr}: {source}")]
+    Listen {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("COSELL_SANDBOX_ADDR (--sandbox-addr): cannot start the sandbox on {addr}: {source}")]
+    Sandbox {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("DATABASE_URL (--database-url): {0}")]
+    Store(#[from] cosell::store::StoreError),
+    #[error("sign-in settings: {0}")]
+    SignIn(String),
+}
+
+pub struct Application {
+    listener: TcpListener,
+    router: Router,
+    addr: SocketAddr,
+    public_url: Url,
+    store: Store,
+    sandbox: Option<Sandbox>,
+    issuer: String,
+}
+
+const SESSION_COOKIE: &str = "cosell.sid";
+
+impl Application {
+    pub async fn build(settings: Settings) -> Result<Application, StartError> {
+        let listener =
+            TcpListener::bind(settings.addr)
+                .await
+                .map_err(|source| StartError::Listen {
+                    addr: settings.addr,
+                    source,
+                })?;
+        let addr = listener.local_addr().map_err(|source| StartError::Listen {
+            addr: settings.addr,
+            source,
+        })?;
+        let public_url = settings.public_url.clone().unwrap_or_else(|| {
+            Url::parse(&format!("http://{addr}")).expect("socket address makes a URL")
+        });
+        let default_redirect = format!(
+            "{}/auth/callback",
+            public_url.as_str().trim_end_matches('/')
+        );
+
+        let (oidc, sandbox) = match &settings.identity {
+            Identity::Sandbox { addr: sandbox_addr } => {
+                let sandbox =
+                    Sandbox::start(*sandbox_addr)
+                        .await
+                        .map_err(|source| StartError::Sandbox {
+                            addr: *sandbox_addr,
+                            source,
+                        })?;
+                sandbox
+                    .entra()
+                    .register_redirect_uri(DASHBOARD_CLIENT_ID, &default_redirect);
+                let oidc = OidcSettings {
+                    issuer: Url::parse(&sandbox.entra().issuer()).expect("sandbox issuer is a URL"),
+                    client_id: DASHBOARD_CLIENT_ID.into(),
+                    client_secret: DASHBOARD_CLIENT_SECRET.into(),
+                    redirect_url: None,
+                };
+                (oidc, Some(sandbox))
+            }
+            Identity::Entra(oidc) => (oidc.clone(), None),
+        };
+
+        if settings.fresh_database {
+            remove_sqlite_file(&settings.database_url);
+        }
+        let store = Store::connect(&settings.database_url).await?;
+        let sessions = store.session_backend().await?;
+        spawn_expired_session_sweeper(sessions.clone());
+
+        let redirect = oidc
+            .redirect_url
+            .as_ref()
+            .map(|u| u.to_string())
+            .unwrap_or(default_redirect);
+        let sign_in = SignIn::new(
+            oidc.issuer.as_str().trim_end_matches('/'),
+            oidc.client_id.clone(),
+            oidc.client_secret.clone(),
+            &redirect,
+            settings.roles.clone(),
+        )
+        .map_err(StartError::SignIn)?;
+        let issuer = sign_in.issuer().to_string();
+
+        let leptos_options = LeptosOptions::builder()
+            .output_name("cosell")
+            .site_root(settings.site_root.to_string_lossy().to_string())
+            .site_pkg_dir("pkg")
+            .site_addr(addr)
+            .build();
+        let state = AppState {
+            leptos_options: leptos_options.clone(),
+            store: store.clone(),
+            sign_in: Arc::new(sign_in),
+            prometheus: ops::prometheus(),
+        };
+        let server_context = ServerContext {
+            store: store.clone(),
+            roles: settings.roles.clone(),
+        };
+
+        let session_layer = SessionManagerLayer::new(sessions)
+            .with_name(SESSION_COOKIE)
+            .with_http_only(true)
+            .with_same_site(SameSite::Lax)
+            .with_secure(public_url.scheme() == "https")
+            .with_expiry(Expiry::OnInactivity(time::Duration::hours(8)));
+
+        let routes = generate_route_list(App);
+        let context = move || provide_context(server_context.clone());
+        let router = Router::new()
+            .route("/healthz", get(ops::health))
+            .route("/metrics", get(ops::metrics))
+            .merge(signin::routes())
+            .leptos_routes_with_context(&state, routes, context.clone(), {
+                let options = leptos_options.clone();
+                move || shell(options.clone())
+            })
+            .fallback(leptos_axum::file_and_error_handler_with_context::<
+                AppState,
+                _,
+            >(context, shell))
+            .layer(session_layer)
+            .layer(axum::middleware::from_fn(security::refuse_cross_origin))
+            .layer(axum::middleware::from_fn(ops::track))
+            .layer(TraceLayer::new_for_http())
+            .layer(CompressionLayer::new())
+            .with_state(state);
+
+        Ok(Application {
+            listener,
+            router,
+            addr,
+            public_url,
+            store,
+            sandbox,
+            issuer,
+        })
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    pub fn base_url(&self) -> String {
+        self.public_url.as_str().trim_end_matches('/').to_string()
+    }
+
+    /// The sandbox's base URL, when running with `--sandbox`.
+    pub fn sandbox_url(&self) -> Option<String> {
+        self.sandbox.as_ref().map(Sandbox::base_url)
+    }
+
+    pub fn print_banner(&self) {
+        tracing::info!(url = %self.base_url(), issuer = %self.issuer, "cosell is listening");
+        println!("cosell dashboard: {}", self.base_url());
+        if let Some(sandbox) = &self.sandbox {
+            println!(
+                "sandbox emulators: {} (Entra ID issuer {})",
+                sandbox.base_url(),
+                self.issuer
+            );
+            let users: Vec<String> = sandbox
+                .entra()
+                .users()
+                .into_iter()
+                .map(|u| format!("{} ({})", u.name, u.key))
+                .collect();
+            println!("sandbox demo users: {}", users.join(", "));
+        }
+    }
+
+    /// Serves until `shutdown` resolves, then finishes in-flight requests and closes the database.
+    pub async fn run_until(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> std::io::Result<()> {
+        let result = axum::serve(self.listener, self.router.into_make_service())
+            .with_graceful_shutdown(shutdown)
+            .await;
+        if let Some(sandbox) = &self.sandbox {
+            sandbox.shutdown();
+        }
+        self.store.close().await;
+        result
+    }
+}
+
+fn spawn_expired_session_sweeper(sessions: cosell::store::SessionBackend) {
+    use tower_sessions::ExpiredDeletion;
+    tokio::spawn(async move {
+        let mut every = tokio::time::interval(Duration::from_secs(3600));
+        loop {
+            every.tick().await;
+            if let Err(e) = sessions.delete_expired().await {
+                tracing::warn!(error = %e, "could not delete expired sessions");
+            }
+        }
+    });
+}
+
+/// The sandbox starts from a clean slate: its emulators forget everything at each start, so must we.
+fn remove_sqlite_file(url: &str) {
+    if let Some(path) = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))
+    {
+        let path = path.split('?').next().unwrap_or(path);
+        for suffix in ["", "-wal", "-shm"] {
+            let _ = std::fs::remove_file(format!("{path}{suffix}"));
+        }
+    }
+}
