@@ -90,8 +90,8 @@ pub struct SignedInUser {
     /// Display only (`preferred_username`, mutable).
     pub username: String,
     pub access: Access,
-    /// Unix seconds. A session older than the user's "sessions revoked" mark is no longer valid.
-    pub signed_in_at: i64,
+    /// Unix milliseconds. A session older than the user's "sessions revoked" mark is no longer valid.
+    pub signed_in_at_ms: i64,
 }
 
 /// A person who has signed in to this dashboard, as the Users page lists them.

@@ -37,8 +37,9 @@ const USER_COLUMNS: &str =
 impl Store {
     /// Records a sign-in: creates the user on first sign-in, refreshes display fields and access after.
     pub async fn record_sign_in(&self, user: &SignedInUser) -> Result<(), StoreError> {
-        let at = OffsetDateTime::from_unix_timestamp(user.signed_in_at)
-            .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let at =
+            OffsetDateTime::from_unix_timestamp_nanos(i128::from(user.signed_in_at_ms) * 1_000_000)
+                .map_err(|e| StoreError::Corrupt(e.to_string()))?;
         on_pool!(self, |p| {
             sqlx::query(
                 "INSERT INTO users (tenant_id, object_id, name, username, access, first_sign_in_at, last_sign_in_at)
@@ -106,7 +107,7 @@ impl Store {
         Ok(result > 0)
     }
 
-    /// Whether a session that began at `signed_in_at` (unix seconds) has been revoked since.
+    /// Whether the session of `user` began before their sessions were last revoked.
     pub async fn is_session_revoked(&self, user: &SignedInUser) -> Result<bool, StoreError> {
         let revoked: Option<Option<OffsetDateTime>> = on_pool!(self, |p| sqlx::query_scalar(
             "SELECT sessions_revoked_at FROM users WHERE tenant_id = $1 AND object_id = $2"
@@ -116,7 +117,7 @@ impl Store {
         .fetch_optional(p)
         .await)?;
         Ok(match revoked.flatten() {
-            Some(at) => user.signed_in_at <= at.unix_timestamp(),
+            Some(at) => i128::from(user.signed_in_at_ms) <= at.unix_timestamp_nanos() / 1_000_000,
             None => false,
         })
     }
@@ -127,14 +128,14 @@ mod tests {
     use super::super::test_support::TestDatabase;
     use super::*;
 
-    fn user(oid: &str, access: Access, at: i64) -> SignedInUser {
+    fn user(oid: &str, access: Access, at_seconds: i64) -> SignedInUser {
         SignedInUser {
             tenant_id: "tenant-1".into(),
             object_id: oid.into(),
             name: format!("User {oid}"),
             username: format!("{oid}@contoso.example"),
             access,
-            signed_in_at: at,
+            signed_in_at_ms: at_seconds * 1000,
         }
     }
 
@@ -188,7 +189,9 @@ mod tests {
         );
         assert!(store.is_session_revoked(&first).await.unwrap());
 
-        let later = user("a", Access::Admin, 1_700_000_060);
+        // Same second as the revocation, a millisecond later: a new session, valid.
+        let mut later = user("a", Access::Admin, 1_700_000_050);
+        later.signed_in_at_ms += 1;
         store.record_sign_in(&later).await.unwrap();
         assert!(!store.is_session_revoked(&later).await.unwrap());
         let summary = store.get_user("tenant-1", "a").await.unwrap().unwrap();

@@ -93,7 +93,9 @@ pub enum IdTokenFault {
     WrongNonce,
 }
 
+/// Fields left out of a control request take their defaults (no fault).
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
 pub struct Faults {
     /// Applied once, to the next id_token minted.
     pub next_id_token: Option<IdTokenFault>,

@@ -126,7 +126,8 @@ async fn callback(
         None => return fail(SignInError::StateMismatch),
     };
     let return_to = pending.return_to.clone();
-    let user = match app.sign_in.finish(pending, params, now()).await {
+    let now_ms = (OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64;
+    let user = match app.sign_in.finish(pending, params, now_ms).await {
         Ok(user) => user,
         Err(e) => return fail(e),
     };

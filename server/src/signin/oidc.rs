@@ -188,7 +188,7 @@ impl SignIn {
         &self,
         pending: Pending,
         params: CallbackParams,
-        now: i64,
+        now_ms: i64,
     ) -> Result<SignedInUser, SignInError> {
         if let Some(error) = params.error {
             let description = params.error_description.unwrap_or_default();
@@ -273,7 +273,7 @@ impl SignIn {
             access: Access::from_roles(&extra.roles, &self.roles),
             tenant_id,
             object_id,
-            signed_in_at: now,
+            signed_in_at_ms: now_ms,
         })
     }
 }

@@ -1,0 +1,179 @@
+//! Every server function checks the role itself; cross-origin writes are refused.
+
+use crate::helpers::*;
+use reqwest::StatusCode;
+
+const ADELE: &str = "a1d4e1e5-0000-4000-8000-000000000001";
+const MEGAN: &str = "a1d4e1e5-0000-4000-8000-000000000002";
+const TENANT: &str = "4f1a2b3c-5d6e-4f70-8a9b-0c1d2e3f4a5b";
+
+async fn call(
+    client: &reqwest::Client,
+    app: &TestApp,
+    function: &str,
+    form: &[(&str, &str)],
+) -> (StatusCode, String) {
+    let r = client
+        .post(app.url(&format!("/api/{function}")))
+        .form(form)
+        .send()
+        .await
+        .unwrap();
+    (r.status(), r.text().await.unwrap())
+}
+
+#[tokio::test]
+async fn a_viewer_cannot_call_an_admin_server_function() {
+    let app = TestApp::spawn().await;
+    let admin = app.signed_in("admin").await;
+    let viewer = app.signed_in("viewer").await;
+
+    let (status, body) = call(
+        &viewer,
+        &app,
+        "end_sessions",
+        &[("tenant_id", TENANT), ("object_id", ADELE)],
+    )
+    .await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+    assert!(
+        body.contains("Forbidden") && body.contains("Referrals admin"),
+        "says which role is needed: {body}"
+    );
+    // Nothing happened: the admin is still signed in.
+    let (_, page) = app.page(&admin, "/").await;
+    assert!(page.contains("Adele Vance"));
+
+    // Reading is allowed.
+    let (status, body) = call(&viewer, &app, "list_users", &[]).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert!(body.contains("adele@"));
+}
+
+#[tokio::test]
+async fn an_admin_ends_someones_sessions() {
+    let app = TestApp::spawn().await;
+    let admin = app.signed_in("admin").await;
+    let viewer = app.signed_in("viewer").await;
+    let (status, body) = call(
+        &admin,
+        &app,
+        "end_sessions",
+        &[("tenant_id", TENANT), ("object_id", MEGAN)],
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (_, page) = app.page(&viewer, "/").await;
+    assert!(
+        !page.contains("Megan Bowen"),
+        "the viewer's session is over"
+    );
+    assert!(page.contains("Sign in with Microsoft"));
+    // Signing in again works.
+    let again = app.signed_in("viewer").await;
+    assert!(app.page(&again, "/").await.1.contains("Megan Bowen"));
+
+    let (status, body) = call(
+        &admin,
+        &app,
+        "end_sessions",
+        &[("tenant_id", TENANT), ("object_id", "nobody")],
+    )
+    .await;
+    assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR, "{body}");
+    assert!(body.contains("never signed in"), "{body}");
+}
+
+#[tokio::test]
+async fn signed_out_and_no_role_callers_are_refused() {
+    let app = TestApp::spawn().await;
+    let (status, body) = call(&app.client(), &app, "list_users", &[]).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
+    assert!(body.contains("NotSignedIn"));
+    let norole = app.signed_in("norole").await;
+    let (status, body) = call(&norole, &app, "list_users", &[]).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+    let (status, _) = call(
+        &norole,
+        &app,
+        "end_sessions",
+        &[("tenant_id", TENANT), ("object_id", ADELE)],
+    )
+    .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+}
+
+#[tokio::test]
+async fn a_plain_form_post_is_answered_with_a_redirect_back() {
+    // JavaScript off: the browser posts the form and expects to be sent back to the page.
+    let app = TestApp::spawn().await;
+    let viewer = app.signed_in("viewer").await;
+    let r = viewer
+        .post(app.url("/api/end_sessions"))
+        .header("accept", "text/html")
+        .header("referer", app.url("/users"))
+        .form(&[("tenant_id", TENANT), ("object_id", ADELE)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::FOUND);
+    let to = location(&r).unwrap();
+    assert!(to.starts_with(&app.url("/users")), "{to}");
+    assert!(
+        to.contains("__err="),
+        "the error travels back to the page: {to}"
+    );
+}
+
+#[tokio::test]
+async fn cross_origin_posts_are_refused_before_anything_runs() {
+    let app = TestApp::spawn().await;
+    let admin = app.signed_in("admin").await;
+    let viewer = app.signed_in("viewer").await;
+    let attempts: [&[(&str, &str)]; 3] = [
+        &[("origin", "http://evil.example")],
+        &[
+            ("sec-fetch-site", "cross-site"),
+            ("origin", "http://evil.example"),
+        ],
+        &[("sec-fetch-site", "same-site")],
+    ];
+    for headers in attempts {
+        let mut request = admin
+            .post(app.url("/api/end_sessions"))
+            .form(&[("tenant_id", TENANT), ("object_id", MEGAN)]);
+        for (k, v) in headers {
+            request = request.header(*k, *v);
+        }
+        let r = request.send().await.unwrap();
+        assert_eq!(r.status(), StatusCode::FORBIDDEN, "{headers:?}");
+        assert!(r.text().await.unwrap().contains("another website"));
+    }
+    let r = admin
+        .post(app.url("/auth/sign-out"))
+        .header("origin", "http://evil.example")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        r.status(),
+        StatusCode::FORBIDDEN,
+        "a forged sign-out is refused too"
+    );
+    assert!(app.page(&admin, "/").await.1.contains("Adele Vance"));
+    assert!(
+        app.page(&viewer, "/").await.1.contains("Megan Bowen"),
+        "nothing was ended"
+    );
+
+    // The same request from the dashboard's own origin goes through.
+    let r = admin
+        .post(app.url("/api/end_sessions"))
+        .header("origin", app.base.clone())
+        .header("sec-fetch-site", "same-origin")
+        .form(&[("tenant_id", TENANT), ("object_id", MEGAN)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+}

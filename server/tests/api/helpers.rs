@@ -1,0 +1,231 @@
+use clap::Parser;
+use cosell::store::test_support::TestDatabase;
+use cosell_server::config::{Cli, Command};
+use cosell_server::startup::Application;
+use reqwest::StatusCode;
+use reqwest::header::{LOCATION, SET_COOKIE};
+use tokio::sync::oneshot;
+
+pub struct TestApp {
+    pub base: String,
+    pub sandbox: String,
+    stop: Option<oneshot::Sender<()>>,
+    server: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
+    _db: TestDatabase,
+}
+
+/// The outcome of following a sign-in to its end.
+pub struct Landing {
+    pub status: StatusCode,
+    pub location: Option<String>,
+    pub body: String,
+    pub set_cookie: Vec<String>,
+}
+
+impl TestApp {
+    pub async fn spawn() -> TestApp {
+        Self::spawn_with(&[]).await
+    }
+
+    pub async fn spawn_with(extra: &[&str]) -> TestApp {
+        let db = TestDatabase::new().await;
+        let mut args = vec![
+            "cosell",
+            "serve",
+            "--sandbox",
+            "--addr",
+            "127.0.0.1:0",
+            "--sandbox-addr",
+            "127.0.0.1:0",
+            "--database-url",
+            db.url(),
+        ];
+        args.extend_from_slice(extra);
+        let Command::Serve(serve) = Cli::try_parse_from(args).expect("arguments parse").command;
+        let app = Application::build(serve.into_settings().expect("settings"))
+            .await
+            .expect("application builds");
+        let base = app.base_url();
+        let sandbox = app.sandbox_url().expect("sandbox mode");
+        let (stop, stopped) = oneshot::channel::<()>();
+        let server = tokio::spawn(app.run_until(async move {
+            let _ = stopped.await;
+        }));
+        TestApp {
+            base,
+            sandbox,
+            stop: Some(stop),
+            server: Some(server),
+            _db: db,
+        }
+    }
+
+    /// A browser-like client: keeps cookies, does not follow redirects (each hop is inspected).
+    pub fn client(&self) -> reqwest::Client {
+        reqwest::Client::builder()
+            .cookie_store(true)
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap()
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    /// Starts a sign-in; returns the Entra authorize URL the server redirected to.
+    pub async fn begin(&self, client: &reqwest::Client, return_to: &str) -> String {
+        let r = client
+            .get(self.url(&format!("/auth/sign-in?return_to={return_to}")))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::SEE_OTHER);
+        let to = location(&r).expect("redirect to Entra");
+        assert!(to.starts_with(&self.sandbox), "{to}");
+        to
+    }
+
+    /// Plays the person on the emulator's page: loads it, picks `user`. Returns the redirect back.
+    pub async fn pick(&self, authorize_url: &str, user: &str) -> String {
+        let browser = self.client();
+        let page = browser.get(authorize_url).send().await.unwrap();
+        assert_eq!(page.status(), StatusCode::OK);
+        let html = page.text().await.unwrap();
+        assert!(
+            html.contains(&format!(r#"data-user="{user}""#)),
+            "picker lists {user}"
+        );
+        let (action, query) = authorize_url.split_once('?').unwrap();
+        let mut form: Vec<(String, String)> = url::form_urlencoded::parse(query.as_bytes())
+            .into_owned()
+            .collect();
+        form.push(("user".into(), user.into()));
+        let r = browser.post(action).form(&form).send().await.unwrap();
+        assert_eq!(r.status(), StatusCode::FOUND, "emulator redirects back");
+        location(&r).unwrap()
+    }
+
+    /// Delivers Entra's answer to the callback and reads where it leads.
+    pub async fn land(&self, client: &reqwest::Client, callback: &str) -> Landing {
+        let r = client.get(callback).send().await.unwrap();
+        let status = r.status();
+        let location = location(&r);
+        let set_cookie = r
+            .headers()
+            .get_all(SET_COOKIE)
+            .iter()
+            .map(|v| v.to_str().unwrap().to_string())
+            .collect();
+        let body = r.text().await.unwrap();
+        Landing {
+            status,
+            location,
+            body,
+            set_cookie,
+        }
+    }
+
+    /// The whole chain for `user`; asserts success and returns the signed-in client.
+    pub async fn signed_in(&self, user: &str) -> reqwest::Client {
+        let client = self.client();
+        let authorize = self.begin(&client, "/").await;
+        let callback = self.pick(&authorize, user).await;
+        let landing = self.land(&client, &callback).await;
+        assert_eq!(landing.status, StatusCode::SEE_OTHER, "{}", landing.body);
+        assert_eq!(landing.location.as_deref(), Some("/"));
+        client
+    }
+
+    pub async fn page(&self, client: &reqwest::Client, path: &str) -> (StatusCode, String) {
+        let r = client.get(self.url(path)).send().await.unwrap();
+        (r.status(), r.text().await.unwrap())
+    }
+
+    /// Sets the Entra emulator's faults through its control API.
+    pub async fn entra_faults(&self, faults: serde_json::Value) {
+        let r = reqwest::Client::new()
+            .post(format!("{}/_control/entra/faults", self.sandbox))
+            .json(&faults)
+            .send()
+            .await
+            .unwrap();
+        assert!(r.status().is_success());
+    }
+
+    pub async fn control(&self, path: &str, body: serde_json::Value) -> serde_json::Value {
+        let r = reqwest::Client::new()
+            .post(format!("{}/_control{path}", self.sandbox))
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert!(r.status().is_success(), "{path}");
+        r.json().await.unwrap()
+    }
+
+    /// Stops the server gracefully and waits for it to finish.
+    pub async fn stop(mut self) -> std::io::Result<()> {
+        let _ = self.stop.take().unwrap().send(());
+        self.server.take().unwrap().await.expect("server task")
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}
+
+pub fn location(r: &reqwest::Response) -> Option<String> {
+    r.headers()
+        .get(LOCATION)
+        .map(|v| v.to_str().unwrap().to_string())
+}
+
+/// Replaces one query parameter of a URL.
+pub fn with_param(url: &str, name: &str, value: &str) -> String {
+    let mut u = url::Url::parse(url).unwrap();
+    let pairs: Vec<(String, String)> = u
+        .query_pairs()
+        .into_owned()
+        .map(|(k, v)| {
+            if k == name {
+                (k, value.to_string())
+            } else {
+                (k, v)
+            }
+        })
+        .collect();
+    u.query_pairs_mut().clear().extend_pairs(pairs);
+    u.to_string()
+}
+
+pub fn param(url: &str, name: &str) -> Option<String> {
+    url::Url::parse(url)
+        .unwrap()
+        .query_pairs()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.into_owned())
+}
+
+pub fn session_cookie(set_cookie: &[String]) -> Option<String> {
+    set_cookie
+        .iter()
+        .find(|c| c.starts_with("cosell.sid="))
+        .map(|c| {
+            c.split(';')
+                .next()
+                .unwrap()
+                .trim_start_matches("cosell.sid=")
+                .to_string()
+        })
+}
+
+/// The `data-code` of the sign-in error page.
+pub fn error_code(body: &str) -> Option<&str> {
+    let start = body.find(r#"data-code=""#)? + 11;
+    body[start..].split('"').next()
+}

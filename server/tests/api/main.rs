@@ -1,0 +1,7 @@
+//! Integration tests: the real server on port 0, the sandbox emulators over HTTP, a real database
+//! (SQLite, or PostgreSQL when TEST_DATABASE_URL is set).
+
+mod authz;
+mod helpers;
+mod ops;
+mod signin;
