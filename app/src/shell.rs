@@ -32,6 +32,13 @@ pub struct MeResource(pub Resource<Result<Option<crate::auth::Me>, crate::error:
 pub fn App() -> impl IntoView {
     provide_meta_context();
     provide_context(MeResource(Resource::new(|| (), |_| whoami())));
+    // Effects run only in the browser, after hydration: the marker tells people and tests that the page
+    // is live (JavaScript on) rather than a server-rendered document (JavaScript off).
+    Effect::new(|_| {
+        if let Some(root) = document().document_element() {
+            let _ = root.set_attribute("data-hydrated", "true");
+        }
+    });
     view! {
         <Stylesheet id="leptos" href="/pkg/cosell.css"/>
         <Title text="cosell"/>
