@@ -1,0 +1,516 @@
+//! The Entra ID emulator against the documented behaviour (shared/reference/crm-apis.md §1,
+//! emulator-checklist.md §1), over real HTTP.
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use cosell_sandbox::Sandbox;
+use cosell_sandbox::entra::{DASHBOARD_CLIENT_ID, DASHBOARD_CLIENT_SECRET, TENANT_ID};
+use reqwest::StatusCode;
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+
+const REDIRECT: &str = "http://127.0.0.1:9/callback";
+const VERIFIER: &str = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
+
+async fn sandbox() -> Sandbox {
+    let sandbox = Sandbox::start("127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    sandbox
+        .entra()
+        .register_redirect_uri(DASHBOARD_CLIENT_ID, REDIRECT);
+    sandbox
+}
+
+fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+}
+
+fn challenge(verifier: &str) -> String {
+    URL_SAFE_NO_PAD.encode(Sha256::digest(verifier.as_bytes()))
+}
+
+fn authorize_params(extra: &[(&str, &str)]) -> Vec<(String, String)> {
+    let mut p: Vec<(String, String)> = [
+        ("client_id", DASHBOARD_CLIENT_ID),
+        ("response_type", "code"),
+        ("redirect_uri", REDIRECT),
+        ("scope", "openid profile offline_access"),
+        ("state", "s-123"),
+        ("nonce", "n-456"),
+    ]
+    .iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect();
+    for (k, v) in extra {
+        p.retain(|(name, _)| name != k);
+        p.push((k.to_string(), v.to_string()));
+    }
+    p
+}
+
+/// Signs `user` in on the authorize page; returns the redirect back.
+async fn code_redirect(sb: &Sandbox, user: &str, extra: &[(&str, &str)]) -> reqwest::Response {
+    let mut form = authorize_params(extra);
+    form.push(("user".into(), user.into()));
+    client()
+        .post(format!(
+            "{}/{TENANT_ID}/oauth2/v2.0/authorize",
+            sb.base_url()
+        ))
+        .form(&form)
+        .send()
+        .await
+        .unwrap()
+}
+
+fn query(location: &str, name: &str) -> Option<String> {
+    url::Url::parse(location)
+        .unwrap()
+        .query_pairs()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.into_owned())
+}
+
+async fn code_for(sb: &Sandbox, user: &str) -> String {
+    let r = code_redirect(
+        sb,
+        user,
+        &[
+            ("code_challenge", &challenge(VERIFIER)),
+            ("code_challenge_method", "S256"),
+        ],
+    )
+    .await;
+    assert_eq!(r.status(), StatusCode::FOUND);
+    let to = r.headers()["location"].to_str().unwrap().to_string();
+    assert!(to.starts_with(REDIRECT));
+    assert_eq!(
+        query(&to, "state").as_deref(),
+        Some("s-123"),
+        "state echoed"
+    );
+    query(&to, "code").unwrap()
+}
+
+async fn token(sb: &Sandbox, form: &[(&str, &str)]) -> reqwest::Response {
+    client()
+        .post(format!("{}/{TENANT_ID}/oauth2/v2.0/token", sb.base_url()))
+        .form(form)
+        .send()
+        .await
+        .unwrap()
+}
+
+async fn redeem(sb: &Sandbox, code: &str, verifier: &str) -> reqwest::Response {
+    token(
+        sb,
+        &[
+            ("grant_type", "authorization_code"),
+            ("client_id", DASHBOARD_CLIENT_ID),
+            ("client_secret", DASHBOARD_CLIENT_SECRET),
+            ("code", code),
+            ("redirect_uri", REDIRECT),
+            ("code_verifier", verifier),
+        ],
+    )
+    .await
+}
+
+fn claims(jwt: &str) -> Value {
+    let payload = jwt.split('.').nth(1).unwrap();
+    serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).unwrap()).unwrap()
+}
+
+/// Asserts Entra's token error shape and returns the AADSTS code.
+async fn entra_error(r: reqwest::Response, status: StatusCode, error: &str) -> u64 {
+    assert_eq!(r.status(), status);
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["error"], error, "{body}");
+    let code = body["error_codes"][0].as_u64().unwrap();
+    let description = body["error_description"].as_str().unwrap();
+    assert!(
+        description.starts_with(&format!("AADSTS{code}: ")),
+        "{description}"
+    );
+    assert!(description.contains("\r\nTrace ID: ") && description.contains("\r\nCorrelation ID: "));
+    for field in ["timestamp", "trace_id", "correlation_id", "error_uri"] {
+        assert!(body[field].is_string(), "{field} in {body}");
+    }
+    code
+}
+
+#[tokio::test]
+async fn discovery_and_keys_are_served_as_entra_does() {
+    let sb = sandbox().await;
+    let r = reqwest::get(format!(
+        "{}/{TENANT_ID}/v2.0/.well-known/openid-configuration",
+        sb.base_url()
+    ))
+    .await
+    .unwrap();
+    assert_eq!(r.headers()["cache-control"], "max-age=86400, private");
+    let doc: Value = r.json().await.unwrap();
+    assert_eq!(doc["issuer"], sb.entra().issuer());
+    assert_eq!(
+        doc["id_token_signing_alg_values_supported"],
+        serde_json::json!(["RS256"])
+    );
+    let jwks: Value = reqwest::get(doc["jwks_uri"].as_str().unwrap())
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(jwks["keys"][0]["kty"], "RSA");
+    assert!(jwks["keys"][0]["kid"].is_string());
+
+    // Multi-tenant authorities publish the templated issuer.
+    let common: Value = reqwest::get(format!(
+        "{}/common/v2.0/.well-known/openid-configuration",
+        sb.base_url()
+    ))
+    .await
+    .unwrap()
+    .json()
+    .await
+    .unwrap();
+    assert!(
+        common["issuer"]
+            .as_str()
+            .unwrap()
+            .ends_with("/{tenantid}/v2.0")
+    );
+
+    let unknown = reqwest::get(format!(
+        "{}/no-such-tenant/v2.0/.well-known/openid-configuration",
+        sb.base_url()
+    ))
+    .await
+    .unwrap();
+    assert_eq!(unknown.status(), StatusCode::BAD_REQUEST);
+
+    // Rotation keeps the old key published alongside the new one.
+    sb.entra().rotate_signing_key();
+    let jwks: Value = reqwest::get(doc["jwks_uri"].as_str().unwrap())
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(jwks["keys"].as_array().unwrap().len(), 2);
+}
+
+#[tokio::test]
+async fn authorize_refuses_unknown_clients_and_foreign_redirects_without_redirecting() {
+    let sb = sandbox().await;
+    for (extra, code) in [
+        (
+            vec![("client_id", "11111111-0000-0000-0000-000000000000")],
+            "AADSTS700016",
+        ),
+        (
+            vec![("redirect_uri", "http://evil.example/cb")],
+            "AADSTS50011",
+        ),
+    ] {
+        let mut url = url::Url::parse(&format!(
+            "{}/{TENANT_ID}/oauth2/v2.0/authorize",
+            sb.base_url()
+        ))
+        .unwrap();
+        url.query_pairs_mut().extend_pairs(authorize_params(&extra));
+        let r = client().get(url).send().await.unwrap();
+        assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+        assert!(
+            r.headers().get("location").is_none(),
+            "never redirects to an unverified URI"
+        );
+        assert!(r.text().await.unwrap().contains(code));
+    }
+}
+
+#[tokio::test]
+async fn authorize_errors_go_back_to_the_client_with_state() {
+    let sb = sandbox().await;
+    let r = code_redirect(&sb, "admin", &[("response_type", "token")]).await;
+    assert_eq!(r.status(), StatusCode::FOUND);
+    let to = r.headers()["location"].to_str().unwrap().to_string();
+    assert_eq!(
+        query(&to, "error").as_deref(),
+        Some("unsupported_response_type")
+    );
+    assert!(
+        query(&to, "error_description")
+            .unwrap()
+            .starts_with("AADSTS")
+    );
+    assert_eq!(query(&to, "state").as_deref(), Some("s-123"));
+}
+
+#[tokio::test]
+async fn a_code_with_pkce_is_redeemed_once() {
+    let sb = sandbox().await;
+    let code = code_for(&sb, "admin").await;
+    let r = redeem(&sb, &code, VERIFIER).await;
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(r.headers()["cache-control"], "no-store, no-cache");
+    assert_eq!(r.headers()["pragma"], "no-cache");
+    assert!(
+        r.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("application/json")
+    );
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["token_type"], "Bearer");
+    assert!(body["expires_in"].is_u64(), "v2 sends a number");
+    assert!(body["refresh_token"].is_string(), "offline_access asked");
+    let id = claims(body["id_token"].as_str().unwrap());
+    assert_eq!(id["aud"], DASHBOARD_CLIENT_ID);
+    assert_eq!(id["tid"], TENANT_ID);
+    assert_eq!(id["nonce"], "n-456");
+    assert_eq!(id["ver"], "2.0");
+    assert_eq!(id["roles"], serde_json::json!(["Cosell.Admin"]));
+    assert_eq!(id["iss"], sb.entra().issuer());
+
+    assert_eq!(
+        entra_error(
+            redeem(&sb, &code, VERIFIER).await,
+            StatusCode::BAD_REQUEST,
+            "invalid_grant"
+        )
+        .await,
+        54005
+    );
+}
+
+#[tokio::test]
+async fn a_wrong_or_missing_verifier_is_refused() {
+    let sb = sandbox().await;
+    let code = code_for(&sb, "admin").await;
+    let wrong = redeem(&sb, &code, "another-verifier-another-verifier-another-ver").await;
+    assert_eq!(
+        entra_error(wrong, StatusCode::BAD_REQUEST, "invalid_grant").await,
+        501481
+    );
+    let code = code_for(&sb, "admin").await;
+    assert_eq!(
+        entra_error(
+            redeem(&sb, &code, "").await,
+            StatusCode::BAD_REQUEST,
+            "invalid_grant"
+        )
+        .await,
+        501481
+    );
+}
+
+#[tokio::test]
+async fn a_challenge_without_a_method_is_plain() {
+    let sb = sandbox().await;
+    let r = code_redirect(&sb, "viewer", &[("code_challenge", VERIFIER)]).await;
+    let code = query(r.headers()["location"].to_str().unwrap(), "code").unwrap();
+    assert_eq!(redeem(&sb, &code, VERIFIER).await.status(), StatusCode::OK);
+}
+
+#[tokio::test]
+async fn codes_expire_after_ten_minutes() {
+    let sb = sandbox().await;
+    let code = code_for(&sb, "admin").await;
+    sb.clock().advance(601);
+    assert_eq!(
+        entra_error(
+            redeem(&sb, &code, VERIFIER).await,
+            StatusCode::BAD_REQUEST,
+            "invalid_grant"
+        )
+        .await,
+        70008
+    );
+}
+
+#[tokio::test]
+async fn users_without_roles_get_no_roles_claim() {
+    let sb = sandbox().await;
+    let code = code_for(&sb, "norole").await;
+    let body: Value = redeem(&sb, &code, VERIFIER).await.json().await.unwrap();
+    assert!(
+        claims(body["id_token"].as_str().unwrap())
+            .get("roles")
+            .is_none()
+    );
+}
+
+#[tokio::test]
+async fn an_expired_password_is_reported_at_the_token_endpoint() {
+    let sb = sandbox().await;
+    let code = code_for(&sb, "expired").await;
+    assert_eq!(
+        entra_error(
+            redeem(&sb, &code, VERIFIER).await,
+            StatusCode::BAD_REQUEST,
+            "invalid_grant"
+        )
+        .await,
+        50055
+    );
+}
+
+#[tokio::test]
+async fn refresh_tokens_rotate_and_can_be_revoked() {
+    let sb = sandbox().await;
+    let code = code_for(&sb, "admin").await;
+    let first: Value = redeem(&sb, &code, VERIFIER).await.json().await.unwrap();
+    let rt1 = first["refresh_token"].as_str().unwrap().to_string();
+    let refresh = |rt: String| {
+        let sb = &sb;
+        async move {
+            token(
+                sb,
+                &[
+                    ("grant_type", "refresh_token"),
+                    ("client_id", DASHBOARD_CLIENT_ID),
+                    ("client_secret", DASHBOARD_CLIENT_SECRET),
+                    ("refresh_token", &rt),
+                ],
+            )
+            .await
+        }
+    };
+    let second: Value = refresh(rt1.clone()).await.json().await.unwrap();
+    let rt2 = second["refresh_token"].as_str().unwrap().to_string();
+    assert_ne!(rt1, rt2, "a new refresh token every time");
+    assert_eq!(
+        refresh(rt1.clone()).await.status(),
+        StatusCode::OK,
+        "the old one is not revoked by use"
+    );
+
+    sb.entra().revoke_user_grants("admin");
+    assert_eq!(
+        entra_error(refresh(rt2).await, StatusCode::BAD_REQUEST, "invalid_grant").await,
+        50173
+    );
+}
+
+#[tokio::test]
+async fn client_credentials_need_dot_default_and_get_no_refresh_token() {
+    let sb = sandbox().await;
+    let base = [
+        ("grant_type", "client_credentials"),
+        ("client_id", DASHBOARD_CLIENT_ID),
+        ("client_secret", DASHBOARD_CLIENT_SECRET),
+    ];
+    let mut ok = base.to_vec();
+    ok.push(("scope", "https://api.partner.microsoft.com/.default"));
+    let body: Value = token(&sb, &ok).await.json().await.unwrap();
+    assert!(body.get("refresh_token").is_none());
+    assert_eq!(
+        claims(body["access_token"].as_str().unwrap())["aud"],
+        "https://api.partner.microsoft.com"
+    );
+    let mut bad = base.to_vec();
+    bad.push((
+        "scope",
+        "https://api.partner.microsoft.com/user_impersonation",
+    ));
+    entra_error(
+        token(&sb, &bad).await,
+        StatusCode::BAD_REQUEST,
+        "invalid_scope",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn client_authentication_by_body_or_basic_and_bad_secrets() {
+    let sb = sandbox().await;
+    let code = code_for(&sb, "admin").await;
+    // client_secret_basic: form-urlencoded parts, then base64.
+    let r = client()
+        .post(format!("{}/{TENANT_ID}/oauth2/v2.0/token", sb.base_url()))
+        .basic_auth(DASHBOARD_CLIENT_ID, Some(DASHBOARD_CLIENT_SECRET))
+        .form(&[
+            ("grant_type", "authorization_code"),
+            ("code", &code),
+            ("redirect_uri", REDIRECT),
+            ("code_verifier", VERIFIER),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+
+    let bad = [
+        ("grant_type", "client_credentials"),
+        ("client_id", DASHBOARD_CLIENT_ID),
+        ("client_secret", "wrong"),
+        ("scope", "https://x.example/.default"),
+    ];
+    assert_eq!(
+        entra_error(
+            token(&sb, &bad).await,
+            StatusCode::BAD_REQUEST,
+            "invalid_client"
+        )
+        .await,
+        7000215
+    );
+    // The unconfirmed 401 variant, switched on.
+    let mut faults = sb.entra().faults();
+    faults.invalid_client_status_401 = true;
+    sb.entra().set_faults(faults);
+    assert_eq!(
+        entra_error(
+            token(&sb, &bad).await,
+            StatusCode::UNAUTHORIZED,
+            "invalid_client"
+        )
+        .await,
+        7000215
+    );
+}
+
+#[tokio::test]
+async fn the_control_api_sets_faults_and_moves_the_clock() {
+    let sb = sandbox().await;
+    let http = reqwest::Client::new();
+    let set: Value = http
+        .post(format!("{}/_control/entra/faults", sb.base_url()))
+        .json(&serde_json::json!({ "next_id_token": "wrong_nonce" }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(set["next_id_token"], "wrong_nonce");
+    assert_eq!(
+        set["expired_password_at"], "token",
+        "unset fields keep their defaults"
+    );
+    let code = code_for(&sb, "admin").await;
+    let body: Value = redeem(&sb, &code, VERIFIER).await.json().await.unwrap();
+    assert_ne!(claims(body["id_token"].as_str().unwrap())["nonce"], "n-456");
+
+    let before = sb.clock().now();
+    http.post(format!("{}/_control/clock/advance", sb.base_url()))
+        .json(&serde_json::json!({ "seconds": 3600 }))
+        .send()
+        .await
+        .unwrap();
+    assert!(sb.clock().now() - before >= time::Duration::seconds(3600));
+    let users: Value = http
+        .get(format!("{}/_control/entra/users", sb.base_url()))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(users.as_array().unwrap().len(), 4);
+}
