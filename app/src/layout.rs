@@ -5,6 +5,7 @@ use crate::auth::Me;
 use crate::shell::MeResource;
 use cosell::domain::{Access, RoleNames};
 use leptos::prelude::*;
+use leptos_meta::Title;
 use leptos_router::components::A;
 use leptos_router::hooks::use_location;
 
@@ -17,6 +18,7 @@ where
     let me = expect_context::<MeResource>().0;
     let path = use_location().pathname;
     view! {
+        <Title text=format!("{title} · cosell")/>
         <Suspense fallback=|| view! { <p class="loading">"Loading…"</p> }>
             {move || {
                 let content = content.clone();
@@ -140,6 +142,8 @@ pub fn NotFound() -> impl IntoView {
         options.set_status(axum::http::StatusCode::NOT_FOUND);
     }
     view! {
+        <Title text="Page not found · cosell"/>
+        <header class="top"><a class="brand" href="/">"cosell"</a></header>
         <main>
             <h1>"Page not found"</h1>
             <p>"There is no page at this address. " <a href="/">"Go to the overview"</a>"."</p>

@@ -7,6 +7,7 @@ test("an admin signs in, sees the overview, and signs out", async ({ page }, inf
   await expectLive(page, info);
   await expect(page.getByTestId("signed-in-name")).toHaveText("Adele Vance");
   await expect(page.getByTestId("overview-role")).toHaveText("Referrals admin");
+  await expect(page).toHaveTitle("Overview · cosell");
   await expect(page.getByRole("navigation", { name: "Main" }).getByRole("link", { name: "Users" })).toBeVisible();
 
   await page.getByRole("button", { name: "Sign out" }).first().click();

@@ -15,7 +15,7 @@ pub fn render(status: StatusCode, code: &str, title: &str, advice: &str) -> Resp
         r#"<!doctype html><html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
 <title>{title} · cosell</title><link rel="stylesheet" href="/pkg/cosell.css"></head>
 <body><header class="top"><a class="brand" href="/">cosell</a></header>
-<main><section class="card" id="sign-in-error" data-code="{code}" role="alert"><h1>{title}</h1><p>{advice}</p>
+<main><section class="card" id="sign-in-error" data-code="{code}"><h1>{title}</h1><p>{advice}</p>
 <p><a class="button primary" href="/auth/sign-in">Sign in again</a> <a href="/">Back to cosell</a></p></section></main></body></html>"#,
         title = escape(title),
         advice = escape(advice),

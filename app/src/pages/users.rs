@@ -60,9 +60,10 @@ pub fn UsersPage() -> impl IntoView {
                         match users.await {
                             Err(e) => view! { <p class="error" role="alert">{e.to_string()}</p> }.into_any(),
                             Ok(list) => view! {
-                                <table class="list" data-testid="users">
+                                <table class="list" data-testid="users" aria-label="People who have signed in">
                                     <thead><tr>
-                                        <th>"Name"</th><th>"Account"</th><th>"Role"</th><th>"Last sign-in"</th><th>"Sessions"</th>
+                                        <th scope="col">"Name"</th><th scope="col">"Account"</th><th scope="col">"Role"</th>
+                                        <th scope="col">"Last sign-in"</th><th scope="col">"Sessions"</th>
                                     </tr></thead>
                                     <tbody>
                                         {list.into_iter().map(|u| view! {
@@ -77,7 +78,7 @@ pub fn UsersPage() -> impl IntoView {
                                                         <ActionForm action=end attr:class="inline">
                                                             <input type="hidden" name="tenant_id" value=u.tenant_id.clone()/>
                                                             <input type="hidden" name="object_id" value=u.object_id.clone()/>
-                                                            <button type="submit">"Sign out everywhere"</button>
+                                                            <button type="submit" aria-label=format!("Sign out {} everywhere", u.name)>"Sign out everywhere"</button>
                                                         </ActionForm>
                                                     })}
                                                 </td>

@@ -48,6 +48,10 @@ struct Valid {
     mode: ResponseMode,
 }
 
+#[expect(
+    clippy::result_large_err,
+    reason = "an early return of a ready HTTP response is the axum idiom; one per request"
+)]
 fn validate(entra: &Entra, tenant: &str, p: &AuthorizeParams) -> Result<Valid, Response> {
     let now = entra.now();
     if !tenant_is_known(tenant) {
