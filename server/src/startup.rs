@@ -21,7 +21,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
 use tower_http::compression::CompressionLayer;
-use tower_http::trace::TraceLayer;
+use tower_http::trace::{DefaultOnResponse, TraceLayer};
 use tower_sessions::cookie::SameSite;
 use tower_sessions::{Expiry, SessionManagerLayer};
 use url::Url;
@@ -171,7 +171,11 @@ impl Application {
             .layer(session_layer)
             .layer(axum::middleware::from_fn(security::refuse_cross_origin))
             .layer(axum::middleware::from_fn(ops::track))
-            .layer(TraceLayer::new_for_http())
+            .layer(
+                TraceLayer::new_for_http()
+                    .make_span_with(request_span)
+                    .on_response(DefaultOnResponse::new().level(tracing::Level::INFO)),
+            )
             .layer(CompressionLayer::new())
             .with_state(state);
 
@@ -232,6 +236,22 @@ impl Application {
         self.store.close().await;
         result
     }
+}
+
+/// One span per request, naming the route pattern and the path but never the query string: the sign-in
+/// callback's query carries the authorization code.
+fn request_span(request: &axum::http::Request<axum::body::Body>) -> tracing::Span {
+    let route = request
+        .extensions()
+        .get::<axum::extract::MatchedPath>()
+        .map(|p| p.as_str().to_string())
+        .unwrap_or_default();
+    tracing::info_span!(
+        "request",
+        method = %request.method(),
+        path = %request.uri().path(),
+        route = %route,
+    )
 }
 
 fn spawn_expired_session_sweeper(sessions: cosell::store::SessionBackend) {

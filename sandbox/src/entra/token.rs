@@ -225,18 +225,9 @@ fn authorization_code(entra: &Entra, client_id: &str, form: &Form) -> Response {
             );
         }
     }
-    let Some(user) = state
-        .users
-        .iter()
-        .find(|u| u.key == grant.user_key)
-        .cloned()
-    else {
-        return bad(
-            entra,
-            "invalid_grant",
-            50034,
-            "The user account does not exist in the directory.",
-        );
+    let user = match granted_user(entra, &state, &grant.user_key) {
+        Ok(user) => user,
+        Err(response) => return response,
     };
     if user.password_expired {
         // The reference pairs AADSTS50055 with invalid_grant (mapping unconfirmed).
@@ -306,18 +297,9 @@ fn refresh_token(entra: &Entra, client_id: &str, form: &Form) -> Response {
             ),
         );
     }
-    let Some(user) = state
-        .users
-        .iter()
-        .find(|u| u.key == grant.user_key)
-        .cloned()
-    else {
-        return bad(
-            entra,
-            "invalid_grant",
-            50034,
-            "The user account does not exist in the directory.",
-        );
+    let user = match granted_user(entra, &state, &grant.user_key) {
+        Ok(user) => user,
+        Err(response) => return response,
     };
     if state.faults.revoke_refresh_token_on_rotation
         && let Some(old) = state.refresh_tokens.get_mut(token)
@@ -502,6 +484,27 @@ fn id_token(
         }
         _ => state.keys.current().sign(&claims),
     }
+}
+
+/// The person a code or refresh token was granted to (they may have been removed since).
+#[expect(
+    clippy::result_large_err,
+    reason = "an early return of a ready HTTP response is the axum idiom; one per request"
+)]
+fn granted_user(entra: &Entra, state: &EntraState, key: &str) -> Result<DemoUser, Response> {
+    state
+        .users
+        .iter()
+        .find(|u| u.key == key)
+        .cloned()
+        .ok_or_else(|| {
+            bad(
+                entra,
+                "invalid_grant",
+                50034,
+                "The user account does not exist in the directory.",
+            )
+        })
 }
 
 /// `sub` is pairwise: stable for one user and one app, different across apps.

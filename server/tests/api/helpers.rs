@@ -1,6 +1,6 @@
 use clap::Parser;
 use cosell::store::test_support::TestDatabase;
-use cosell_server::config::{Cli, Command};
+use cosell_server::config::{Cli, Command, Settings};
 use cosell_server::startup::Application;
 use reqwest::StatusCode;
 use reqwest::header::{LOCATION, SET_COOKIE};
@@ -29,23 +29,11 @@ impl TestApp {
 
     pub async fn spawn_with(extra: &[&str]) -> TestApp {
         let db = TestDatabase::new().await;
-        let mut args = vec![
-            "cosell",
-            "serve",
-            "--sandbox",
-            "--addr",
-            "127.0.0.1:0",
-            "--sandbox-addr",
-            "127.0.0.1:0",
-            "--database-url",
-            db.url(),
-        ];
-        args.extend_from_slice(extra);
-        let Command::Serve(serve) = Cli::try_parse_from(args).expect("arguments parse").command;
-        let app = Application::build(serve.into_settings().expect("settings"))
+        let app = Application::build(sandbox_settings(db.url(), extra))
             .await
             .expect("application builds");
-        let base = app.base_url();
+        // The listening address, not the public URL (which may name a host that is not this one).
+        let base = format!("http://{}", app.addr());
         let sandbox = app.sandbox_url().expect("sandbox mode");
         let (stop, stopped) = oneshot::channel::<()>();
         let server = tokio::spawn(app.run_until(async move {
@@ -142,6 +130,19 @@ impl TestApp {
         (r.status(), r.text().await.unwrap())
     }
 
+    /// A page fetched by a client that presents only this session id (a replayed or planted cookie).
+    pub async fn page_with_session(&self, session_id: &str, path: &str) -> String {
+        reqwest::Client::new()
+            .get(self.url(path))
+            .header("cookie", format!("cosell.sid={session_id}"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    }
+
     /// Sets the Entra emulator's faults through its control API.
     pub async fn entra_faults(&self, faults: serde_json::Value) {
         let r = reqwest::Client::new()
@@ -177,6 +178,24 @@ impl Drop for TestApp {
             let _ = stop.send(());
         }
     }
+}
+
+/// Settings for a sandbox-mode server on free ports with this database, plus extra flags.
+pub fn sandbox_settings(database_url: &str, extra: &[&str]) -> Settings {
+    let mut args = vec![
+        "cosell",
+        "serve",
+        "--sandbox",
+        "--addr",
+        "127.0.0.1:0",
+        "--sandbox-addr",
+        "127.0.0.1:0",
+        "--database-url",
+        database_url,
+    ];
+    args.extend_from_slice(extra);
+    let Command::Serve(serve) = Cli::try_parse_from(args).expect("arguments parse").command;
+    serve.into_settings().expect("settings")
 }
 
 pub fn location(r: &reqwest::Response) -> Option<String> {

@@ -1,8 +1,6 @@
 //! Health, metrics, compression, start-up errors, graceful shutdown.
 
 use crate::helpers::*;
-use clap::Parser;
-use cosell_server::config::{Cli, Command};
 use cosell_server::startup::Application;
 use reqwest::StatusCode;
 
@@ -80,19 +78,8 @@ async fn graceful_shutdown_completes() {
 
 #[tokio::test]
 async fn an_unreachable_database_stops_start_up_naming_the_setting() {
-    let args = [
-        "cosell",
-        "serve",
-        "--sandbox",
-        "--addr",
-        "127.0.0.1:0",
-        "--sandbox-addr",
-        "127.0.0.1:0",
-        "--database-url",
-        "postgres://nobody:secret@127.0.0.1:1/x",
-    ];
-    let Command::Serve(serve) = Cli::try_parse_from(args).unwrap().command;
-    let err = Application::build(serve.into_settings().unwrap())
+    let settings = sandbox_settings("postgres://nobody:secret@127.0.0.1:1/x", &[]);
+    let err = Application::build(settings)
         .await
         .err()
         .expect("start-up fails");

@@ -81,15 +81,7 @@ async fn session_cookie_is_http_only_lax_and_rotated_at_sign_in() {
     assert_ne!(before_id, after_id, "session id rotated at sign-in");
 
     // The pre-sign-in id (a fixation attempt would plant it) grants nothing.
-    let planted = reqwest::Client::new()
-        .get(app.url("/"))
-        .header("cookie", format!("cosell.sid={before_id}"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let planted = app.page_with_session(&before_id, "/").await;
     assert!(!planted.contains("Megan Bowen"));
 }
 
@@ -103,15 +95,7 @@ async fn sign_out_ends_the_session_on_the_server() {
     let id = session_cookie(&landing.set_cookie).unwrap();
     client.post(app.url("/auth/sign-out")).send().await.unwrap();
     // Replaying the old cookie from elsewhere finds nothing: the session was deleted, not just forgotten.
-    let replay = reqwest::Client::new()
-        .get(app.url("/"))
-        .header("cookie", format!("cosell.sid={id}"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let replay = app.page_with_session(&id, "/").await;
     assert!(!replay.contains("Adele Vance"));
 }
 
@@ -314,4 +298,29 @@ async fn a_cancelled_sign_in_is_explained() {
     assert_eq!(landing.status, StatusCode::UNAUTHORIZED);
     assert_eq!(error_code(&landing.body), Some("provider_refused"));
     assert!(landing.body.contains("cancelled"));
+}
+
+#[tokio::test]
+async fn cookies_are_secure_behind_https() {
+    let app = TestApp::spawn_with(&["--public-url", "https://cosell.example"]).await;
+    let r = app
+        .client()
+        .get(app.url("/auth/sign-in"))
+        .send()
+        .await
+        .unwrap();
+    let cookie = r
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .map(|v| v.to_str().unwrap().to_string())
+        .find(|c| c.starts_with("cosell.sid="))
+        .expect("session cookie");
+    assert!(cookie.contains("Secure"), "{cookie}");
+    let authorize = location(&r).unwrap();
+    assert_eq!(
+        param(&authorize, "redirect_uri").as_deref(),
+        Some("https://cosell.example/auth/callback"),
+        "the redirect URI follows the public URL"
+    );
 }
