@@ -6,10 +6,18 @@
 //! - `POST /_control/entra/rotate-keys` — publish a new signing key and sign with it
 //! - `POST /_control/entra/users/{key}/revoke-grants` — revoke a user's refresh tokens (AADSTS50173)
 //! - `POST /_control/clock/advance` — `{"seconds": 700}` moves the emulators' clock forward
+//! - `GET`/`POST`/`DELETE /_control/faults` — list / add / clear fault rules on the emulated APIs
+//!   ([`crate::faults::FaultRule`], e.g. `{"path_contains":"/referrals","status":429,"retry_after":2,"times":3}`)
+//! - `POST /_control/partner-center/referrals` — act as a Microsoft seller: create an incoming referral
+//! - `GET`/`PATCH /_control/partner-center/referrals/{id}` — read / update one as that seller (JSON Patch)
 
 use crate::clock::Clock;
-use crate::entra::{Entra, Faults};
+use crate::entra::{Entra, Faults as EntraFaults};
+use crate::faults::{FaultRule, Faults};
+use crate::partner_center::PartnerCenter;
 use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Deserialize;
@@ -17,6 +25,8 @@ use std::sync::Arc;
 
 pub struct ControlState {
     pub entra: Entra,
+    pub partner_center: PartnerCenter,
+    pub faults: Faults,
     pub clock: Clock,
 }
 
@@ -29,6 +39,15 @@ pub fn routes(state: Arc<ControlState>) -> Router {
         .route("/entra/rotate-keys", post(rotate_keys))
         .route("/entra/users/{key}/revoke-grants", post(revoke_grants))
         .route("/clock/advance", post(advance_clock))
+        .route(
+            "/faults",
+            get(list_faults).post(add_fault).delete(clear_faults),
+        )
+        .route("/partner-center/referrals", post(seller_creates))
+        .route(
+            "/partner-center/referrals/{id}",
+            get(seller_reads).patch(seller_updates),
+        )
         .with_state(state)
 }
 
@@ -36,11 +55,11 @@ async fn users(State(s): S) -> Json<serde_json::Value> {
     Json(serde_json::json!(s.entra.users()))
 }
 
-async fn get_faults(State(s): S) -> Json<Faults> {
+async fn get_faults(State(s): S) -> Json<EntraFaults> {
     Json(s.entra.faults())
 }
 
-async fn set_faults(State(s): S, Json(faults): Json<Faults>) -> Json<Faults> {
+async fn set_faults(State(s): S, Json(faults): Json<EntraFaults>) -> Json<EntraFaults> {
     s.entra.set_faults(faults);
     Json(s.entra.faults())
 }
@@ -61,4 +80,48 @@ struct Advance {
 async fn advance_clock(State(s): S, Json(a): Json<Advance>) -> Json<serde_json::Value> {
     s.clock.advance(a.seconds);
     Json(serde_json::json!({ "now": s.clock.now().unix_timestamp() }))
+}
+
+async fn list_faults(State(s): S) -> Json<Vec<FaultRule>> {
+    Json(s.faults.list())
+}
+
+async fn add_fault(State(s): S, Json(rule): Json<FaultRule>) -> Json<Vec<FaultRule>> {
+    s.faults.add(rule);
+    Json(s.faults.list())
+}
+
+async fn clear_faults(State(s): S) -> StatusCode {
+    s.faults.clear();
+    StatusCode::NO_CONTENT
+}
+
+async fn seller_creates(State(s): S, Json(fields): Json<serde_json::Value>) -> Response {
+    (
+        StatusCode::CREATED,
+        Json(s.partner_center.seller_creates(fields)),
+    )
+        .into_response()
+}
+
+async fn seller_reads(State(s): S, Path(id): Path<String>) -> Response {
+    match s.partner_center.referral(&id) {
+        Some(r) => Json(r).into_response(),
+        None => StatusCode::NOT_FOUND.into_response(),
+    }
+}
+
+async fn seller_updates(
+    State(s): S,
+    Path(id): Path<String>,
+    Json(ops): Json<Vec<json_patch::PatchOperation>>,
+) -> Response {
+    match s.partner_center.seller_updates(&id, ops) {
+        Ok(r) => Json(r).into_response(),
+        Err(message) => (
+            StatusCode::BAD_REQUEST,
+            Json(serde_json::json!({ "message": message })),
+        )
+            .into_response(),
+    }
 }

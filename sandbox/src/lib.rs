@@ -5,12 +5,16 @@
 //!
 //! Everything is served over real HTTP on one loopback listener:
 //! - `/{tenant}/…` — Microsoft Entra ID (v2 OpenID Connect + OAuth 2.0), see [`entra`];
-//! - `/_control/…` — the control surface tests and scripts use to inject faults and move the clock.
+//! - `/v1.0/engagements/referrals…` — the Partner Center Referrals API, see [`partner_center`];
+//! - `/_control/…` — the control surface tests and scripts use to act as a Microsoft seller, inject
+//!   faults and move the clock, see [`control`].
 
 pub mod clock;
 pub mod control;
 pub mod entra;
+pub mod faults;
 mod html;
+pub mod partner_center;
 
 use axum::Router;
 use std::net::SocketAddr;
@@ -20,11 +24,15 @@ use tokio::sync::watch;
 
 pub use clock::Clock;
 pub use entra::{DemoUser, Entra};
+pub use faults::{FaultRule, Faults};
+pub use partner_center::PartnerCenter;
 
 /// A running sandbox. Dropping it (or calling [`Sandbox::shutdown`]) stops the listener.
 pub struct Sandbox {
     addr: SocketAddr,
     entra: Entra,
+    partner_center: PartnerCenter,
+    faults: Faults,
     clock: Clock,
     stop: watch::Sender<bool>,
 }
@@ -36,8 +44,15 @@ impl Sandbox {
         let addr = listener.local_addr()?;
         let base_url = format!("http://{addr}");
         let clock = Clock::default();
-        let entra = Entra::seeded(base_url, clock.clone());
-        let app = router(entra.clone(), clock.clone());
+        let entra = Entra::seeded(base_url.clone(), clock.clone());
+        let partner_center = PartnerCenter::new(base_url, entra.clone(), clock.clone());
+        let faults = Faults::default();
+        let app = router(control::ControlState {
+            entra: entra.clone(),
+            partner_center: partner_center.clone(),
+            faults: faults.clone(),
+            clock: clock.clone(),
+        });
         let (stop, mut stopped) = watch::channel(false);
         tokio::spawn(async move {
             let shutdown = async move {
@@ -53,6 +68,8 @@ impl Sandbox {
         Ok(Sandbox {
             addr,
             entra,
+            partner_center,
+            faults,
             clock,
             stop,
         })
@@ -70,6 +87,14 @@ impl Sandbox {
         &self.entra
     }
 
+    pub fn partner_center(&self) -> &PartnerCenter {
+        &self.partner_center
+    }
+
+    pub fn faults(&self) -> &Faults {
+        &self.faults
+    }
+
     pub fn clock(&self) -> &Clock {
         &self.clock
     }
@@ -85,9 +110,14 @@ impl Drop for Sandbox {
     }
 }
 
-fn router(entra: Entra, clock: Clock) -> Router {
-    Router::new().merge(entra::routes(entra.clone())).nest(
-        "/_control",
-        control::routes(Arc::new(control::ControlState { entra, clock })),
-    )
+fn router(state: control::ControlState) -> Router {
+    // Faults apply to the emulated APIs, never to the control surface.
+    let apis = Router::new()
+        .merge(entra::routes(state.entra.clone()))
+        .merge(partner_center::routes(state.partner_center.clone()))
+        .layer(axum::middleware::from_fn_with_state(
+            state.faults.clone(),
+            faults::inject,
+        ));
+    apis.nest("/_control", control::routes(Arc::new(state)))
 }

@@ -1,128 +1,26 @@
 //! The Entra ID emulator against the documented behaviour (shared/reference/crm-apis.md §1,
 //! emulator-checklist.md §1), over real HTTP.
 
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+mod common;
+
+use common::*;
 use cosell_sandbox::Sandbox;
 use cosell_sandbox::entra::{DASHBOARD_CLIENT_ID, DASHBOARD_CLIENT_SECRET, TENANT_ID};
 use reqwest::StatusCode;
 use serde_json::Value;
-use sha2::{Digest, Sha256};
 
-const REDIRECT: &str = "http://127.0.0.1:9/callback";
-const VERIFIER: &str = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
-
-async fn sandbox() -> Sandbox {
-    let sandbox = Sandbox::start("127.0.0.1:0".parse().unwrap())
-        .await
-        .unwrap();
-    sandbox
-        .entra()
-        .register_redirect_uri(DASHBOARD_CLIENT_ID, REDIRECT);
-    sandbox
-}
-
-fn client() -> reqwest::Client {
-    reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap()
-}
-
-fn challenge(verifier: &str) -> String {
-    URL_SAFE_NO_PAD.encode(Sha256::digest(verifier.as_bytes()))
-}
+const SCOPE: &str = "openid profile offline_access";
 
 fn authorize_params(extra: &[(&str, &str)]) -> Vec<(String, String)> {
-    let mut p: Vec<(String, String)> = [
-        ("client_id", DASHBOARD_CLIENT_ID),
-        ("response_type", "code"),
-        ("redirect_uri", REDIRECT),
-        ("scope", "openid profile offline_access"),
-        ("state", "s-123"),
-        ("nonce", "n-456"),
-    ]
-    .iter()
-    .map(|(k, v)| (k.to_string(), v.to_string()))
-    .collect();
-    for (k, v) in extra {
-        p.retain(|(name, _)| name != k);
-        p.push((k.to_string(), v.to_string()));
-    }
-    p
+    authorize_form(SCOPE, extra)
 }
 
-/// Signs `user` in on the authorize page; returns the redirect back.
 async fn code_redirect(sb: &Sandbox, user: &str, extra: &[(&str, &str)]) -> reqwest::Response {
-    let mut form = authorize_params(extra);
-    form.push(("user".into(), user.into()));
-    client()
-        .post(format!(
-            "{}/{TENANT_ID}/oauth2/v2.0/authorize",
-            sb.base_url()
-        ))
-        .form(&form)
-        .send()
-        .await
-        .unwrap()
-}
-
-fn query(location: &str, name: &str) -> Option<String> {
-    url::Url::parse(location)
-        .unwrap()
-        .query_pairs()
-        .find(|(k, _)| k == name)
-        .map(|(_, v)| v.into_owned())
+    sign_in(sb, user, SCOPE, extra).await
 }
 
 async fn code_for(sb: &Sandbox, user: &str) -> String {
-    let r = code_redirect(
-        sb,
-        user,
-        &[
-            ("code_challenge", &challenge(VERIFIER)),
-            ("code_challenge_method", "S256"),
-        ],
-    )
-    .await;
-    assert_eq!(r.status(), StatusCode::FOUND);
-    let to = r.headers()["location"].to_str().unwrap().to_string();
-    assert!(to.starts_with(REDIRECT));
-    assert_eq!(
-        query(&to, "state").as_deref(),
-        Some("s-123"),
-        "state echoed"
-    );
-    query(&to, "code").unwrap()
-}
-
-async fn token(sb: &Sandbox, form: &[(&str, &str)]) -> reqwest::Response {
-    client()
-        .post(format!("{}/{TENANT_ID}/oauth2/v2.0/token", sb.base_url()))
-        .form(form)
-        .send()
-        .await
-        .unwrap()
-}
-
-async fn redeem(sb: &Sandbox, code: &str, verifier: &str) -> reqwest::Response {
-    token(
-        sb,
-        &[
-            ("grant_type", "authorization_code"),
-            ("client_id", DASHBOARD_CLIENT_ID),
-            ("client_secret", DASHBOARD_CLIENT_SECRET),
-            ("code", code),
-            ("redirect_uri", REDIRECT),
-            ("code_verifier", verifier),
-        ],
-    )
-    .await
-}
-
-fn claims(jwt: &str) -> Value {
-    let payload = jwt.split('.').nth(1).unwrap();
-    serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).unwrap()).unwrap()
+    code_for_scope(sb, user, SCOPE).await
 }
 
 /// Asserts Entra's token error shape and returns the AADSTS code.

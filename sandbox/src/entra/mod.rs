@@ -53,6 +53,8 @@ pub struct DemoUser {
     pub username: String,
     /// App roles assigned to this user on the dashboard's app registration.
     pub dashboard_roles: Vec<String>,
+    /// Partner Center roles (`Referrals Admin`, `Referrals User`); the Referrals API requires one.
+    pub partner_center_roles: Vec<String>,
     pub password_expired: bool,
     /// What the picker says about this user.
     pub description: String,
@@ -207,6 +209,28 @@ impl Entra {
         self.state().faults = faults;
     }
 
+    /// Verifies an access token minted by this emulator for `audience` (each emulated API checks that its
+    /// tokens were meant for it). Returns the claims.
+    pub fn verify_access_token(
+        &self,
+        token: &str,
+        audience: &str,
+    ) -> Result<serde_json::Value, String> {
+        let now = self.now().unix_timestamp();
+        self.state()
+            .keys
+            .verify(token, audience, &self.issuer(), now)
+    }
+
+    /// The demo user an object id belongs to.
+    pub fn user_by_object_id(&self, object_id: &str) -> Option<DemoUser> {
+        self.state()
+            .users
+            .iter()
+            .find(|u| u.object_id == object_id)
+            .cloned()
+    }
+
     /// Publishes a new signing key and signs with it from now on; the old key stays in the JWKS.
     pub fn rotate_signing_key(&self) -> String {
         self.state().keys.rotate()
@@ -242,60 +266,78 @@ impl Entra {
     }
 }
 
+/// Partner Center role that may create, read and update all of the partner's referrals.
+pub const REFERRALS_ADMIN: &str = "Referrals Admin";
+
 fn demo_users() -> Vec<DemoUser> {
-    let user = |key: &str,
-                oid: &str,
-                name: &str,
-                login: &str,
-                roles: &[&str],
-                expired: bool,
-                description: &str| DemoUser {
-        key: key.into(),
-        object_id: oid.into(),
-        name: name.into(),
-        username: format!("{login}@{TENANT_DOMAIN}"),
-        dashboard_roles: roles.iter().map(|r| r.to_string()).collect(),
-        password_expired: expired,
-        description: description.into(),
-    };
-    vec![
-        user(
+    // (key, object id suffix, name, login, dashboard roles, Partner Center roles, password expired, about)
+    type Row<'a> = (
+        &'a str,
+        u8,
+        &'a str,
+        &'a str,
+        &'a [&'a str],
+        &'a [&'a str],
+        bool,
+        &'a str,
+    );
+    let rows: [Row; 4] = [
+        (
             "admin",
-            "a1d4e1e5-0000-4000-8000-000000000001",
+            1,
             "Adele Vance",
             "adele",
             &[ADMIN_ROLE],
+            &[REFERRALS_ADMIN],
             false,
             "Referrals admin (app role Cosell.Admin)",
         ),
-        user(
+        (
             "viewer",
-            "a1d4e1e5-0000-4000-8000-000000000002",
+            2,
             "Megan Bowen",
             "megan",
             &[VIEWER_ROLE],
+            &[],
             false,
             "Read-only (app role Cosell.Viewer)",
         ),
-        user(
+        (
             "norole",
-            "a1d4e1e5-0000-4000-8000-000000000003",
+            3,
             "Alex Wilber",
             "alex",
+            &[],
             &[],
             false,
             "Signed in, but no app role assigned",
         ),
-        user(
+        (
             "expired",
-            "a1d4e1e5-0000-4000-8000-000000000004",
+            4,
             "Diego Siciliani",
             "diego",
             &[ADMIN_ROLE],
+            &[REFERRALS_ADMIN],
             true,
             "Password expired: sign-in fails with AADSTS50055",
         ),
-    ]
+    ];
+    let strings = |v: &[&str]| v.iter().map(|r| r.to_string()).collect();
+    rows.iter()
+        .map(
+            |(key, n, name, login, dashboard, partner_center, expired, about)| DemoUser {
+                key: key.to_string(),
+                object_id: format!("a1d4e1e5-0000-4000-8000-{n:012}"),
+                name: name.to_string(),
+                username: format!("{login}@{TENANT_DOMAIN}"),
+                dashboard_roles: strings(dashboard),
+                partner_center_roles: strings(partner_center),
+                password_expired: *expired,
+                description: about.to_string(),
+            },
+        )
+        .collect()
 }
 
 /// Resolves the `{tenant}` path segment. `common` and `organizations` are accepted as Entra does.
@@ -324,7 +366,7 @@ pub fn routes(entra: Entra) -> Router {
         .with_state(entra)
 }
 
-fn random_token(len: usize) -> String {
+pub(crate) fn random_token(len: usize) -> String {
     use rand::Rng;
     rand::thread_rng()
         .sample_iter(&rand::distributions::Alphanumeric)
