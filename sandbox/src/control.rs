@@ -10,6 +10,12 @@
 //!   ([`crate::faults::FaultRule`], e.g. `{"path_contains":"/referrals","status":429,"retry_after":2,"times":3}`)
 //! - `POST /_control/partner-center/referrals` — act as a Microsoft seller: create an incoming referral
 //! - `GET`/`PATCH /_control/partner-center/referrals/{id}` — read / update one as that seller (JSON Patch)
+//! - `GET /_control/partner-center/deliveries` — every webhook delivery attempt, oldest first
+//! - `POST /_control/partner-center/delivery-settings` — `{"retry_base_ms":1000,"copies":1}`
+//! - `GET /_control/partner-center/trust-anchor` — the root certificate (PEM) deliveries chain to
+//! - `GET /_control/partner-center/deliveries` — every webhook delivery attempt, oldest first
+//! - `POST /_control/partner-center/delivery-settings` — `{"retry_base_ms":1000,"copies":1}`
+//! - `GET /_control/partner-center/trust-anchor` — the root certificate (PEM) deliveries chain to
 
 use crate::clock::Clock;
 use crate::entra::{Entra, Faults as EntraFaults};
@@ -48,6 +54,9 @@ pub fn routes(state: Arc<ControlState>) -> Router {
             "/partner-center/referrals/{id}",
             get(seller_reads).patch(seller_updates),
         )
+        .route("/partner-center/deliveries", get(deliveries))
+        .route("/partner-center/delivery-settings", post(delivery_settings))
+        .route("/partner-center/trust-anchor", get(trust_anchor))
         .with_state(state)
 }
 
@@ -124,4 +133,20 @@ async fn seller_updates(
         )
             .into_response(),
     }
+}
+
+async fn deliveries(State(s): S) -> Json<Vec<crate::partner_center::Attempt>> {
+    Json(s.partner_center.deliveries())
+}
+
+async fn delivery_settings(
+    State(s): S,
+    Json(settings): Json<crate::partner_center::DeliverySettings>,
+) -> StatusCode {
+    s.partner_center.set_delivery_settings(settings);
+    StatusCode::NO_CONTENT
+}
+
+async fn trust_anchor(State(s): S) -> String {
+    s.partner_center.trust_anchor_pem()
 }

@@ -14,6 +14,10 @@
 
 mod odata;
 mod referral;
+mod signer;
+mod webhooks;
+
+pub use webhooks::{Attempt, DeliverySettings, MAX_ATTEMPTS, REFERRAL_EVENTS};
 
 use crate::clock::Clock;
 use crate::entra::{DemoUser, Entra};
@@ -56,6 +60,7 @@ struct State_ {
     skiptokens: HashMap<String, Cursor>,
     request_ids: HashMap<String, String>,
     etag_counter: u64,
+    webhooks: webhooks::WebhookState,
 }
 
 struct Inner {
@@ -63,6 +68,10 @@ struct Inner {
     entra: Entra,
     clock: Clock,
     state: Mutex<State_>,
+    /// Made on first use: most sandboxes never deliver a webhook, and RSA keys take a while to make.
+    signer: std::sync::OnceLock<signer::Signer>,
+    /// Delivers webhooks; no redirects, a bounded wait.
+    http: reqwest::Client,
 }
 
 #[derive(Clone)]
@@ -90,8 +99,18 @@ impl PartnerCenter {
                 entra,
                 clock,
                 state: Mutex::new(State_::default()),
+                signer: std::sync::OnceLock::new(),
+                http: reqwest::Client::builder()
+                    .redirect(reqwest::redirect::Policy::none())
+                    .timeout(std::time::Duration::from_secs(10))
+                    .build()
+                    .expect("HTTP client"),
             }),
         }
+    }
+
+    fn signer(&self) -> &signer::Signer {
+        self.inner.signer.get_or_init(signer::Signer::generate)
     }
 
     fn state(&self) -> MutexGuard<'_, State_> {
@@ -201,12 +220,16 @@ impl PartnerCenter {
                                "assistanceRequestCode": "GeneralOrOther" },
         });
         merge(&mut r, camel_case_keys(fields));
-        self.insert(r, true)
+        let created = self.insert(r, true);
+        self.emit("created", &created);
+        created
     }
 
     /// Acts as a Microsoft seller: applies a JSON Patch (no `If-Match`), with the same status rules.
     pub fn seller_updates(&self, id: &str, ops: Vec<PatchOperation>) -> Result<Value, String> {
-        self.apply(id, ops, None).map_err(|(_, message)| message)
+        let updated = self.apply(id, ops, None).map_err(|(_, message)| message)?;
+        self.emit("updated", &updated);
+        Ok(updated)
     }
 
     fn apply(
@@ -335,33 +358,50 @@ pub fn routes(pc: PartnerCenter) -> Router {
         )
         // The documented nextLink drops `/engagements/` (and says http://): it must still work.
         .route("/v1.0/referrals", get(list))
-        .with_state(pc)
+        // Where webhook ResourceUris point (the api.partnercenter host and path, unconfirmed for live
+        // events); read with a token for that host's audience.
+        .route("/engagements/v1/referrals/{id}", get(get_by_resource_uri))
+        .with_state(pc.clone())
+        .merge(webhooks::routes(pc))
 }
 
-/// The caller, if their token is for this API and they hold a referrals role.
+fn unauthorized(why: String) -> Response {
+    let mut r = error(StatusCode::UNAUTHORIZED, "Unauthorized", why);
+    r.headers_mut().insert(
+        header::WWW_AUTHENTICATE,
+        header::HeaderValue::from_static("Bearer error=\"invalid_token\""),
+    );
+    r
+}
+
+/// Verifies the bearer token for `audience`; returns its claims. App-only tokens pass.
 #[expect(
     clippy::result_large_err,
     reason = "an early return of a ready HTTP response is the axum idiom; one per request"
 )]
-fn caller(pc: &PartnerCenter, headers: &HeaderMap) -> Result<DemoUser, Response> {
-    let unauthorized = |why: String| {
-        let mut r = error(StatusCode::UNAUTHORIZED, "Unauthorized", why);
-        r.headers_mut().insert(
-            header::WWW_AUTHENTICATE,
-            header::HeaderValue::from_static("Bearer error=\"invalid_token\""),
-        );
-        r
-    };
+fn caller_app_or_user(
+    pc: &PartnerCenter,
+    headers: &HeaderMap,
+    audience: &str,
+) -> Result<Value, Response> {
     let token = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
         .ok_or_else(|| unauthorized("a bearer token is required".into()))?;
-    let claims = pc
-        .inner
+    pc.inner
         .entra
-        .verify_access_token(token, AUDIENCE)
-        .map_err(unauthorized)?;
+        .verify_access_token(token, audience)
+        .map_err(unauthorized)
+}
+
+/// The caller of the Referrals API: App+User only, holding a Partner Center referrals role.
+#[expect(
+    clippy::result_large_err,
+    reason = "an early return of a ready HTTP response is the axum idiom; one per request"
+)]
+fn caller(pc: &PartnerCenter, headers: &HeaderMap, audience: &str) -> Result<DemoUser, Response> {
+    let claims = caller_app_or_user(pc, headers, audience)?;
     let user = claims["oid"]
         .as_str()
         .and_then(|oid| pc.inner.entra.user_by_object_id(oid))
@@ -380,7 +420,7 @@ fn caller(pc: &PartnerCenter, headers: &HeaderMap) -> Result<DemoUser, Response>
 }
 
 async fn create(State(pc): State<PartnerCenter>, headers: HeaderMap, body: String) -> Response {
-    if let Err(r) = caller(&pc, &headers) {
+    if let Err(r) = caller(&pc, &headers, AUDIENCE) {
         return r;
     }
     let request_id = headers
@@ -418,6 +458,7 @@ async fn create(State(pc): State<PartnerCenter>, headers: HeaderMap, body: Strin
         );
     }
     let created = pc.insert(r, false);
+    pc.emit("created", &created);
     if let Some(rid) = request_id {
         let id = created["id"].as_str().unwrap_or_default().to_string();
         pc.state().request_ids.insert(rid, id);
@@ -430,10 +471,25 @@ async fn get_one(
     headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Response {
-    if let Err(r) = caller(&pc, &headers) {
+    if let Err(r) = caller(&pc, &headers, AUDIENCE) {
         return r;
     }
-    match pc.referral(&id) {
+    one(&pc, &id)
+}
+
+async fn get_by_resource_uri(
+    State(pc): State<PartnerCenter>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Response {
+    if let Err(r) = caller(&pc, &headers, webhooks::AUDIENCE) {
+        return r;
+    }
+    one(&pc, &id)
+}
+
+fn one(pc: &PartnerCenter, id: &str) -> Response {
+    match pc.referral(id) {
         Some(r) => {
             let mut body = json!({ "@odata.context": format!("{}/v1.0/engagements/$metadata#referrals/$entity", pc.inner.base_url) });
             merge(&mut body, r);
@@ -453,7 +509,7 @@ async fn patch(
     Path(id): Path<String>,
     body: String,
 ) -> Response {
-    if let Err(r) = caller(&pc, &headers) {
+    if let Err(r) = caller(&pc, &headers, AUDIENCE) {
         return r;
     }
     let ops: Vec<PatchOperation> = match serde_json::from_str(&body) {
@@ -469,6 +525,7 @@ async fn patch(
     let if_match = headers.get(header::IF_MATCH).and_then(|v| v.to_str().ok());
     match pc.apply(&id, ops, if_match) {
         Ok(updated) => {
+            pc.emit("updated", &updated);
             let wants_body = headers
                 .get("prefer")
                 .and_then(|v| v.to_str().ok())
@@ -497,7 +554,7 @@ async fn list(
     headers: HeaderMap,
     Query(q): Query<HashMap<String, String>>,
 ) -> Response {
-    if let Err(r) = caller(&pc, &headers) {
+    if let Err(r) = caller(&pc, &headers, AUDIENCE) {
         return r;
     }
     let cursor = match q.get("$skiptoken") {

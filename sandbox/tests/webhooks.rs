@@ -1,0 +1,444 @@
+//! Partner Center webhooks (partner-center.md §2): registration, signed deliveries, retries.
+
+mod common;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use common::*;
+use cosell_sandbox::Sandbox;
+use rsa::pkcs1v15::{Signature, VerifyingKey};
+use rsa::pkcs8::DecodePublicKey;
+use rsa::signature::Verifier;
+use serde_json::{Value, json};
+use std::sync::{Arc, Mutex};
+use tokio::sync::mpsc;
+
+const WEBHOOK_SCOPE: &str = "https://api.partnercenter.microsoft.com/user_impersonation";
+
+/// A webhook receiver on a free port: answers with the queued statuses (then 200) and reports each call.
+struct Receiver {
+    url: String,
+    calls: mpsc::UnboundedReceiver<(HeaderMap, Bytes)>,
+}
+
+#[derive(Clone)]
+struct ReceiverState {
+    statuses: Arc<Mutex<Vec<StatusCode>>>,
+    calls: mpsc::UnboundedSender<(HeaderMap, Bytes)>,
+}
+
+async fn receive(State(s): State<ReceiverState>, headers: HeaderMap, body: Bytes) -> StatusCode {
+    let _ = s.calls.send((headers, body));
+    let mut statuses = s.statuses.lock().unwrap();
+    if statuses.is_empty() {
+        StatusCode::OK
+    } else {
+        statuses.remove(0)
+    }
+}
+
+async fn receiver(statuses: Vec<StatusCode>) -> Receiver {
+    let (tx, rx) = mpsc::unbounded_channel();
+    let app = Router::new()
+        .route("/hook", axum::routing::post(receive))
+        .with_state(ReceiverState {
+            statuses: Arc::new(Mutex::new(statuses)),
+            calls: tx,
+        });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/hook", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    Receiver { url, calls: rx }
+}
+
+async fn register(
+    sb: &Sandbox,
+    token: &str,
+    url: &str,
+    events: &[&str],
+    ms_header: bool,
+) -> reqwest::Response {
+    reqwest::Client::new()
+        .post(format!("{}/webhooks/v1/registration", sb.base_url()))
+        .bearer_auth(token)
+        .json(&json!({ "WebhookUrl": url, "WebhookEvents": events, "SignatureTokenToMsSignatureHeader": ms_header }))
+        .send()
+        .await
+        .unwrap()
+}
+
+/// Verifies a delivery the way a receiver must: fetch the certificate, check it chains to the trust
+/// anchor and is Microsoft's, then check the RSA-SHA256 signature over the raw body.
+async fn verify(sb: &Sandbox, headers: &HeaderMap, body: &[u8], ms_header: bool) {
+    assert_eq!(headers["x-ms-signature-algorithm"], "rsa-sha256");
+    let signature = if ms_header {
+        &headers["x-ms-signature"]
+    } else {
+        &headers["authorization"]
+    };
+    let signature = signature
+        .to_str()
+        .unwrap()
+        .strip_prefix("Signature ")
+        .expect("Signature <b64>");
+    let cert_url = headers["x-ms-certificate-url"].to_str().unwrap();
+    let der = reqwest::get(cert_url).await.unwrap().bytes().await.unwrap();
+    let (_, cert) = x509_parser::parse_x509_certificate(&der).unwrap();
+    assert!(
+        cert.issuer()
+            .to_string()
+            .contains("O=Microsoft Corporation"),
+        "{}",
+        cert.issuer()
+    );
+
+    let anchor_pem = reqwest::get(format!(
+        "{}/_control/partner-center/trust-anchor",
+        sb.base_url()
+    ))
+    .await
+    .unwrap()
+    .text()
+    .await
+    .unwrap();
+    let (_, pem) = x509_parser::pem::parse_x509_pem(anchor_pem.as_bytes()).unwrap();
+    let anchor = pem.parse_x509().unwrap();
+    cert.verify_signature(Some(anchor.public_key()))
+        .expect("chains to the trust anchor");
+
+    let key = rsa::RsaPublicKey::from_public_key_der(cert.public_key().raw).unwrap();
+    let verifier = VerifyingKey::<sha2::Sha256>::new(key);
+    let raw = STANDARD.decode(signature).unwrap();
+    verifier
+        .verify(body, &Signature::try_from(raw.as_slice()).unwrap())
+        .expect("signature over the raw body");
+    let mut tampered = body.to_vec();
+    tampered.push(b' ');
+    assert!(
+        verifier
+            .verify(&tampered, &Signature::try_from(raw.as_slice()).unwrap())
+            .is_err()
+    );
+}
+
+#[tokio::test]
+async fn registration_overwrites_and_needs_the_partnercenter_audience() {
+    let sb = sandbox().await;
+    let token = access_token(&sb, "admin", WEBHOOK_SCOPE).await;
+    let referrals_token = access_token(
+        &sb,
+        "admin",
+        "https://api.partner.microsoft.com/user_impersonation",
+    )
+    .await;
+    let r = register(
+        &sb,
+        &referrals_token,
+        "https://example.invalid/a",
+        &["referral-created"],
+        false,
+    )
+    .await;
+    assert_eq!(
+        r.status(),
+        StatusCode::UNAUTHORIZED,
+        "the referrals audience is not the webhook audience"
+    );
+
+    let view = || {
+        reqwest::Client::new()
+            .get(format!("{}/webhooks/v1/registration", sb.base_url()))
+            .bearer_auth(&token)
+            .send()
+    };
+    assert_eq!(view().await.unwrap().status(), StatusCode::NOT_FOUND);
+    let r = register(
+        &sb,
+        &token,
+        "https://example.invalid/a",
+        &["referral-created", "referral-updated"],
+        false,
+    )
+    .await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let body: Value = r.json().await.unwrap();
+    assert!(body["SubscriberId"].is_string());
+    register(
+        &sb,
+        &token,
+        "https://example.invalid/b",
+        &["referral-updated"],
+        false,
+    )
+    .await;
+    let now: Value = view().await.unwrap().json().await.unwrap();
+    assert_eq!(
+        now,
+        json!({ "WebhookUrl": "https://example.invalid/b", "WebhookEvents": ["referral-updated"] })
+    );
+
+    let bad = register(
+        &sb,
+        &token,
+        "https://example.invalid/c",
+        &["referral-exploded"],
+        false,
+    )
+    .await;
+    assert_eq!(bad.status(), StatusCode::BAD_REQUEST);
+    let events: Value = reqwest::Client::new()
+        .get(format!("{}/webhooks/v1/registration/events", sb.base_url()))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    for e in [
+        "referral-created",
+        "referral-updated",
+        "related-referral-created",
+        "related-referral-updated",
+    ] {
+        assert!(events.as_array().unwrap().iter().any(|v| v == e), "{e}");
+    }
+}
+
+#[tokio::test]
+async fn seller_changes_are_delivered_signed_with_the_documented_payload() {
+    for ms_header in [false, true] {
+        let sb = sandbox().await;
+        let token = access_token(&sb, "admin", WEBHOOK_SCOPE).await;
+        let mut rx = receiver(vec![]).await;
+        register(
+            &sb,
+            &token,
+            &rx.url,
+            &["referral-created", "referral-updated"],
+            ms_header,
+        )
+        .await;
+
+        let referral = sb
+            .partner_center()
+            .seller_creates(json!({ "name": "Signed" }));
+        let id = referral["id"].as_str().unwrap();
+        let (headers, body) = rx.calls.recv().await.unwrap();
+        verify(&sb, &headers, &body, ms_header).await;
+        let payload: Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(payload["EventName"], "referral-created");
+        assert_eq!(payload["ResourceName"], "referral");
+        assert!(payload["AuditUri"].is_null());
+        let uri = payload["ResourceUri"].as_str().unwrap();
+        assert!(
+            uri.ends_with(&format!("/engagements/v1/referrals/{id}")),
+            "{uri}"
+        );
+        let date = payload["ResourceChangeUtcDate"].as_str().unwrap();
+        assert!(
+            date.ends_with("+00:00") && date.split('.').nth(1).unwrap().len() == 7 + 6,
+            "{date}"
+        );
+
+        sb.partner_center()
+            .seller_updates(
+                id,
+                serde_json::from_value(
+                    json!([{ "op": "replace", "path": "/details/dealValue", "value": 1 }]),
+                )
+                .unwrap(),
+            )
+            .unwrap();
+        let (_, body) = rx.calls.recv().await.unwrap();
+        assert_eq!(
+            serde_json::from_slice::<Value>(&body).unwrap()["EventName"],
+            "referral-updated"
+        );
+    }
+}
+
+#[tokio::test]
+async fn failed_deliveries_are_retried_up_to_ten_times() {
+    let sb = sandbox().await;
+    let token = access_token(&sb, "admin", WEBHOOK_SCOPE).await;
+    sb.partner_center()
+        .set_delivery_settings(cosell_sandbox::partner_center::DeliverySettings {
+            retry_base_ms: 5,
+            copies: 1,
+        });
+    // Fails twice, then accepts.
+    let mut rx = receiver(vec![
+        StatusCode::INTERNAL_SERVER_ERROR,
+        StatusCode::SERVICE_UNAVAILABLE,
+    ])
+    .await;
+    register(&sb, &token, &rx.url, &["referral-created"], true).await;
+    sb.partner_center().seller_creates(json!({}));
+    for _ in 0..3 {
+        rx.calls.recv().await.unwrap();
+    }
+    // A receiver that never accepts gets exactly MAX_ATTEMPTS tries.
+    let mut never = receiver(vec![StatusCode::INTERNAL_SERVER_ERROR; 20]).await;
+    register(&sb, &token, &never.url, &["referral-created"], true).await;
+    sb.partner_center().seller_creates(json!({}));
+    for _ in 0..cosell_sandbox::partner_center::MAX_ATTEMPTS {
+        never.calls.recv().await.unwrap();
+    }
+    // The journal (control API) shows the attempts; the last one of the failing delivery is the tenth.
+    let journal: Value = reqwest::get(format!(
+        "{}/_control/partner-center/deliveries",
+        sb.base_url()
+    ))
+    .await
+    .unwrap()
+    .json()
+    .await
+    .unwrap();
+    let to_never: Vec<&Value> = journal
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|a| a["url"] == never.url.as_str())
+        .collect();
+    assert!(
+        to_never
+            .iter()
+            .any(|a| a["attempt"] == 10 && a["status"] == 500)
+    );
+    assert!(
+        to_never
+            .iter()
+            .all(|a| a["attempt"].as_u64().unwrap() <= 10)
+    );
+}
+
+#[tokio::test]
+async fn deliveries_can_be_duplicated_and_related_referrals_announced() {
+    let sb = sandbox().await;
+    let token = access_token(&sb, "admin", WEBHOOK_SCOPE).await;
+    let mut rx = receiver(vec![]).await;
+    register(
+        &sb,
+        &token,
+        &rx.url,
+        &["referral-created", "related-referral-created"],
+        false,
+    )
+    .await;
+    sb.partner_center()
+        .set_delivery_settings(cosell_sandbox::partner_center::DeliverySettings {
+            retry_base_ms: 5,
+            copies: 2,
+        });
+    let first = sb
+        .partner_center()
+        .seller_creates(json!({ "engagementId": "eng-1" }));
+    let a = rx.calls.recv().await.unwrap().1;
+    let b = rx.calls.recv().await.unwrap().1;
+    assert_eq!(a, b, "the same event, twice");
+    sb.partner_center()
+        .set_delivery_settings(cosell_sandbox::partner_center::DeliverySettings {
+            retry_base_ms: 5,
+            copies: 1,
+        });
+    sb.partner_center()
+        .seller_creates(json!({ "engagementId": "eng-1" }));
+    let mut names = Vec::new();
+    for _ in 0..2 {
+        let body: Value = serde_json::from_slice(&rx.calls.recv().await.unwrap().1).unwrap();
+        names.push((
+            body["EventName"].as_str().unwrap().to_string(),
+            body["ResourceUri"].as_str().unwrap().to_string(),
+        ));
+    }
+    names.sort();
+    assert_eq!(names[0].0, "referral-created");
+    assert_eq!(names[1].0, "related-referral-created");
+    assert!(
+        names[1].1.ends_with(first["id"].as_str().unwrap()),
+        "the related referral is named"
+    );
+}
+
+#[tokio::test]
+async fn validation_events_need_test_created_and_are_throttled() {
+    let sb = sandbox().await;
+    let token = access_token(&sb, "admin", WEBHOOK_SCOPE).await;
+    let mut rx = receiver(vec![]).await;
+    let post = || {
+        reqwest::Client::new()
+            .post(format!(
+                "{}/webhooks/v1/registration/validationEvents",
+                sb.base_url()
+            ))
+            .bearer_auth(&token)
+            .send()
+    };
+    register(&sb, &token, &rx.url, &["referral-created"], false).await;
+    assert_eq!(post().await.unwrap().status(), StatusCode::BAD_REQUEST);
+    register(
+        &sb,
+        &token,
+        &rx.url,
+        &["referral-created", "test-created"],
+        false,
+    )
+    .await;
+    let r: Value = post().await.unwrap().json().await.unwrap();
+    let correlation = r["correlationId"].as_str().unwrap().to_string();
+    let body: Value = serde_json::from_slice(&rx.calls.recv().await.unwrap().1).unwrap();
+    assert_eq!(body["EventName"], "test-created");
+    assert_eq!(body["ResourceName"], "test");
+    assert!(body["ResourceUri"].as_str().unwrap().starts_with("http://"));
+    assert_eq!(post().await.unwrap().status(), StatusCode::OK);
+    assert_eq!(
+        post().await.unwrap().status(),
+        StatusCode::TOO_MANY_REQUESTS,
+        "2 per minute"
+    );
+
+    rx.calls.recv().await.unwrap();
+    let status: Value = reqwest::Client::new()
+        .get(format!(
+            "{}/webhooks/v1/registration/validationEvents/{correlation}",
+            sb.base_url()
+        ))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(status["status"], "completed");
+    assert_eq!(status["results"][0]["responseCode"], "OK");
+}
+
+#[tokio::test]
+async fn the_resource_uri_reads_the_referral_with_the_webhook_audience() {
+    let sb = sandbox().await;
+    let token = access_token(&sb, "admin", WEBHOOK_SCOPE).await;
+    let referral = sb
+        .partner_center()
+        .seller_creates(json!({ "name": "Via ResourceUri" }));
+    let url = format!(
+        "{}/engagements/v1/referrals/{}",
+        sb.base_url(),
+        referral["id"].as_str().unwrap()
+    );
+    let body: Value = reqwest::Client::new()
+        .get(&url)
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(body["name"], "Via ResourceUri");
+}
