@@ -1,5 +1,6 @@
 //! Domain types. Parse at the edge into these; once you hold one, it is valid.
 
 pub mod access;
+pub mod flows;
 
 pub use access::{Access, RoleNames, SignedInUser, UserSummary};
