@@ -5,6 +5,8 @@
 pub mod domain;
 
 #[cfg(feature = "server")]
+pub mod clients;
+#[cfg(feature = "server")]
 pub mod crypto;
 #[cfg(feature = "server")]
 pub mod store;

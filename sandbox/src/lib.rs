@@ -15,6 +15,7 @@ pub mod entra;
 pub mod faults;
 mod html;
 pub mod partner_center;
+pub mod testing;
 
 use axum::Router;
 use std::net::SocketAddr;

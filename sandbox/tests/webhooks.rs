@@ -2,58 +2,18 @@
 
 mod common;
 
-use axum::Router;
-use axum::body::Bytes;
-use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use common::*;
 use cosell_sandbox::Sandbox;
+use cosell_sandbox::testing::WebhookReceiver;
 use rsa::pkcs1v15::{Signature, VerifyingKey};
 use rsa::pkcs8::DecodePublicKey;
 use rsa::signature::Verifier;
 use serde_json::{Value, json};
-use std::sync::{Arc, Mutex};
-use tokio::sync::mpsc;
 
 const WEBHOOK_SCOPE: &str = "https://api.partnercenter.microsoft.com/user_impersonation";
-
-/// A webhook receiver on a free port: answers with the queued statuses (then 200) and reports each call.
-struct Receiver {
-    url: String,
-    calls: mpsc::UnboundedReceiver<(HeaderMap, Bytes)>,
-}
-
-#[derive(Clone)]
-struct ReceiverState {
-    statuses: Arc<Mutex<Vec<StatusCode>>>,
-    calls: mpsc::UnboundedSender<(HeaderMap, Bytes)>,
-}
-
-async fn receive(State(s): State<ReceiverState>, headers: HeaderMap, body: Bytes) -> StatusCode {
-    let _ = s.calls.send((headers, body));
-    let mut statuses = s.statuses.lock().unwrap();
-    if statuses.is_empty() {
-        StatusCode::OK
-    } else {
-        statuses.remove(0)
-    }
-}
-
-async fn receiver(statuses: Vec<StatusCode>) -> Receiver {
-    let (tx, rx) = mpsc::unbounded_channel();
-    let app = Router::new()
-        .route("/hook", axum::routing::post(receive))
-        .with_state(ReceiverState {
-            statuses: Arc::new(Mutex::new(statuses)),
-            calls: tx,
-        });
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}/hook", listener.local_addr().unwrap());
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    Receiver { url, calls: rx }
-}
 
 async fn register(
     sb: &Sandbox,
@@ -214,7 +174,7 @@ async fn seller_changes_are_delivered_signed_with_the_documented_payload() {
     for ms_header in [false, true] {
         let sb = sandbox().await;
         let token = access_token(&sb, "admin", WEBHOOK_SCOPE).await;
-        let mut rx = receiver(vec![]).await;
+        let mut rx = WebhookReceiver::start(vec![]).await;
         register(
             &sb,
             &token,
@@ -228,7 +188,7 @@ async fn seller_changes_are_delivered_signed_with_the_documented_payload() {
             .partner_center()
             .seller_creates(json!({ "name": "Signed" }));
         let id = referral["id"].as_str().unwrap();
-        let (headers, body) = rx.calls.recv().await.unwrap();
+        let (headers, body) = rx.next().await;
         verify(&sb, &headers, &body, ms_header).await;
         let payload: Value = serde_json::from_slice(&body).unwrap();
         assert_eq!(payload["EventName"], "referral-created");
@@ -254,7 +214,7 @@ async fn seller_changes_are_delivered_signed_with_the_documented_payload() {
                 .unwrap(),
             )
             .unwrap();
-        let (_, body) = rx.calls.recv().await.unwrap();
+        let (_, body) = rx.next().await;
         assert_eq!(
             serde_json::from_slice::<Value>(&body).unwrap()["EventName"],
             "referral-updated"
@@ -272,7 +232,7 @@ async fn failed_deliveries_are_retried_up_to_ten_times() {
             copies: 1,
         });
     // Fails twice, then accepts.
-    let mut rx = receiver(vec![
+    let mut rx = WebhookReceiver::start(vec![
         StatusCode::INTERNAL_SERVER_ERROR,
         StatusCode::SERVICE_UNAVAILABLE,
     ])
@@ -280,14 +240,14 @@ async fn failed_deliveries_are_retried_up_to_ten_times() {
     register(&sb, &token, &rx.url, &["referral-created"], true).await;
     sb.partner_center().seller_creates(json!({}));
     for _ in 0..3 {
-        rx.calls.recv().await.unwrap();
+        rx.next().await;
     }
     // A receiver that never accepts gets exactly MAX_ATTEMPTS tries.
-    let mut never = receiver(vec![StatusCode::INTERNAL_SERVER_ERROR; 20]).await;
+    let mut never = WebhookReceiver::start(vec![StatusCode::INTERNAL_SERVER_ERROR; 20]).await;
     register(&sb, &token, &never.url, &["referral-created"], true).await;
     sb.partner_center().seller_creates(json!({}));
     for _ in 0..cosell_sandbox::partner_center::MAX_ATTEMPTS {
-        never.calls.recv().await.unwrap();
+        never.next().await;
     }
     // The journal (control API) shows the attempts; the last one of the failing delivery is the tenth.
     let journal: Value = reqwest::get(format!(
@@ -321,7 +281,7 @@ async fn failed_deliveries_are_retried_up_to_ten_times() {
 async fn deliveries_can_be_duplicated_and_related_referrals_announced() {
     let sb = sandbox().await;
     let token = access_token(&sb, "admin", WEBHOOK_SCOPE).await;
-    let mut rx = receiver(vec![]).await;
+    let mut rx = WebhookReceiver::start(vec![]).await;
     register(
         &sb,
         &token,
@@ -338,8 +298,8 @@ async fn deliveries_can_be_duplicated_and_related_referrals_announced() {
     let first = sb
         .partner_center()
         .seller_creates(json!({ "engagementId": "eng-1" }));
-    let a = rx.calls.recv().await.unwrap().1;
-    let b = rx.calls.recv().await.unwrap().1;
+    let a = rx.next().await.1;
+    let b = rx.next().await.1;
     assert_eq!(a, b, "the same event, twice");
     sb.partner_center()
         .set_delivery_settings(cosell_sandbox::partner_center::DeliverySettings {
@@ -350,7 +310,7 @@ async fn deliveries_can_be_duplicated_and_related_referrals_announced() {
         .seller_creates(json!({ "engagementId": "eng-1" }));
     let mut names = Vec::new();
     for _ in 0..2 {
-        let body: Value = serde_json::from_slice(&rx.calls.recv().await.unwrap().1).unwrap();
+        let body: Value = serde_json::from_slice(&rx.next().await.1).unwrap();
         names.push((
             body["EventName"].as_str().unwrap().to_string(),
             body["ResourceUri"].as_str().unwrap().to_string(),
@@ -369,7 +329,7 @@ async fn deliveries_can_be_duplicated_and_related_referrals_announced() {
 async fn validation_events_need_test_created_and_are_throttled() {
     let sb = sandbox().await;
     let token = access_token(&sb, "admin", WEBHOOK_SCOPE).await;
-    let mut rx = receiver(vec![]).await;
+    let mut rx = WebhookReceiver::start(vec![]).await;
     let post = || {
         reqwest::Client::new()
             .post(format!(
@@ -391,7 +351,7 @@ async fn validation_events_need_test_created_and_are_throttled() {
     .await;
     let r: Value = post().await.unwrap().json().await.unwrap();
     let correlation = r["correlationId"].as_str().unwrap().to_string();
-    let body: Value = serde_json::from_slice(&rx.calls.recv().await.unwrap().1).unwrap();
+    let body: Value = serde_json::from_slice(&rx.next().await.1).unwrap();
     assert_eq!(body["EventName"], "test-created");
     assert_eq!(body["ResourceName"], "test");
     assert!(body["ResourceUri"].as_str().unwrap().starts_with("http://"));
@@ -402,7 +362,7 @@ async fn validation_events_need_test_created_and_are_throttled() {
         "2 per minute"
     );
 
-    rx.calls.recv().await.unwrap();
+    rx.next().await;
     let status: Value = reqwest::Client::new()
         .get(format!(
             "{}/webhooks/v1/registration/validationEvents/{correlation}",

@@ -128,12 +128,7 @@ pub async fn redeem(sb: &Sandbox, code: &str, verifier: &str) -> reqwest::Respon
 
 /// An access token for `user` and `scope`, obtained through the authorize page and the token endpoint.
 pub async fn access_token(sb: &Sandbox, user: &str, scope: &str) -> String {
-    let code = code_for_scope(sb, user, scope).await;
-    let body: Value = redeem(sb, &code, VERIFIER).await.json().await.unwrap();
-    body["access_token"]
-        .as_str()
-        .expect("access token")
-        .to_string()
+    cosell_sandbox::testing::access_token(sb, user, scope).await
 }
 
 pub fn claims(jwt: &str) -> Value {

@@ -1,0 +1,151 @@
+//! Helpers for tests that use the sandbox from outside: tokens obtained the real way (authorize page,
+//! PKCE, token endpoint, over HTTP) and a webhook receiver that records what it is sent.
+
+use crate::Sandbox;
+use crate::entra::{DASHBOARD_CLIENT_ID, DASHBOARD_CLIENT_SECRET, TENANT_ID};
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use sha2::{Digest, Sha256};
+use std::sync::{Arc, Mutex};
+use tokio::sync::mpsc;
+
+const REDIRECT: &str = "http://127.0.0.1:9/testing-callback";
+
+/// An access token for `user` (a demo user key) and `scope`, through the sign-in page and token endpoint.
+pub async fn access_token(sandbox: &Sandbox, user: &str, scope: &str) -> String {
+    sandbox
+        .entra()
+        .register_redirect_uri(DASHBOARD_CLIENT_ID, REDIRECT);
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client");
+    let verifier = crate::entra::random_token(64);
+    let challenge = URL_SAFE_NO_PAD.encode(Sha256::digest(verifier.as_bytes()));
+    let base = format!("{}/{TENANT_ID}/oauth2/v2.0", sandbox.base_url());
+    let picked = http
+        .post(format!("{base}/authorize"))
+        .form(&[
+            ("client_id", DASHBOARD_CLIENT_ID),
+            ("response_type", "code"),
+            ("redirect_uri", REDIRECT),
+            ("scope", scope),
+            ("code_challenge", &challenge),
+            ("code_challenge_method", "S256"),
+            ("user", user),
+        ])
+        .send()
+        .await
+        .expect("authorize");
+    let location = picked
+        .headers()
+        .get("location")
+        .and_then(|v| v.to_str().ok())
+        .expect("redirect back");
+    let code = url::Url::parse(location)
+        .expect("URL")
+        .query_pairs()
+        .find(|(k, _)| k == "code")
+        .map(|(_, v)| v.into_owned())
+        .unwrap_or_else(|| panic!("no code in {location}"));
+    let body: serde_json::Value = http
+        .post(format!("{base}/token"))
+        .form(&[
+            ("grant_type", "authorization_code"),
+            ("client_id", DASHBOARD_CLIENT_ID),
+            ("client_secret", DASHBOARD_CLIENT_SECRET),
+            ("code", &code),
+            ("redirect_uri", REDIRECT),
+            ("code_verifier", &verifier),
+        ])
+        .send()
+        .await
+        .expect("token")
+        .json()
+        .await
+        .expect("token JSON");
+    body["access_token"]
+        .as_str()
+        .expect("access_token")
+        .to_string()
+}
+
+/// Registers `url` for `events` through the webhook registration API, as the demo admin.
+pub async fn register_webhook(
+    sandbox: &Sandbox,
+    url: &str,
+    events: &[&str],
+    ms_signature_header: bool,
+) {
+    let token = access_token(
+        sandbox,
+        "admin",
+        "https://api.partnercenter.microsoft.com/user_impersonation",
+    )
+    .await;
+    let r = reqwest::Client::new()
+        .post(format!("{}/webhooks/v1/registration", sandbox.base_url()))
+        .bearer_auth(token)
+        .json(&serde_json::json!({
+            "WebhookUrl": url, "WebhookEvents": events, "SignatureTokenToMsSignatureHeader": ms_signature_header
+        }))
+        .send()
+        .await
+        .expect("register");
+    assert!(
+        r.status().is_success(),
+        "registration refused: {}",
+        r.status()
+    );
+}
+
+/// A webhook receiver on a free loopback port: answers with the queued statuses (then 200) and hands
+/// each call (headers, raw body) to the test.
+pub struct WebhookReceiver {
+    pub url: String,
+    pub calls: mpsc::UnboundedReceiver<(HeaderMap, Bytes)>,
+}
+
+#[derive(Clone)]
+struct ReceiverState {
+    statuses: Arc<Mutex<Vec<StatusCode>>>,
+    calls: mpsc::UnboundedSender<(HeaderMap, Bytes)>,
+}
+
+async fn receive(State(s): State<ReceiverState>, headers: HeaderMap, body: Bytes) -> StatusCode {
+    let _ = s.calls.send((headers, body));
+    let mut statuses = s.statuses.lock().unwrap_or_else(|p| p.into_inner());
+    if statuses.is_empty() {
+        StatusCode::OK
+    } else {
+        statuses.remove(0)
+    }
+}
+
+impl WebhookReceiver {
+    pub async fn start(statuses: Vec<StatusCode>) -> WebhookReceiver {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let app = axum::Router::new()
+            .route("/hook", axum::routing::post(receive))
+            .with_state(ReceiverState {
+                statuses: Arc::new(Mutex::new(statuses)),
+                calls: tx,
+            });
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let url = format!("http://{}/hook", listener.local_addr().expect("address"));
+        tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        WebhookReceiver { url, calls: rx }
+    }
+
+    /// The next delivery (headers, raw body).
+    pub async fn next(&mut self) -> (HeaderMap, Bytes) {
+        self.calls.recv().await.expect("receiver open")
+    }
+}
