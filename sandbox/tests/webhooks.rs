@@ -7,6 +7,7 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use common::*;
 use cosell_sandbox::Sandbox;
+use cosell_sandbox::partner_center::{DeliverySettings, MAX_ATTEMPTS};
 use cosell_sandbox::testing::WebhookReceiver;
 use rsa::pkcs1v15::{Signature, VerifyingKey};
 use rsa::pkcs8::DecodePublicKey;
@@ -226,11 +227,10 @@ async fn seller_changes_are_delivered_signed_with_the_documented_payload() {
 async fn failed_deliveries_are_retried_up_to_ten_times() {
     let sb = sandbox().await;
     let token = access_token(&sb, "admin", WEBHOOK_SCOPE).await;
-    sb.partner_center()
-        .set_delivery_settings(cosell_sandbox::partner_center::DeliverySettings {
-            retry_base_ms: 5,
-            copies: 1,
-        });
+    sb.partner_center().set_delivery_settings(DeliverySettings {
+        retry_base_ms: 5,
+        copies: 1,
+    });
     // Fails twice, then accepts.
     let mut rx = WebhookReceiver::start(vec![
         StatusCode::INTERNAL_SERVER_ERROR,
@@ -238,18 +238,26 @@ async fn failed_deliveries_are_retried_up_to_ten_times() {
     ])
     .await;
     register(&sb, &token, &rx.url, &["referral-created"], true).await;
+    let mut attempts = sb.partner_center().subscribe_deliveries();
     sb.partner_center().seller_creates(json!({}));
-    for _ in 0..3 {
+    for (n, status) in [(1, 500), (2, 503), (3, 200)] {
         rx.next().await;
+        let attempt = attempts.recv().await.unwrap();
+        assert_eq!((attempt.attempt, attempt.status), (n, Some(status)));
     }
-    // A receiver that never accepts gets exactly MAX_ATTEMPTS tries.
+
+    // A receiver that never accepts gets exactly MAX_ATTEMPTS tries, each recorded in the journal.
     let mut never = WebhookReceiver::start(vec![StatusCode::INTERNAL_SERVER_ERROR; 20]).await;
     register(&sb, &token, &never.url, &["referral-created"], true).await;
     sb.partner_center().seller_creates(json!({}));
-    for _ in 0..cosell_sandbox::partner_center::MAX_ATTEMPTS {
+    for n in 1..=MAX_ATTEMPTS {
         never.next().await;
+        let attempt = attempts.recv().await.unwrap();
+        assert_eq!(
+            (attempt.attempt, attempt.status, attempt.url.as_str()),
+            (n, Some(500), never.url.as_str())
+        );
     }
-    // The journal (control API) shows the attempts; the last one of the failing delivery is the tenth.
     let journal: Value = reqwest::get(format!(
         "{}/_control/partner-center/deliveries",
         sb.base_url()
@@ -259,21 +267,15 @@ async fn failed_deliveries_are_retried_up_to_ten_times() {
     .json()
     .await
     .unwrap();
-    let to_never: Vec<&Value> = journal
+    let to_never = journal
         .as_array()
         .unwrap()
         .iter()
         .filter(|a| a["url"] == never.url.as_str())
-        .collect();
-    assert!(
-        to_never
-            .iter()
-            .any(|a| a["attempt"] == 10 && a["status"] == 500)
-    );
-    assert!(
-        to_never
-            .iter()
-            .all(|a| a["attempt"].as_u64().unwrap() <= 10)
+        .count();
+    assert_eq!(
+        to_never, 10,
+        "the control API journal shows all ten attempts"
     );
 }
 
@@ -290,22 +292,20 @@ async fn deliveries_can_be_duplicated_and_related_referrals_announced() {
         false,
     )
     .await;
-    sb.partner_center()
-        .set_delivery_settings(cosell_sandbox::partner_center::DeliverySettings {
-            retry_base_ms: 5,
-            copies: 2,
-        });
+    sb.partner_center().set_delivery_settings(DeliverySettings {
+        retry_base_ms: 5,
+        copies: 2,
+    });
     let first = sb
         .partner_center()
         .seller_creates(json!({ "engagementId": "eng-1" }));
     let a = rx.next().await.1;
     let b = rx.next().await.1;
     assert_eq!(a, b, "the same event, twice");
-    sb.partner_center()
-        .set_delivery_settings(cosell_sandbox::partner_center::DeliverySettings {
-            retry_base_ms: 5,
-            copies: 1,
-        });
+    sb.partner_center().set_delivery_settings(DeliverySettings {
+        retry_base_ms: 5,
+        copies: 1,
+    });
     sb.partner_center()
         .seller_creates(json!({ "engagementId": "eng-1" }));
     let mut names = Vec::new();

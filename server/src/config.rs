@@ -80,6 +80,18 @@ pub struct ServeArgs {
     /// App-role value that gives read-only access.
     #[arg(long, env = "COSELL_VIEWER_ROLE", default_value = "Cosell.Viewer")]
     pub viewer_role: String,
+    /// PEM file of the certificates that may issue Partner Center's webhook signing certificate (the
+    /// root and intermediate of its chain). Without it, webhooks are refused (503) outside the sandbox.
+    #[arg(long, env = "COSELL_WEBHOOK_TRUST_ANCHORS")]
+    pub webhook_trust_anchors: Option<PathBuf>,
+    /// Where webhook signing certificates may be fetched from (comma-separated prefixes).
+    #[arg(
+        long,
+        env = "COSELL_WEBHOOK_CERTIFICATE_URL_PREFIX",
+        value_delimiter = ',',
+        default_value = "https://3psostorageacct.blob.core.windows.net/cert/"
+    )]
+    pub webhook_certificate_url_prefix: Vec<String>,
     /// Base64 of 32 random bytes sealing secrets at rest (`openssl rand -base64 32`). With --sandbox, a
     /// fresh key is made at each start when unset.
     #[arg(long, env = "COSELL_SECRET_KEY", hide_env_values = true)]
@@ -152,6 +164,16 @@ pub struct Settings {
     pub identity: Identity,
     pub roles: RoleNames,
     pub sealing_key: SealingKey,
+    pub webhooks: WebhookSettings,
+}
+
+/// How inbound Partner Center webhooks are verified. In sandbox mode, unset values come from the sandbox.
+#[derive(Debug, Clone)]
+pub struct WebhookSettings {
+    pub trust_anchors_pem: Option<String>,
+    pub certificate_url_prefixes: Vec<String>,
+    /// True when the prefixes are the default (the sandbox then substitutes its own).
+    pub default_prefixes: bool,
 }
 
 impl ServeArgs {
@@ -265,7 +287,27 @@ impl ServeArgs {
                 redirect_url,
             })
         };
+        let trust_anchors_pem = self
+            .webhook_trust_anchors
+            .as_ref()
+            .map(|path| {
+                std::fs::read_to_string(path).map_err(|e| {
+                    problem(
+                        "COSELL_WEBHOOK_TRUST_ANCHORS (--webhook-trust-anchors)",
+                        format!("cannot read {}: {e}", path.display()),
+                    )
+                })
+            })
+            .transpose()?;
+        let default_prefixes = self.webhook_certificate_url_prefix
+            == [cosell::clients::partner_center::webhook_signature::MICROSOFT_CERTIFICATE_PREFIX];
+        let webhooks = WebhookSettings {
+            trust_anchors_pem,
+            certificate_url_prefixes: self.webhook_certificate_url_prefix,
+            default_prefixes,
+        };
         Ok(Settings {
+            webhooks,
             addr: self.addr,
             database_url,
             fresh_database,
@@ -425,6 +467,20 @@ mod tests {
             assert_eq!(err.setting, *setting, "{args:?}: {err}");
             assert!(!err.to_string().contains('\n'), "one line: {err}");
         }
+    }
+
+    #[test]
+    fn an_unreadable_trust_anchor_file_is_named() {
+        let err = parse(&[
+            "--sandbox",
+            "--webhook-trust-anchors",
+            "/nonexistent/anchors.pem",
+        ])
+        .unwrap_err();
+        assert_eq!(
+            err.setting,
+            "COSELL_WEBHOOK_TRUST_ANCHORS (--webhook-trust-anchors)"
+        );
     }
 
     #[test]

@@ -8,3 +8,4 @@ mod security;
 pub mod signin;
 pub mod startup;
 pub mod telemetry;
+pub mod webhooks;

@@ -3,10 +3,11 @@
 
 use crate::config::{Identity, OidcSettings, Settings};
 use crate::signin::{self, SignIn};
-use crate::{ops, security};
+use crate::{ops, security, webhooks};
 use axum::Router;
 use axum::extract::FromRef;
 use axum::routing::get;
+use cosell::clients::partner_center::webhook_signature::SignatureVerifier;
 use cosell::store::Store;
 use cosell_app::auth::server::ServerContext;
 use cosell_app::{App, shell};
@@ -20,6 +21,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
+use tokio::sync::broadcast;
 use tower_http::compression::CompressionLayer;
 use tower_http::trace::{DefaultOnResponse, TraceLayer};
 use tower_sessions::cookie::SameSite;
@@ -32,6 +34,9 @@ pub struct AppState {
     pub store: Store,
     pub sign_in: Arc<SignIn>,
     pub prometheus: PrometheusHandle,
+    /// None when no trust anchors are configured: webhooks are then refused.
+    pub webhook_verifier: Option<Arc<SignatureVerifier>>,
+    pub inbox: broadcast::Sender<webhooks::InboxNotice>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -50,6 +55,8 @@ pub enum StartError {
     Store(#[from] cosell::store::StoreError),
     #[error("sign-in settings: {0}")]
     SignIn(String),
+    #[error("COSELL_WEBHOOK_TRUST_ANCHORS / COSELL_WEBHOOK_CERTIFICATE_URL_PREFIX: {0}")]
+    Webhooks(String),
 }
 
 pub struct Application {
@@ -58,8 +65,9 @@ pub struct Application {
     addr: SocketAddr,
     public_url: Url,
     store: Store,
-    sandbox: Option<Sandbox>,
+    sandbox: Option<Arc<Sandbox>>,
     issuer: String,
+    inbox: broadcast::Sender<webhooks::InboxNotice>,
 }
 
 const SESSION_COOKIE: &str = "cosell.sid";
@@ -103,7 +111,7 @@ impl Application {
                     client_secret: DASHBOARD_CLIENT_SECRET.into(),
                     redirect_url: None,
                 };
-                (oidc, Some(sandbox))
+                (oidc, Some(Arc::new(sandbox)))
             }
             Identity::Entra(oidc) => (oidc.clone(), None),
         };
@@ -130,6 +138,9 @@ impl Application {
         .map_err(StartError::SignIn)?;
         let issuer = sign_in.issuer().to_string();
 
+        let webhook_verifier = webhook_verifier(&settings, sandbox.as_deref())?;
+        let (inbox, _) = broadcast::channel(256);
+
         let leptos_options = LeptosOptions::builder()
             .output_name("cosell")
             .site_root(settings.site_root.to_string_lossy().to_string())
@@ -141,6 +152,8 @@ impl Application {
             store: store.clone(),
             sign_in: Arc::new(sign_in),
             prometheus: ops::prometheus(),
+            webhook_verifier,
+            inbox: inbox.clone(),
         };
         let server_context = ServerContext {
             store: store.clone(),
@@ -159,6 +172,12 @@ impl Application {
         let router = Router::new()
             .route("/healthz", get(ops::health))
             .route("/metrics", get(ops::metrics))
+            .route(
+                "/webhooks/partner-center",
+                axum::routing::post(webhooks::partner_center).layer(
+                    axum::extract::DefaultBodyLimit::max(webhooks::MAX_BODY_BYTES),
+                ),
+            )
             .merge(signin::routes())
             .leptos_routes_with_context(&state, routes, context.clone(), {
                 let options = leptos_options.clone();
@@ -187,6 +206,7 @@ impl Application {
             store,
             sandbox,
             issuer,
+            inbox,
         })
     }
 
@@ -200,7 +220,21 @@ impl Application {
 
     /// The sandbox's base URL, when running with `--sandbox`.
     pub fn sandbox_url(&self) -> Option<String> {
-        self.sandbox.as_ref().map(Sandbox::base_url)
+        self.sandbox.as_ref().map(|s| s.base_url())
+    }
+
+    /// The in-process sandbox, when running with `--sandbox`.
+    pub fn sandbox(&self) -> Option<Arc<Sandbox>> {
+        self.sandbox.clone()
+    }
+
+    pub fn store(&self) -> Store {
+        self.store.clone()
+    }
+
+    /// Every stored webhook delivery, as it happens.
+    pub fn subscribe_inbox(&self) -> broadcast::Receiver<webhooks::InboxNotice> {
+        self.inbox.subscribe()
     }
 
     pub fn print_banner(&self) {
@@ -252,6 +286,41 @@ fn request_span(request: &axum::http::Request<axum::body::Body>) -> tracing::Spa
         path = %request.uri().path(),
         route = %route,
     )
+}
+
+/// The verifier for inbound webhooks. In sandbox mode, unset settings come from the sandbox: its root
+/// as trust anchor and its certificate URL as the allowed prefix.
+fn webhook_verifier(
+    settings: &Settings,
+    sandbox: Option<&Sandbox>,
+) -> Result<Option<Arc<SignatureVerifier>>, StartError> {
+    let hooks = &settings.webhooks;
+    let (anchors, prefixes) = match sandbox {
+        Some(sandbox) => (
+            hooks
+                .trust_anchors_pem
+                .clone()
+                .or_else(|| Some(sandbox.partner_center().trust_anchor_pem())),
+            if hooks.default_prefixes {
+                vec![format!("{}/cert/", sandbox.base_url())]
+            } else {
+                hooks.certificate_url_prefixes.clone()
+            },
+        ),
+        None => (
+            hooks.trust_anchors_pem.clone(),
+            hooks.certificate_url_prefixes.clone(),
+        ),
+    };
+    let Some(anchors) = anchors else {
+        tracing::warn!(
+            "COSELL_WEBHOOK_TRUST_ANCHORS is not set: Partner Center webhooks will be refused"
+        );
+        return Ok(None);
+    };
+    SignatureVerifier::new(&prefixes, &anchors)
+        .map(|v| Some(Arc::new(v)))
+        .map_err(|e| StartError::Webhooks(e.to_string()))
 }
 
 fn spawn_expired_session_sweeper(sessions: cosell::store::SessionBackend) {

@@ -2,5 +2,6 @@
 
 pub mod access;
 pub mod flows;
+pub mod notification;
 
 pub use access::{Access, RoleNames, SignedInUser, UserSummary};

@@ -3,11 +3,13 @@
 //! Queries are written once with `$n` placeholders, which both SQLite and PostgreSQL accept, and run on
 //! whichever pool is configured (see [`on_pool!`]). Callers never see sqlx types: errors are [`StoreError`].
 
+mod inbox;
 mod sessions;
 #[cfg(any(test, feature = "test-support"))]
 pub mod test_support;
 mod users;
 
+pub use inbox::Recorded;
 pub use sessions::SessionBackend;
 
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};

@@ -72,6 +72,8 @@ struct Inner {
     signer: std::sync::OnceLock<signer::Signer>,
     /// Delivers webhooks; no redirects, a bounded wait.
     http: reqwest::Client,
+    /// Each delivery attempt, as it completes.
+    attempts: tokio::sync::broadcast::Sender<webhooks::Attempt>,
 }
 
 #[derive(Clone)]
@@ -105,6 +107,7 @@ impl PartnerCenter {
                     .timeout(std::time::Duration::from_secs(10))
                     .build()
                     .expect("HTTP client"),
+                attempts: tokio::sync::broadcast::channel(1024).0,
             }),
         }
     }

@@ -212,7 +212,7 @@ impl PartnerCenter {
                 Ok(r) => (Some(r.status().as_u16()), None),
                 Err(e) => (None, Some(e.to_string())),
             };
-            self.state().webhooks.journal.push(Attempt {
+            let record = Attempt {
                 event: event.clone(),
                 resource_uri: resource_uri.clone(),
                 url: registration.url.clone(),
@@ -220,7 +220,9 @@ impl PartnerCenter {
                 status,
                 error: err,
                 at: now_text(self.now()),
-            });
+            };
+            self.state().webhooks.journal.push(record.clone());
+            let _ = self.inner.attempts.send(record);
             if outcome.is_ok_and(|r| r.status().is_success()) {
                 return;
             }
@@ -229,6 +231,11 @@ impl PartnerCenter {
                 wait = (wait * 2).min(Duration::from_secs(30));
             }
         }
+    }
+
+    /// Each delivery attempt from now on, as it completes (after the receiver has answered).
+    pub fn subscribe_deliveries(&self) -> tokio::sync::broadcast::Receiver<Attempt> {
+        self.inner.attempts.subscribe()
     }
 
     /// Every delivery attempt so far, oldest first.

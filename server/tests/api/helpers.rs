@@ -9,6 +9,11 @@ use tokio::sync::oneshot;
 pub struct TestApp {
     pub base: String,
     pub sandbox: String,
+    /// The in-process sandbox (act as Microsoft, read its journals).
+    pub world: std::sync::Arc<cosell_sandbox::Sandbox>,
+    pub store: cosell::store::Store,
+    /// Stored webhook deliveries, as they happen.
+    pub inbox: tokio::sync::broadcast::Receiver<cosell_server::webhooks::InboxNotice>,
     stop: Option<oneshot::Sender<()>>,
     server: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
     _db: TestDatabase,
@@ -35,6 +40,9 @@ impl TestApp {
         // The listening address, not the public URL (which may name a host that is not this one).
         let base = format!("http://{}", app.addr());
         let sandbox = app.sandbox_url().expect("sandbox mode");
+        let world = app.sandbox().expect("sandbox mode");
+        let store = app.store();
+        let inbox = app.subscribe_inbox();
         let (stop, stopped) = oneshot::channel::<()>();
         let server = tokio::spawn(app.run_until(async move {
             let _ = stopped.await;
@@ -42,6 +50,9 @@ impl TestApp {
         TestApp {
             base,
             sandbox,
+            world,
+            store,
+            inbox,
             stop: Some(stop),
             server: Some(server),
             _db: db,

@@ -5,3 +5,4 @@ mod authz;
 mod helpers;
 mod ops;
 mod signin;
+mod webhooks;

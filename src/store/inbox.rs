@@ -1,0 +1,116 @@
+//! The webhook inbox: verified notifications, stored once each.
+
+use super::{Store, StoreError, on_pool};
+use crate::domain::notification::Notification;
+use time::OffsetDateTime;
+
+/// What storing a delivery did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Recorded {
+    /// A new event, with its inbox id.
+    New(i64),
+    /// The same event again: counted, nothing else.
+    Duplicate(i64),
+}
+
+impl Store {
+    pub async fn record_notification(
+        &self,
+        n: &Notification,
+        body: &str,
+        at: OffsetDateTime,
+    ) -> Result<Recorded, StoreError> {
+        let key = n.dedupe_key();
+        // Insert-or-count in one statement, so concurrent duplicates cannot both be "new".
+        let inserted: Option<i64> = on_pool!(self, |p| {
+            sqlx::query_scalar(
+            "INSERT INTO inbox (event_name, referral_id, resource_uri, resource_change_utc_date, dedupe_key, body, received_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7)
+             ON CONFLICT (dedupe_key) DO NOTHING
+             RETURNING id"
+        )
+        .bind(n.event.as_str())
+        .bind(&n.resource_id)
+        .bind(&n.resource_uri)
+        .bind(&n.changed_at)
+        .bind(&key)
+        .bind(body)
+        .bind(at)
+        .fetch_optional(p)
+        .await
+        })?;
+        if let Some(id) = inserted {
+            return Ok(Recorded::New(id));
+        }
+        let id: i64 = on_pool!(self, |p| sqlx::query_scalar(
+            "UPDATE inbox SET deliveries = deliveries + 1 WHERE dedupe_key = $1 RETURNING id"
+        )
+        .bind(&key)
+        .fetch_one(p)
+        .await)?;
+        Ok(Recorded::Duplicate(id))
+    }
+
+    /// How many distinct events the inbox holds (for health and tests).
+    pub async fn inbox_len(&self) -> Result<i64, StoreError> {
+        Ok(on_pool!(self, |p| sqlx::query_scalar(
+            "SELECT COUNT(*) FROM inbox"
+        )
+        .fetch_one(p)
+        .await)?)
+    }
+
+    /// Deliveries received for one inbox event.
+    pub async fn inbox_deliveries(&self, id: i64) -> Result<i64, StoreError> {
+        let n: i32 = on_pool!(self, |p| sqlx::query_scalar(
+            "SELECT deliveries FROM inbox WHERE id = $1"
+        )
+        .bind(id)
+        .fetch_one(p)
+        .await)?;
+        Ok(i64::from(n))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::test_support::TestDatabase;
+    use super::*;
+    use crate::domain::notification::Notification;
+
+    fn notification(id: &str, at: &str) -> Notification {
+        Notification::parse(
+            format!(r#"{{"EventName":"referral-updated","ResourceUri":"https://h/engagements/v1/referrals/{id}","ResourceChangeUtcDate":"{at}"}}"#)
+                .as_bytes(),
+        )
+        .unwrap()
+    }
+
+    #[tokio::test]
+    async fn the_same_event_is_stored_once_and_counted() {
+        let db = TestDatabase::new().await;
+        let store = Store::connect(db.url()).await.unwrap();
+        let now = OffsetDateTime::now_utc();
+        let a = notification("r-1", "2026-11-22T10:00:00.0000001+00:00");
+        let first = store.record_notification(&a, "{}", now).await.unwrap();
+        let Recorded::New(id) = first else {
+            panic!("new: {first:?}")
+        };
+        assert_eq!(
+            store.record_notification(&a, "{}", now).await.unwrap(),
+            Recorded::Duplicate(id)
+        );
+        assert_eq!(
+            store.record_notification(&a, "{}", now).await.unwrap(),
+            Recorded::Duplicate(id)
+        );
+        assert_eq!(store.inbox_deliveries(id).await.unwrap(), 3);
+        // Another change of the same referral is another event.
+        let b = notification("r-1", "2026-11-22T10:00:01.0000001+00:00");
+        assert!(matches!(
+            store.record_notification(&b, "{}", now).await.unwrap(),
+            Recorded::New(_)
+        ));
+        assert_eq!(store.inbox_len().await.unwrap(), 2);
+    }
+}
