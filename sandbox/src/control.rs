@@ -30,6 +30,7 @@ use serde::Deserialize;
 use std::sync::Arc;
 
 pub struct ControlState {
+    pub base_url: String,
     pub entra: Entra,
     pub partner_center: PartnerCenter,
     pub faults: Faults,

@@ -6,11 +6,13 @@
 //! Everything is served over real HTTP on one loopback listener:
 //! - `/{tenant}/…` — Microsoft Entra ID (v2 OpenID Connect + OAuth 2.0), see [`entra`];
 //! - `/v1.0/engagements/referrals…` — the Partner Center Referrals API, see [`partner_center`];
+//! - `/api/data/v9.2/…` — the Dataverse Web API (Dynamics 365), see [`dataverse`];
 //! - `/_control/…` — the control surface tests and scripts use to act as a Microsoft seller, inject
 //!   faults and move the clock, see [`control`].
 
 pub mod clock;
 pub mod control;
+pub mod dataverse;
 pub mod entra;
 pub mod faults;
 mod html;
@@ -49,6 +51,7 @@ impl Sandbox {
         let partner_center = PartnerCenter::new(base_url, entra.clone(), clock.clone());
         let faults = Faults::default();
         let app = router(control::ControlState {
+            base_url: format!("http://{addr}"),
             entra: entra.clone(),
             partner_center: partner_center.clone(),
             faults: faults.clone(),
@@ -116,6 +119,10 @@ fn router(state: control::ControlState) -> Router {
     let apis = Router::new()
         .merge(entra::routes(state.entra.clone()))
         .merge(partner_center::routes(state.partner_center.clone()))
+        .merge(dataverse::routes(dataverse::Dataverse::new(
+            state.base_url.clone(),
+            state.entra.clone(),
+        )))
         .layer(axum::middleware::from_fn_with_state(
             state.faults.clone(),
             faults::inject,

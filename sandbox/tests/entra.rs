@@ -410,5 +410,5 @@ async fn the_control_api_sets_faults_and_moves_the_clock() {
         .json()
         .await
         .unwrap();
-    assert_eq!(users.as_array().unwrap().len(), 4);
+    assert_eq!(users.as_array().unwrap().len(), 5);
 }

@@ -55,6 +55,8 @@ pub struct DemoUser {
     pub dashboard_roles: Vec<String>,
     /// Partner Center roles (`Referrals Admin`, `Referrals User`); the Referrals API requires one.
     pub partner_center_roles: Vec<String>,
+    /// Dataverse security roles, by role template id; `None`: not a user of the Dataverse organization.
+    pub dataverse_roles: Option<Vec<String>>,
     pub password_expired: bool,
     /// What the picker says about this user.
     pub description: String,
@@ -269,74 +271,54 @@ impl Entra {
 /// Partner Center role that may create, read and update all of the partner's referrals.
 pub const REFERRALS_ADMIN: &str = "Referrals Admin";
 
+struct Seed {
+    key: &'static str,
+    n: u8,
+    name: &'static str,
+    login: &'static str,
+    dashboard: &'static [&'static str],
+    partner_center: &'static [&'static str],
+    dataverse: Option<&'static [&'static str]>,
+    expired: bool,
+    about: &'static str,
+}
+
+use crate::dataverse::{BASIC_USER, SYSTEM_ADMINISTRATOR, SYSTEM_CUSTOMIZER};
+
+#[rustfmt::skip]
+const SEEDS: &[Seed] = &[
+    Seed { key: "admin", n: 1, name: "Adele Vance", login: "adele", dashboard: &[ADMIN_ROLE],
+           partner_center: &[REFERRALS_ADMIN], dataverse: Some(&[SYSTEM_ADMINISTRATOR]), expired: false,
+           about: "Referrals admin (app role Cosell.Admin)" },
+    Seed { key: "viewer", n: 2, name: "Megan Bowen", login: "megan", dashboard: &[VIEWER_ROLE],
+           partner_center: &[], dataverse: Some(&[BASIC_USER]), expired: false,
+           about: "Read-only (app role Cosell.Viewer)" },
+    Seed { key: "norole", n: 3, name: "Alex Wilber", login: "alex", dashboard: &[],
+           partner_center: &[], dataverse: None, expired: false,
+           about: "Signed in, but no app role assigned" },
+    Seed { key: "expired", n: 4, name: "Diego Siciliani", login: "diego", dashboard: &[ADMIN_ROLE],
+           partner_center: &[REFERRALS_ADMIN], dataverse: Some(&[SYSTEM_CUSTOMIZER]), expired: true,
+           about: "Password expired: sign-in fails with AADSTS50055" },
+    Seed { key: "lacking", n: 5, name: "Lee Gu", login: "lee", dashboard: &[ADMIN_ROLE],
+           partner_center: &[], dataverse: Some(&[BASIC_USER]), expired: false,
+           about: "Dashboard admin without the Referrals admin or a CRM admin role" },
+];
+
 fn demo_users() -> Vec<DemoUser> {
-    // (key, object id suffix, name, login, dashboard roles, Partner Center roles, password expired, about)
-    type Row<'a> = (
-        &'a str,
-        u8,
-        &'a str,
-        &'a str,
-        &'a [&'a str],
-        &'a [&'a str],
-        bool,
-        &'a str,
-    );
-    let rows: [Row; 4] = [
-        (
-            "admin",
-            1,
-            "Adele Vance",
-            "adele",
-            &[ADMIN_ROLE],
-            &[REFERRALS_ADMIN],
-            false,
-            "Referrals admin (app role Cosell.Admin)",
-        ),
-        (
-            "viewer",
-            2,
-            "Megan Bowen",
-            "megan",
-            &[VIEWER_ROLE],
-            &[],
-            false,
-            "Read-only (app role Cosell.Viewer)",
-        ),
-        (
-            "norole",
-            3,
-            "Alex Wilber",
-            "alex",
-            &[],
-            &[],
-            false,
-            "Signed in, but no app role assigned",
-        ),
-        (
-            "expired",
-            4,
-            "Diego Siciliani",
-            "diego",
-            &[ADMIN_ROLE],
-            &[REFERRALS_ADMIN],
-            true,
-            "Password expired: sign-in fails with AADSTS50055",
-        ),
-    ];
-    let strings = |v: &[&str]| v.iter().map(|r| r.to_string()).collect();
-    rows.iter()
-        .map(
-            |(key, n, name, login, dashboard, partner_center, expired, about)| DemoUser {
-                key: key.to_string(),
-                object_id: format!("a1d4e1e5-0000-4000-8000-{n:012}"),
-                name: name.to_string(),
-                username: format!("{login}@{TENANT_DOMAIN}"),
-                dashboard_roles: strings(dashboard),
-                partner_center_roles: strings(partner_center),
-                password_expired: *expired,
-                description: about.to_string(),
-            },
-        )
+    let strings = |v: &[&str]| v.iter().map(|r| r.to_string()).collect::<Vec<_>>();
+    SEEDS
+        .iter()
+        .map(|s| DemoUser {
+            key: s.key.to_string(),
+            object_id: format!("a1d4e1e5-0000-4000-8000-{:012}", s.n),
+            name: s.name.to_string(),
+            username: format!("{}@{TENANT_DOMAIN}", s.login),
+            dashboard_roles: strings(s.dashboard),
+            partner_center_roles: strings(s.partner_center),
+            dataverse_roles: s.dataverse.map(strings),
+            password_expired: s.expired,
+            description: s.about.to_string(),
+        })
         .collect()
 }
 
