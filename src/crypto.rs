@@ -28,6 +28,26 @@ pub enum OpenError {
     Authentication,
 }
 
+/// A secret in memory (a token, a client secret). Its `Debug` never shows it; reading it is explicit.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Secret {
+        Secret(value.into())
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(…)")
+    }
+}
+
 /// The key that seals secrets at rest. Its `Debug` never shows the key.
 #[derive(Clone)]
 pub struct SealingKey(Key<Aes256Gcm>);
@@ -137,6 +157,13 @@ mod tests {
         );
         assert_eq!(key.open("plain", "connection:1"), Err(OpenError::Format));
         assert_eq!(key.open("v1.AAAA", "connection:1"), Err(OpenError::Format));
+    }
+
+    #[test]
+    fn secrets_do_not_print() {
+        let s = Secret::new("0.refresh-token");
+        assert_eq!(format!("{s:?}"), "Secret(…)");
+        assert_eq!(s.expose(), "0.refresh-token");
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! Domain types. Parse at the edge into these; once you hold one, it is valid.
 
 pub mod access;
+pub mod connection;
 pub mod flows;
 pub mod notification;
 

@@ -3,12 +3,14 @@
 //! Queries are written once with `$n` placeholders, which both SQLite and PostgreSQL accept, and run on
 //! whichever pool is configured (see [`on_pool!`]). Callers never see sqlx types: errors are [`StoreError`].
 
+mod connections;
 mod inbox;
 mod sessions;
 #[cfg(any(test, feature = "test-support"))]
 pub mod test_support;
 mod users;
 
+pub use connections::{Connection, NewConnection};
 pub use inbox::Recorded;
 pub use sessions::SessionBackend;
 
@@ -49,6 +51,8 @@ pub enum StoreError {
     Database(#[from] sqlx::Error),
     #[error("stored value is corrupt: {0}")]
     Corrupt(String),
+    #[error("a sealed secret does not open with COSELL_SECRET_KEY (was the key changed?): {0}")]
+    Sealed(String),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
