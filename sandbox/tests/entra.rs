@@ -41,6 +41,11 @@ async fn entra_error(r: reqwest::Response, status: StatusCode, error: &str) -> u
     code
 }
 
+/// The AADSTS code of an `invalid_grant` answer (HTTP 400, Entra's error shape).
+async fn invalid_grant(r: reqwest::Response) -> u64 {
+    entra_error(r, StatusCode::BAD_REQUEST, "invalid_grant").await
+}
+
 #[tokio::test]
 async fn discovery_and_keys_are_served_as_entra_does() {
     let sb = sandbox().await;
@@ -176,12 +181,7 @@ async fn a_code_with_pkce_is_redeemed_once() {
     assert_eq!(id["iss"], sb.entra().issuer());
 
     assert_eq!(
-        entra_error(
-            redeem(&sb, &code, VERIFIER).await,
-            StatusCode::BAD_REQUEST,
-            "invalid_grant"
-        )
-        .await,
+        invalid_grant(redeem(&sb, &code, VERIFIER).await).await,
         54005
     );
 }
@@ -196,15 +196,7 @@ async fn a_wrong_or_missing_verifier_is_refused() {
         501481
     );
     let code = code_for(&sb, "admin").await;
-    assert_eq!(
-        entra_error(
-            redeem(&sb, &code, "").await,
-            StatusCode::BAD_REQUEST,
-            "invalid_grant"
-        )
-        .await,
-        501481
-    );
+    assert_eq!(invalid_grant(redeem(&sb, &code, "").await).await, 501481);
 }
 
 #[tokio::test]
@@ -221,12 +213,7 @@ async fn codes_expire_after_ten_minutes() {
     let code = code_for(&sb, "admin").await;
     sb.clock().advance(601);
     assert_eq!(
-        entra_error(
-            redeem(&sb, &code, VERIFIER).await,
-            StatusCode::BAD_REQUEST,
-            "invalid_grant"
-        )
-        .await,
+        invalid_grant(redeem(&sb, &code, VERIFIER).await).await,
         70008
     );
 }
@@ -248,12 +235,7 @@ async fn an_expired_password_is_reported_at_the_token_endpoint() {
     let sb = sandbox().await;
     let code = code_for(&sb, "expired").await;
     assert_eq!(
-        entra_error(
-            redeem(&sb, &code, VERIFIER).await,
-            StatusCode::BAD_REQUEST,
-            "invalid_grant"
-        )
-        .await,
+        invalid_grant(redeem(&sb, &code, VERIFIER).await).await,
         50055
     );
 }
@@ -289,10 +271,7 @@ async fn refresh_tokens_rotate_and_can_be_revoked() {
     );
 
     sb.entra().revoke_user_grants("admin");
-    assert_eq!(
-        entra_error(refresh(rt2).await, StatusCode::BAD_REQUEST, "invalid_grant").await,
-        50173
-    );
+    assert_eq!(invalid_grant(refresh(rt2).await).await, 50173);
 }
 
 #[tokio::test]

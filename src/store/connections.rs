@@ -219,16 +219,22 @@ mod tests {
         }
     }
 
-    #[tokio::test]
-    async fn tokens_are_sealed_at_rest_and_open_with_the_key() {
+    /// A store holding a Partner Center connection with refresh token `token`.
+    async fn connected(token: &str) -> (TestDatabase, Store, SealingKey, OffsetDateTime) {
         let db = TestDatabase::new().await;
         let store = Store::connect(db.url()).await.unwrap();
         let key = SealingKey::generate();
         let now = OffsetDateTime::now_utc();
         store
-            .save_connection(&new_connection("0.secret-refresh-token"), &key, now)
+            .save_connection(&new_connection(token), &key, now)
             .await
             .unwrap();
+        (db, store, key, now)
+    }
+
+    #[tokio::test]
+    async fn tokens_are_sealed_at_rest_and_open_with_the_key() {
+        let (_db, store, key, _) = connected("0.secret-refresh-token").await;
 
         let c = store
             .connection(System::PartnerCenter, &key)
@@ -266,14 +272,7 @@ mod tests {
 
     #[tokio::test]
     async fn rotation_is_a_compare_and_swap() {
-        let db = TestDatabase::new().await;
-        let store = Store::connect(db.url()).await.unwrap();
-        let key = SealingKey::generate();
-        let now = OffsetDateTime::now_utc();
-        store
-            .save_connection(&new_connection("rt-1"), &key, now)
-            .await
-            .unwrap();
+        let (_db, store, key, now) = connected("rt-1").await;
         let read = store
             .connection(System::PartnerCenter, &key)
             .await
@@ -317,14 +316,7 @@ mod tests {
 
     #[tokio::test]
     async fn diagnoses_are_kept_until_fixed() {
-        let db = TestDatabase::new().await;
-        let store = Store::connect(db.url()).await.unwrap();
-        let key = SealingKey::generate();
-        let now = OffsetDateTime::now_utc();
-        store
-            .save_connection(&new_connection("rt-1"), &key, now)
-            .await
-            .unwrap();
+        let (_db, store, key, now) = connected("rt-1").await;
         store
             .set_diagnosis(System::PartnerCenter, Some(Diagnosis::PasswordExpired), now)
             .await
