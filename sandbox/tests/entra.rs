@@ -391,3 +391,42 @@ async fn the_control_api_sets_faults_and_moves_the_clock() {
         .unwrap();
     assert_eq!(users.as_array().unwrap().len(), 5);
 }
+
+#[tokio::test]
+async fn the_end_session_endpoint_returns_only_to_registered_uris() {
+    let sb = sandbox().await;
+    let doc: Value = reqwest::get(format!(
+        "{}/{TENANT_ID}/v2.0/.well-known/openid-configuration",
+        sb.base_url()
+    ))
+    .await
+    .unwrap()
+    .json()
+    .await
+    .unwrap();
+    let logout = doc["end_session_endpoint"].as_str().unwrap().to_string();
+    let r = client()
+        .get(format!(
+            "{logout}?post_logout_redirect_uri={REDIRECT}&state=bye"
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::FOUND);
+    let to = r.headers()["location"].to_str().unwrap();
+    assert!(to.starts_with(REDIRECT) && to.contains("state=bye"), "{to}");
+
+    let r = client()
+        .get(format!(
+            "{logout}?post_logout_redirect_uri=https://evil.example/"
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        r.status(),
+        StatusCode::OK,
+        "an unregistered URI gets a page, not a redirect"
+    );
+    assert!(r.text().await.unwrap().contains("You signed out"));
+}

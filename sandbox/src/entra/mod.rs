@@ -7,6 +7,7 @@
 //! - `GET  /{tenant}/oauth2/v2.0/authorize` — a page where a person picks a demo user; `POST` signs in
 //! - `POST /{tenant}/oauth2/v2.0/token` — `authorization_code` (PKCE), `refresh_token` (rotation),
 //!   `client_credentials`
+//! - `GET  /{tenant}/oauth2/v2.0/logout` — the end-session endpoint
 //!
 //! Errors use Entra's shapes: token errors are HTTP 400 JSON with an `AADSTSnnnnn:` description and
 //! `error_codes`; authorize errors redirect with `error` + `error_description`, except an unknown client or
@@ -15,6 +16,7 @@
 mod authorize;
 mod errors;
 mod keys;
+mod logout;
 mod token;
 
 use crate::clock::Clock;
@@ -337,6 +339,7 @@ pub fn routes(entra: Entra) -> Router {
             get(keys::discovery),
         )
         .route("/{tenant}/discovery/v2.0/keys", get(keys::jwks))
+        .route("/{tenant}/oauth2/v2.0/logout", get(logout::logout))
         .route(
             "/{tenant}/oauth2/v2.0/authorize",
             get(authorize::show).post(authorize::sign_in),
