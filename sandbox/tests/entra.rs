@@ -430,3 +430,110 @@ async fn the_end_session_endpoint_returns_only_to_registered_uris() {
     );
     assert!(r.text().await.unwrap().contains("You signed out"));
 }
+
+async fn token_v1(sb: &Sandbox, form: &[(&str, &str)]) -> reqwest::Response {
+    let mut all = vec![
+        ("client_id", DASHBOARD_CLIENT_ID),
+        ("client_secret", DASHBOARD_CLIENT_SECRET),
+    ];
+    all.extend_from_slice(form);
+    client()
+        .post(format!("{}/{TENANT_ID}/oauth2/token", sb.base_url()))
+        .form(&all)
+        .send()
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn the_v1_endpoint_takes_resource_and_answers_numbers_as_strings() {
+    let sb = sandbox().await;
+    let resource = "https://api.partner.microsoft.com";
+    let password = cosell_sandbox::entra::SANDBOX_PASSWORD;
+    let user = "adele@contoso-sandbox.onmicrosoft.com";
+    let r = token_v1(
+        &sb,
+        &[
+            ("grant_type", "password"),
+            ("resource", resource),
+            ("username", user),
+            ("password", password),
+        ],
+    )
+    .await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let body: Value = r.json().await.unwrap();
+    for field in ["expires_in", "ext_expires_in", "expires_on", "not_before"] {
+        assert!(body[field].is_string(), "{field} is a string in v1: {body}");
+    }
+    assert_eq!(body["resource"], resource);
+    let token = claims(body["access_token"].as_str().unwrap());
+    assert_eq!(
+        token["iss"],
+        format!("https://sts.windows.net/{TENANT_ID}/")
+    );
+    assert_eq!(token["ver"], "1.0");
+    assert_eq!(token["amr"], serde_json::json!(["pwd"]));
+
+    // The refresh grant works for the same resource, and rotates.
+    let rt = body["refresh_token"].as_str().unwrap();
+    let again: Value = token_v1(
+        &sb,
+        &[
+            ("grant_type", "refresh_token"),
+            ("resource", resource),
+            ("refresh_token", rt),
+        ],
+    )
+    .await
+    .json()
+    .await
+    .unwrap();
+    assert_ne!(again["refresh_token"], body["refresh_token"]);
+    let other = token_v1(
+        &sb,
+        &[
+            ("grant_type", "refresh_token"),
+            ("resource", "https://other.example"),
+            ("refresh_token", rt),
+        ],
+    )
+    .await;
+    assert_eq!(invalid_grant(other).await, 65001);
+
+    let wrong = token_v1(
+        &sb,
+        &[
+            ("grant_type", "password"),
+            ("resource", resource),
+            ("username", user),
+            ("password", "nope"),
+        ],
+    )
+    .await;
+    assert_eq!(invalid_grant(wrong).await, 50126);
+    let expired = token_v1(
+        &sb,
+        &[
+            ("grant_type", "password"),
+            ("resource", resource),
+            ("username", "diego@contoso-sandbox.onmicrosoft.com"),
+            ("password", password),
+        ],
+    )
+    .await;
+    assert_eq!(invalid_grant(expired).await, 50055);
+    let no_resource = token_v1(
+        &sb,
+        &[
+            ("grant_type", "password"),
+            ("username", user),
+            ("password", password),
+        ],
+    )
+    .await;
+    assert_eq!(
+        entra_error(no_resource, StatusCode::BAD_REQUEST, "invalid_request").await,
+        900144
+    );
+}

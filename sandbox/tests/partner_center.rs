@@ -518,3 +518,52 @@ async fn injected_faults_apply_to_the_next_matching_calls_only() {
         .unwrap();
     assert_eq!(list.as_array().unwrap().len(), 0);
 }
+
+#[tokio::test]
+async fn app_plus_user_calls_need_mfa_since_april_2026() {
+    let api = Api::new().await;
+    // The documented password grant (v1) cannot do MFA: its token is refused.
+    let body: Value = client()
+        .post(format!(
+            "{}/{}/oauth2/token",
+            api.sb.base_url(),
+            cosell_sandbox::entra::TENANT_ID
+        ))
+        .form(&[
+            ("client_id", cosell_sandbox::entra::DASHBOARD_CLIENT_ID),
+            (
+                "client_secret",
+                cosell_sandbox::entra::DASHBOARD_CLIENT_SECRET,
+            ),
+            ("grant_type", "password"),
+            ("resource", "https://api.partner.microsoft.com"),
+            ("username", "adele@contoso-sandbox.onmicrosoft.com"),
+            ("password", cosell_sandbox::entra::SANDBOX_PASSWORD),
+        ])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let pwd_only = body["access_token"].as_str().unwrap();
+    let r = api
+        .http
+        .get(api.url(""))
+        .bearer_auth(pwd_only)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    assert!(
+        r.json::<Value>().await.unwrap()["message"]
+            .as_str()
+            .unwrap()
+            .contains("multi-factor")
+    );
+    // The interactive sign-in (authorization code) carries mfa and is accepted.
+    assert_eq!(
+        api.get(&api.url("")).send().await.unwrap().status(),
+        StatusCode::OK
+    );
+}

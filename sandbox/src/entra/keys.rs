@@ -76,7 +76,7 @@ impl SigningKeys {
         &self,
         token: &str,
         audience: &str,
-        issuer: &str,
+        issuers: &[String],
         now: i64,
     ) -> Result<serde_json::Value, String> {
         let header =
@@ -91,7 +91,7 @@ impl SigningKeys {
             .map_err(|e| e.to_string())?;
         let mut validation = jsonwebtoken::Validation::new(Algorithm::RS256);
         validation.set_audience(&[audience]);
-        validation.set_issuer(&[issuer]);
+        validation.set_issuer(issuers);
         validation.validate_exp = false;
         validation.required_spec_claims.clear();
         let data = jsonwebtoken::decode::<serde_json::Value>(token, &decoding, &validation)

@@ -8,6 +8,8 @@
 //! - `POST /{tenant}/oauth2/v2.0/token` — `authorization_code` (PKCE), `refresh_token` (rotation),
 //!   `client_credentials`
 //! - `GET  /{tenant}/oauth2/v2.0/logout` — the end-session endpoint
+//! - `POST /{tenant}/oauth2/token` — the legacy v1 endpoint the Partner Center referral docs use:
+//!   `resource=`, `password` and `refresh_token` grants, numbers as strings
 //!
 //! Errors use Entra's shapes: token errors are HTTP 400 JSON with an `AADSTSnnnnn:` description and
 //! `error_codes`; authorize errors redirect with `error` + `error_description`, except an unknown client or
@@ -34,6 +36,8 @@ pub const TENANT_ID: &str = "4f1a2b3c-5d6e-4f70-8a9b-0c1d2e3f4a5b";
 pub const TENANT_DOMAIN: &str = "contoso-sandbox.onmicrosoft.com";
 /// The app registration the cosell dashboard signs people in with.
 pub const DASHBOARD_CLIENT_ID: &str = "0d1e2f3a-4b5c-4d6e-8f70-112233445566";
+/// Every demo user's password for the v1 password grant (ROPC). Sandbox only.
+pub const SANDBOX_PASSWORD: &str = "sandbox-password";
 /// A sandbox-only secret: it opens nothing outside this emulator.
 pub const DASHBOARD_CLIENT_SECRET: &str = "sandbox-dashboard-secret";
 /// App-role values defined on the dashboard's app registration.
@@ -191,6 +195,11 @@ impl Entra {
         format!("{}/{TENANT_ID}/v2.0", self.inner.base_url)
     }
 
+    /// The issuer of tokens from the v1 endpoint, as Entra writes it.
+    pub fn issuer_v1(&self) -> String {
+        format!("https://sts.windows.net/{TENANT_ID}/")
+    }
+
     pub fn users(&self) -> Vec<DemoUser> {
         self.state().users.clone()
     }
@@ -221,9 +230,8 @@ impl Entra {
         audience: &str,
     ) -> Result<serde_json::Value, String> {
         let now = self.now().unix_timestamp();
-        self.state()
-            .keys
-            .verify(token, audience, &self.issuer(), now)
+        let issuers = [self.issuer(), self.issuer_v1()];
+        self.state().keys.verify(token, audience, &issuers, now)
     }
 
     /// The demo user an object id belongs to.
@@ -343,6 +351,10 @@ pub fn routes(entra: Entra) -> Router {
         .route(
             "/{tenant}/oauth2/v2.0/authorize",
             get(authorize::show).post(authorize::sign_in),
+        )
+        .route(
+            "/{tenant}/oauth2/token",
+            axum::routing::post(token::token_v1),
         )
         .route(
             "/{tenant}/oauth2/v2.0/token",

@@ -517,3 +517,155 @@ fn token_response(body: serde_json::Value) -> Response {
     errors::no_store(&mut response);
     response
 }
+
+/// The v1 endpoint (`/{tenant}/oauth2/token`): `resource=` instead of `scope=`, the `password` grant
+/// (ROPC, which cannot satisfy MFA: its tokens carry `amr: ["pwd"]` only) and `refresh_token`.
+/// Quirk kept: every number in the response is a string (`"expires_in":"3599"`), and `resource` is echoed.
+pub async fn token_v1(
+    State(entra): State<Entra>,
+    Path(tenant): Path<String>,
+    headers: HeaderMap,
+    body: String,
+) -> Response {
+    if !tenant_is_known(&tenant) {
+        return bad(
+            &entra,
+            "invalid_request",
+            90002,
+            &format!("Tenant '{tenant}' not found."),
+        );
+    }
+    let form: Form = serde_urlencoded::from_str(&body).unwrap_or_default();
+    let client_id = match authenticate_client(&entra, &headers, &form) {
+        Ok(id) => id,
+        Err(response) => return response,
+    };
+    let Some(resource) = form.get("resource").filter(|r| !r.is_empty()).cloned() else {
+        return bad(
+            &entra,
+            "invalid_request",
+            900144,
+            "The request body must contain the following parameter: 'resource'.",
+        );
+    };
+    let now = entra.now();
+    let mut state = entra.state();
+    let user = match form.get("grant_type").map(String::as_str) {
+        Some("password") => {
+            let username = form.get("username").cloned().unwrap_or_default();
+            let Some(user) = state
+                .users
+                .iter()
+                .find(|u| u.username.eq_ignore_ascii_case(&username))
+                .cloned()
+            else {
+                return bad(
+                    &entra,
+                    "invalid_grant",
+                    50034,
+                    "The user account does not exist in the directory.",
+                );
+            };
+            if form.get("password").map(String::as_str) != Some(super::SANDBOX_PASSWORD) {
+                return bad(
+                    &entra,
+                    "invalid_grant",
+                    50126,
+                    "Error validating credentials due to invalid username or password.",
+                );
+            }
+            if user.password_expired {
+                return bad(&entra, "invalid_grant", 50055, "The password is expired.");
+            }
+            user
+        }
+        Some("refresh_token") => {
+            let token = form.get("refresh_token").cloned().unwrap_or_default();
+            let Some(grant) = state.refresh_tokens.get(&token).cloned() else {
+                return bad(
+                    &entra,
+                    "invalid_grant",
+                    9002313,
+                    "Invalid request. Request is malformed or invalid.",
+                );
+            };
+            if grant.revoked {
+                return bad(
+                    &entra,
+                    "invalid_grant",
+                    50173,
+                    "The provided grant has expired due to it being revoked, a fresh auth token is needed.",
+                );
+            }
+            if grant.client_id != client_id
+                || resource_of(&grant.scopes).ok().flatten().as_deref() != Some(resource.as_str())
+            {
+                return bad(
+                    &entra,
+                    "invalid_grant",
+                    65001,
+                    "The user or administrator has not consented to use the application for this resource.",
+                );
+            }
+            match granted_user(&entra, &state, &grant.user_key) {
+                Ok(user) => user,
+                Err(response) => return response,
+            }
+        }
+        Some(other) => {
+            return bad(
+                &entra,
+                "unsupported_grant_type",
+                70003,
+                &format!("The app requested an unsupported grant type '{other}'."),
+            );
+        }
+        None => {
+            return bad(
+                &entra,
+                "invalid_request",
+                900144,
+                "The request body must contain the following parameter: 'grant_type'.",
+            );
+        }
+    };
+    let iat = now.unix_timestamp();
+    let exp = iat + super::TOKEN_LIFETIME_SECONDS;
+    let claims = serde_json::json!({
+        "aud": resource,
+        "iss": entra.issuer_v1(),
+        "iat": iat, "nbf": iat, "exp": exp,
+        "oid": user.object_id,
+        "tid": TENANT_ID,
+        "upn": user.username,
+        "unique_name": user.username,
+        "name": user.name,
+        "appid": client_id,
+        "scp": "user_impersonation",
+        // The sandbox models this endpoint as the docs use it, with the password grant, which cannot do MFA.
+        "amr": ["pwd"],
+        "ver": "1.0",
+    });
+    let access_token = state.keys.current().sign(&claims);
+    let refresh = format!("0.{}", random_token(120));
+    state.refresh_tokens.insert(
+        refresh.clone(),
+        RefreshGrant {
+            client_id: client_id.clone(),
+            user_key: user.key.clone(),
+            scopes: vec![format!("{resource}/user_impersonation")],
+            revoked: false,
+        },
+    );
+    token_response(serde_json::json!({
+        "token_type": "Bearer",
+        "scope": "user_impersonation",
+        "expires_in": super::TOKEN_LIFETIME_SECONDS.to_string(),
+        "ext_expires_in": super::TOKEN_LIFETIME_SECONDS.to_string(),
+        "expires_on": exp.to_string(),
+        "not_before": iat.to_string(),
+        "resource": resource,
+        "access_token": access_token,
+        "refresh_token": refresh,
+    }))
+}

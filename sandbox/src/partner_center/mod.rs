@@ -42,6 +42,8 @@ pub const ORGANIZATION_ID: &str = "7f0a3c1e-5b2d-4e6f-9a8b-1c2d3e4f5a6b";
 pub const ORGANIZATION_NAME: &str = "Contoso Sandbox Partner";
 /// Largest page; the real maximum is undocumented (unconfirmed).
 pub const MAX_PAGE: usize = 100;
+/// From this instant, App+User calls need a token whose `amr` includes `mfa`.
+const MFA_ENFORCED_FROM: OffsetDateTime = time::macros::datetime!(2026-04-01 00:00 UTC);
 /// A referral nobody answers within this many days expires (Closed/Expired).
 const EXPIRY_DAYS: i64 = 14;
 
@@ -409,6 +411,16 @@ fn caller(pc: &PartnerCenter, headers: &HeaderMap, audience: &str) -> Result<Dem
         .as_str()
         .and_then(|oid| pc.inner.entra.user_by_object_id(oid))
         .ok_or_else(|| unauthorized("App+User tokens only: this token names no user".into()))?;
+    // "Beginning April 1, 2026 all App+User usage of Partner Center APIs will enforce the usage of MFA":
+    // the token's amr must include mfa (partner-center.md §1.2). Judged by the emulator's clock.
+    let mfa = claims["amr"]
+        .as_array()
+        .is_some_and(|amr| amr.iter().any(|m| m == "mfa"));
+    if !mfa && pc.now() >= MFA_ENFORCED_FROM {
+        return Err(unauthorized(
+            "Partner Center requires multi-factor authentication for App+User calls: the token's amr has no mfa (AADSTS50076 on sign-in)".into(),
+        ));
+    }
     if user.partner_center_roles.is_empty() {
         return Err(error(
             StatusCode::FORBIDDEN,
