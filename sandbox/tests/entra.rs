@@ -445,14 +445,14 @@ async fn token_v1(sb: &Sandbox, form: &[(&str, &str)]) -> reqwest::Response {
         .unwrap()
 }
 
-#[tokio::test]
-async fn the_v1_endpoint_takes_resource_and_answers_numbers_as_strings() {
-    let sb = sandbox().await;
-    let resource = "https://api.partner.microsoft.com";
-    let password = cosell_sandbox::entra::SANDBOX_PASSWORD;
-    let user = "adele@contoso-sandbox.onmicrosoft.com";
-    let r = token_v1(
-        &sb,
+async fn password_grant(
+    sb: &Sandbox,
+    resource: &str,
+    user: &str,
+    password: &str,
+) -> reqwest::Response {
+    token_v1(
+        sb,
         &[
             ("grant_type", "password"),
             ("resource", resource),
@@ -460,7 +460,16 @@ async fn the_v1_endpoint_takes_resource_and_answers_numbers_as_strings() {
             ("password", password),
         ],
     )
-    .await;
+    .await
+}
+
+#[tokio::test]
+async fn the_v1_endpoint_takes_resource_and_answers_numbers_as_strings() {
+    let sb = sandbox().await;
+    let resource = "https://api.partner.microsoft.com";
+    let password = cosell_sandbox::entra::SANDBOX_PASSWORD;
+    let user = "adele@contoso-sandbox.onmicrosoft.com";
+    let r = password_grant(&sb, resource, user, password).await;
     assert_eq!(r.status(), StatusCode::OK);
     let body: Value = r.json().await.unwrap();
     for field in ["expires_in", "ext_expires_in", "expires_on", "not_before"] {
@@ -501,25 +510,13 @@ async fn the_v1_endpoint_takes_resource_and_answers_numbers_as_strings() {
     .await;
     assert_eq!(invalid_grant(other).await, 65001);
 
-    let wrong = token_v1(
-        &sb,
-        &[
-            ("grant_type", "password"),
-            ("resource", resource),
-            ("username", user),
-            ("password", "nope"),
-        ],
-    )
-    .await;
+    let wrong = password_grant(&sb, resource, user, "nope").await;
     assert_eq!(invalid_grant(wrong).await, 50126);
-    let expired = token_v1(
+    let expired = password_grant(
         &sb,
-        &[
-            ("grant_type", "password"),
-            ("resource", resource),
-            ("username", "diego@contoso-sandbox.onmicrosoft.com"),
-            ("password", password),
-        ],
+        resource,
+        "diego@contoso-sandbox.onmicrosoft.com",
+        password,
     )
     .await;
     assert_eq!(invalid_grant(expired).await, 50055);

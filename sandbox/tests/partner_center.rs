@@ -34,6 +34,16 @@ impl Api {
         self.http.get(url).bearer_auth(&self.token)
     }
 
+    /// The referral list, asked for with another token than the admin's.
+    async fn list_as(&self, token: &str) -> reqwest::Response {
+        self.http
+            .get(self.url(""))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap()
+    }
+
     async fn create(&self, body: &Value) -> reqwest::Response {
         self.http
             .post(self.url(""))
@@ -124,24 +134,12 @@ async fn tokens_must_be_for_this_api_and_a_referrals_user() {
         "https://api.partnercenter.microsoft.com/user_impersonation",
     ] {
         let other = access_token(&api.sb, "admin", scope).await;
-        let r = api
-            .http
-            .get(api.url(""))
-            .bearer_auth(other)
-            .send()
-            .await
-            .unwrap();
+        let r = api.list_as(&other).await;
         assert_eq!(r.status(), StatusCode::UNAUTHORIZED, "{scope}");
     }
     // Right audience, but Megan holds no Partner Center referrals role.
     let megan = access_token(&api.sb, "viewer", SCOPE).await;
-    let r = api
-        .http
-        .get(api.url(""))
-        .bearer_auth(megan)
-        .send()
-        .await
-        .unwrap();
+    let r = api.list_as(&megan).await;
     assert_eq!(r.status(), StatusCode::FORBIDDEN);
     // Expired: move the clock past the token's lifetime.
     api.sb.clock().advance(3600);
@@ -547,13 +545,7 @@ async fn app_plus_user_calls_need_mfa_since_april_2026() {
         .await
         .unwrap();
     let pwd_only = body["access_token"].as_str().unwrap();
-    let r = api
-        .http
-        .get(api.url(""))
-        .bearer_auth(pwd_only)
-        .send()
-        .await
-        .unwrap();
+    let r = api.list_as(pwd_only).await;
     assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
     assert!(
         r.json::<Value>().await.unwrap()["message"]

@@ -15,6 +15,12 @@ pub enum System {
 }
 
 impl System {
+    pub const ALL: [System; 3] = [
+        System::PartnerCenter,
+        System::Dynamics365,
+        System::Salesforce,
+    ];
+
     pub fn label(self) -> &'static str {
         match self {
             System::PartnerCenter => "Partner Center",
@@ -32,13 +38,7 @@ impl System {
     }
 
     pub fn from_code(code: &str) -> Option<System> {
-        [
-            System::PartnerCenter,
-            System::Dynamics365,
-            System::Salesforce,
-        ]
-        .into_iter()
-        .find(|s| s.as_code() == code)
+        System::ALL.into_iter().find(|s| s.as_code() == code)
     }
 
     /// The role the connecting account needs there.
@@ -73,6 +73,17 @@ pub enum Diagnosis {
 }
 
 impl Diagnosis {
+    pub const ALL: [Diagnosis; 8] = [
+        Diagnosis::PasswordExpired,
+        Diagnosis::MfaRequired,
+        Diagnosis::ConsentMissing,
+        Diagnosis::GrantRevoked,
+        Diagnosis::ClientCredentialsInvalid,
+        Diagnosis::MissingRole,
+        Diagnosis::NotAMember,
+        Diagnosis::Unreachable,
+    ];
+
     /// From an Entra token-endpoint error: branch on the AADSTS code, then on `error` (never on the text).
     pub fn from_token_error(error: &str, aadsts: Option<u32>) -> Diagnosis {
         match aadsts {
@@ -107,19 +118,7 @@ impl Diagnosis {
     }
 
     pub fn from_code(code: &str) -> Option<Diagnosis> {
-        use Diagnosis::*;
-        [
-            PasswordExpired,
-            MfaRequired,
-            ConsentMissing,
-            GrantRevoked,
-            ClientCredentialsInvalid,
-            MissingRole,
-            NotAMember,
-            Unreachable,
-        ]
-        .into_iter()
-        .find(|d| d.as_code() == code)
+        Diagnosis::ALL.into_iter().find(|d| d.as_code() == code)
     }
 
     /// Whether the admin fixes it by reconnecting (signing in again) once the cause is dealt with.
@@ -223,16 +222,7 @@ mod tests {
     #[test]
     fn every_diagnosis_has_words_and_a_stable_code() {
         use Diagnosis::*;
-        for d in [
-            PasswordExpired,
-            MfaRequired,
-            ConsentMissing,
-            GrantRevoked,
-            ClientCredentialsInvalid,
-            MissingRole,
-            NotAMember,
-            Unreachable,
-        ] {
+        for d in Diagnosis::ALL {
             assert_eq!(Diagnosis::from_code(d.as_code()), Some(d));
             for system in [System::PartnerCenter, System::Dynamics365] {
                 assert!(
@@ -284,11 +274,7 @@ mod tests {
 
     #[test]
     fn system_codes_round_trip() {
-        for s in [
-            System::PartnerCenter,
-            System::Dynamics365,
-            System::Salesforce,
-        ] {
+        for s in System::ALL {
             assert_eq!(System::from_code(s.as_code()), Some(s));
         }
     }

@@ -219,6 +219,14 @@ mod tests {
         }
     }
 
+    async fn partner_center(store: &Store, key: &SealingKey) -> Connection {
+        store
+            .connection(System::PartnerCenter, key)
+            .await
+            .unwrap()
+            .expect("connection stored")
+    }
+
     /// A store holding a Partner Center connection with refresh token `token`.
     async fn connected(token: &str) -> (TestDatabase, Store, SealingKey, OffsetDateTime) {
         let db = TestDatabase::new().await;
@@ -236,11 +244,7 @@ mod tests {
     async fn tokens_are_sealed_at_rest_and_open_with_the_key() {
         let (_db, store, key, _) = connected("0.secret-refresh-token").await;
 
-        let c = store
-            .connection(System::PartnerCenter, &key)
-            .await
-            .unwrap()
-            .unwrap();
+        let c = partner_center(&store, &key).await;
         assert_eq!(c.refresh_token.expose(), "0.secret-refresh-token");
         assert_eq!(c.account_name, "Adele Vance");
         assert!(c.diagnosis.is_none());
@@ -273,11 +277,7 @@ mod tests {
     #[tokio::test]
     async fn rotation_is_a_compare_and_swap() {
         let (_db, store, key, now) = connected("rt-1").await;
-        let read = store
-            .connection(System::PartnerCenter, &key)
-            .await
-            .unwrap()
-            .unwrap();
+        let read = partner_center(&store, &key).await;
 
         // Two instances read version v and both refreshed; the first to write wins.
         assert!(
@@ -304,11 +304,7 @@ mod tests {
                 .await
                 .unwrap()
         );
-        let now_stored = store
-            .connection(System::PartnerCenter, &key)
-            .await
-            .unwrap()
-            .unwrap();
+        let now_stored = partner_center(&store, &key).await;
         assert_eq!(now_stored.refresh_token.expose(), "rt-2a");
         assert_eq!(now_stored.token_version, read.token_version + 1);
         assert!(now_stored.refreshed_at.is_some());
@@ -321,22 +317,14 @@ mod tests {
             .set_diagnosis(System::PartnerCenter, Some(Diagnosis::PasswordExpired), now)
             .await
             .unwrap();
-        let c = store
-            .connection(System::PartnerCenter, &key)
-            .await
-            .unwrap()
-            .unwrap();
+        let c = partner_center(&store, &key).await;
         assert_eq!(c.diagnosis, Some(Diagnosis::PasswordExpired));
         // Reconnecting replaces the grant and clears the diagnosis.
         store
             .save_connection(&new_connection("rt-new"), &key, now)
             .await
             .unwrap();
-        let c = store
-            .connection(System::PartnerCenter, &key)
-            .await
-            .unwrap()
-            .unwrap();
+        let c = partner_center(&store, &key).await;
         assert_eq!(c.diagnosis, None);
         assert_eq!(c.refresh_token.expose(), "rt-new");
         assert!(

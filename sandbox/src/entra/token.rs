@@ -255,30 +255,10 @@ fn refresh_token(entra: &Entra, client_id: &str, form: &Form) -> Response {
         );
     };
     let mut state = entra.state();
-    let Some(grant) = state.refresh_tokens.get(token).cloned() else {
-        return bad(
-            entra,
-            "invalid_grant",
-            9002313,
-            "Invalid request. Request is malformed or invalid.",
-        );
+    let grant = match usable_grant(entra, &state, token, client_id) {
+        Ok(grant) => grant,
+        Err(response) => return response,
     };
-    if grant.revoked {
-        return bad(
-            entra,
-            "invalid_grant",
-            50173,
-            "The provided grant has expired due to it being revoked, a fresh auth token is needed. The user might have changed or reset their password.",
-        );
-    }
-    if grant.client_id != client_id {
-        return bad(
-            entra,
-            "invalid_grant",
-            70000,
-            "The refresh token was issued to a different client.",
-        );
-    }
     let requested: Vec<String> = match form.get("scope") {
         Some(s) => s
             .split(' ')
@@ -301,11 +281,7 @@ fn refresh_token(entra: &Entra, client_id: &str, form: &Form) -> Response {
         Ok(user) => user,
         Err(response) => return response,
     };
-    if state.faults.revoke_refresh_token_on_rotation
-        && let Some(old) = state.refresh_tokens.get_mut(token)
-    {
-        old.revoked = true;
-    }
+    retire_on_rotation(&mut state, token);
     issue(&mut state, entra, client_id, &user, &requested, None, now)
 }
 
@@ -410,16 +386,7 @@ fn issue(
             serde_json::Value::String(id_token(state, entra, client_id, user, &roles, nonce, now));
     }
     if scopes.iter().any(|s| s == "offline_access") {
-        let token = format!("0.{}", random_token(120));
-        state.refresh_tokens.insert(
-            token.clone(),
-            RefreshGrant {
-                client_id: client_id.to_string(),
-                user_key: user.key.clone(),
-                scopes: scopes.to_vec(),
-                revoked: false,
-            },
-        );
+        let token = mint_refresh_token(state, client_id, user, scopes.to_vec());
         body["refresh_token"] = serde_json::Value::String(token);
     }
     token_response(body)
@@ -507,6 +474,72 @@ fn granted_user(entra: &Entra, state: &EntraState, key: &str) -> Result<DemoUser
         })
 }
 
+/// A refresh token that exists, is not revoked, and was issued to this client.
+#[expect(
+    clippy::result_large_err,
+    reason = "an early return of a ready HTTP response is the axum idiom; one per request"
+)]
+fn usable_grant(
+    entra: &Entra,
+    state: &EntraState,
+    token: &str,
+    client_id: &str,
+) -> Result<RefreshGrant, Response> {
+    let grant = state.refresh_tokens.get(token).cloned().ok_or_else(|| {
+        bad(
+            entra,
+            "invalid_grant",
+            9002313,
+            "Invalid request. Request is malformed or invalid.",
+        )
+    })?;
+    if grant.revoked {
+        return Err(bad(
+            entra,
+            "invalid_grant",
+            50173,
+            "The provided grant has expired due to it being revoked, a fresh auth token is needed. The user might have changed or reset their password.",
+        ));
+    }
+    if grant.client_id != client_id {
+        return Err(bad(
+            entra,
+            "invalid_grant",
+            70000,
+            "The refresh token was issued to a different client.",
+        ));
+    }
+    Ok(grant)
+}
+
+/// Rotation leaves the used token valid, unless the fault says to revoke it.
+fn retire_on_rotation(state: &mut EntraState, token: &str) {
+    if state.faults.revoke_refresh_token_on_rotation
+        && let Some(old) = state.refresh_tokens.get_mut(token)
+    {
+        old.revoked = true;
+    }
+}
+
+fn mint_refresh_token(
+    state: &mut EntraState,
+    client_id: &str,
+    user: &DemoUser,
+    scopes: Vec<String>,
+) -> String {
+    let token = format!("0.{}", random_token(120));
+    state.refresh_tokens.insert(
+        token.clone(),
+        RefreshGrant {
+            client_id: client_id.to_string(),
+            user_key: user.key.clone(),
+            scopes,
+            revoked: false,
+        },
+    );
+    token
+}
+
 /// `sub` is pairwise: stable for one user and one app, different across apps.
 fn pairwise_sub(object_id: &str, audience: &str) -> String {
     URL_SAFE_NO_PAD.encode(Sha256::digest(format!("{object_id}:{audience}").as_bytes()))
@@ -581,25 +614,11 @@ pub async fn token_v1(
         }
         Some("refresh_token") => {
             let token = form.get("refresh_token").cloned().unwrap_or_default();
-            let Some(grant) = state.refresh_tokens.get(&token).cloned() else {
-                return bad(
-                    &entra,
-                    "invalid_grant",
-                    9002313,
-                    "Invalid request. Request is malformed or invalid.",
-                );
+            let grant = match usable_grant(&entra, &state, &token, &client_id) {
+                Ok(grant) => grant,
+                Err(response) => return response,
             };
-            if grant.revoked {
-                return bad(
-                    &entra,
-                    "invalid_grant",
-                    50173,
-                    "The provided grant has expired due to it being revoked, a fresh auth token is needed.",
-                );
-            }
-            if grant.client_id != client_id
-                || resource_of(&grant.scopes).ok().flatten().as_deref() != Some(resource.as_str())
-            {
+            if resource_of(&grant.scopes).ok().flatten().as_deref() != Some(resource.as_str()) {
                 return bad(
                     &entra,
                     "invalid_grant",
@@ -607,10 +626,12 @@ pub async fn token_v1(
                     "The user or administrator has not consented to use the application for this resource.",
                 );
             }
-            match granted_user(&entra, &state, &grant.user_key) {
+            let user = match granted_user(&entra, &state, &grant.user_key) {
                 Ok(user) => user,
                 Err(response) => return response,
-            }
+            };
+            retire_on_rotation(&mut state, &token);
+            user
         }
         Some(other) => {
             return bad(
@@ -647,15 +668,11 @@ pub async fn token_v1(
         "ver": "1.0",
     });
     let access_token = state.keys.current().sign(&claims);
-    let refresh = format!("0.{}", random_token(120));
-    state.refresh_tokens.insert(
-        refresh.clone(),
-        RefreshGrant {
-            client_id: client_id.clone(),
-            user_key: user.key.clone(),
-            scopes: vec![format!("{resource}/user_impersonation")],
-            revoked: false,
-        },
+    let refresh = mint_refresh_token(
+        &mut state,
+        &client_id,
+        &user,
+        vec![format!("{resource}/user_impersonation")],
     );
     token_response(serde_json::json!({
         "token_type": "Bearer",

@@ -83,6 +83,10 @@ async fn session_cookie_is_http_only_lax_and_rotated_at_sign_in() {
     // The pre-sign-in id (a fixation attempt would plant it) grants nothing.
     let planted = app.page_with_session(&before_id, "/").await;
     assert!(!planted.contains("Megan Bowen"));
+    assert!(
+        planted.contains("Sign in with Microsoft"),
+        "the planted id is treated as signed out"
+    );
 }
 
 #[tokio::test]
@@ -97,6 +101,10 @@ async fn sign_out_ends_the_session_on_the_server() {
     // Replaying the old cookie from elsewhere finds nothing: the session was deleted, not just forgotten.
     let replay = app.page_with_session(&id, "/").await;
     assert!(!replay.contains("Adele Vance"));
+    assert!(
+        replay.contains("Sign in with Microsoft"),
+        "the replayed id is treated as signed out"
+    );
 }
 
 #[tokio::test]
