@@ -5,14 +5,13 @@
 //!   (JSON [`crate::entra::Faults`], e.g. `{"next_id_token":"bad_signature"}`)
 //! - `POST /_control/entra/rotate-keys` — publish a new signing key and sign with it
 //! - `POST /_control/entra/users/{key}/revoke-grants` — revoke a user's refresh tokens (AADSTS50173)
+//! - `POST /_control/entra/users/{key}/password` — `{"expired": true}`: the password expires, so sign-ins
+//!   and refreshes of that user's tokens fail with AADSTS50055 until `{"expired": false}`
 //! - `POST /_control/clock/advance` — `{"seconds": 700}` moves the emulators' clock forward
 //! - `GET`/`POST`/`DELETE /_control/faults` — list / add / clear fault rules on the emulated APIs
 //!   ([`crate::faults::FaultRule`], e.g. `{"path_contains":"/referrals","status":429,"retry_after":2,"times":3}`)
 //! - `POST /_control/partner-center/referrals` — act as a Microsoft seller: create an incoming referral
 //! - `GET`/`PATCH /_control/partner-center/referrals/{id}` — read / update one as that seller (JSON Patch)
-//! - `GET /_control/partner-center/deliveries` — every webhook delivery attempt, oldest first
-//! - `POST /_control/partner-center/delivery-settings` — `{"retry_base_ms":1000,"copies":1}`
-//! - `GET /_control/partner-center/trust-anchor` — the root certificate (PEM) deliveries chain to
 //! - `GET /_control/partner-center/deliveries` — every webhook delivery attempt, oldest first
 //! - `POST /_control/partner-center/delivery-settings` — `{"retry_base_ms":1000,"copies":1}`
 //! - `GET /_control/partner-center/trust-anchor` — the root certificate (PEM) deliveries chain to
@@ -45,6 +44,7 @@ pub fn routes(state: Arc<ControlState>) -> Router {
         .route("/entra/faults", get(get_faults).post(set_faults))
         .route("/entra/rotate-keys", post(rotate_keys))
         .route("/entra/users/{key}/revoke-grants", post(revoke_grants))
+        .route("/entra/users/{key}/password", post(set_password))
         .route("/clock/advance", post(advance_clock))
         .route(
             "/faults",
@@ -80,6 +80,19 @@ async fn rotate_keys(State(s): S) -> Json<serde_json::Value> {
 
 async fn revoke_grants(State(s): S, Path(key): Path<String>) -> Json<serde_json::Value> {
     Json(serde_json::json!({ "revoked": s.entra.revoke_user_grants(&key) }))
+}
+
+#[derive(Deserialize)]
+struct Password {
+    expired: bool,
+}
+
+async fn set_password(State(s): S, Path(key): Path<String>, Json(p): Json<Password>) -> Response {
+    if s.entra.set_password_expired(&key, p.expired) {
+        StatusCode::NO_CONTENT.into_response()
+    } else {
+        (StatusCode::NOT_FOUND, format!("no demo user {key:?}")).into_response()
+    }
 }
 
 #[derive(Deserialize)]

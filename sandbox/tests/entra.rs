@@ -274,6 +274,111 @@ async fn refresh_tokens_rotate_and_can_be_revoked() {
     assert_eq!(invalid_grant(refresh(rt2).await).await, 50173);
 }
 
+/// One consent may name several resources (crm-apis.md §1.3): the code redeems for the first, and the
+/// refresh token for each of them, one resource per request, and keeps the whole consent as it rotates.
+#[tokio::test]
+async fn one_consent_spans_resources_and_refreshes_for_each() {
+    let sb = sandbox().await;
+    let referrals = "https://api.partner.microsoft.com/user_impersonation";
+    let webhooks = "https://api.partnercenter.microsoft.com/user_impersonation";
+    let scope = format!("openid profile offline_access {referrals} {webhooks}");
+    let code = code_for_scope(&sb, "admin", &scope).await;
+    let first: Value = redeem(&sb, &code, VERIFIER).await.json().await.unwrap();
+    let at = claims(first["access_token"].as_str().unwrap());
+    assert_eq!(at["aud"], "https://api.partner.microsoft.com");
+    assert_eq!(at["scp"], "user_impersonation");
+    assert!(!first["scope"].as_str().unwrap().contains(webhooks));
+
+    let refresh = |rt: String, scope: &'static str| {
+        let sb = &sb;
+        async move {
+            token(
+                sb,
+                &[
+                    ("grant_type", "refresh_token"),
+                    ("client_id", DASHBOARD_CLIENT_ID),
+                    ("client_secret", DASHBOARD_CLIENT_SECRET),
+                    ("refresh_token", &rt),
+                    ("scope", scope),
+                ],
+            )
+            .await
+        }
+    };
+    let second: Value = refresh(
+        first["refresh_token"].as_str().unwrap().into(),
+        "https://api.partnercenter.microsoft.com/user_impersonation offline_access",
+    )
+    .await
+    .json()
+    .await
+    .unwrap();
+    assert_eq!(
+        claims(second["access_token"].as_str().unwrap())["aud"],
+        "https://api.partnercenter.microsoft.com"
+    );
+    // The rotated token still redeems for the other resource of the consent…
+    let third = refresh(
+        second["refresh_token"].as_str().unwrap().into(),
+        "https://api.partner.microsoft.com/user_impersonation offline_access",
+    )
+    .await;
+    assert_eq!(third.status(), StatusCode::OK);
+    // …but not for a resource nobody consented to.
+    let other = refresh(
+        second["refresh_token"].as_str().unwrap().into(),
+        "https://contoso-sandbox.crm.dynamics.com/user_impersonation",
+    )
+    .await;
+    assert_eq!(invalid_grant(other).await, 65001);
+}
+
+#[tokio::test]
+async fn a_password_that_expires_stops_refreshes_until_renewed() {
+    let sb = sandbox().await;
+    let code = code_for(&sb, "admin").await;
+    let first: Value = redeem(&sb, &code, VERIFIER).await.json().await.unwrap();
+    let rt = first["refresh_token"].as_str().unwrap().to_string();
+    let refresh = || async {
+        token(
+            &sb,
+            &[
+                ("grant_type", "refresh_token"),
+                ("client_id", DASHBOARD_CLIENT_ID),
+                ("client_secret", DASHBOARD_CLIENT_SECRET),
+                ("refresh_token", &rt),
+            ],
+        )
+        .await
+    };
+    let expire = |expired: bool| {
+        client()
+            .post(format!(
+                "{}/_control/entra/users/admin/password",
+                sb.base_url()
+            ))
+            .json(&serde_json::json!({ "expired": expired }))
+            .send()
+    };
+    assert_eq!(expire(true).await.unwrap().status(), StatusCode::NO_CONTENT);
+    assert_eq!(invalid_grant(refresh().await).await, 50055);
+    assert_eq!(
+        expire(false).await.unwrap().status(),
+        StatusCode::NO_CONTENT
+    );
+    assert_eq!(refresh().await.status(), StatusCode::OK);
+    let nobody = client()
+        .post(format!(
+            "{}/_control/entra/users/nobody/password",
+            sb.base_url()
+        ))
+        .json(&serde_json::json!({ "expired": true }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(nobody.status(), StatusCode::NOT_FOUND);
+}
+
 #[tokio::test]
 async fn client_credentials_need_dot_default_and_get_no_refresh_token() {
     let sb = sandbox().await;

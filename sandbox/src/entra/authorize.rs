@@ -144,15 +144,7 @@ fn validate(entra: &Entra, tenant: &str, p: &AuthorizeParams) -> Result<Valid, R
             "The request body must contain the following parameter: 'scope'.",
         ));
     }
-    if let Err(scope) = super::resource_of(&scopes) {
-        return Err(fail(
-            "invalid_request",
-            28000,
-            &format!(
-                "Provided value for the input parameter scope is not valid because it contains more than one resource. Scope {scope} is not valid."
-            ),
-        ));
-    }
+    // Scopes of several resources are consented together; the code redeems for the first one.
     let challenge = match (&p.code_challenge, p.code_challenge_method.as_deref()) {
         (None, _) => None,
         (Some(c), Some("S256")) => Some((c.clone(), ChallengeMethod::S256)),

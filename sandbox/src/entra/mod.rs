@@ -248,6 +248,18 @@ impl Entra {
         self.state().keys.rotate()
     }
 
+    /// Expires (or renews) a user's password; false when there is no such user.
+    pub fn set_password_expired(&self, user_key: &str, expired: bool) -> bool {
+        let mut state = self.state();
+        match state.users.iter_mut().find(|u| u.key == user_key) {
+            Some(user) => {
+                user.password_expired = expired;
+                true
+            }
+            None => false,
+        }
+    }
+
     /// Revokes every refresh token a user holds (password change, admin revoke: AADSTS50173 on use).
     pub fn revoke_user_grants(&self, user_key: &str) -> usize {
         let mut state = self.state();
@@ -372,27 +384,32 @@ pub(crate) fn random_token(len: usize) -> String {
         .collect()
 }
 
-/// Splits requested scopes into OIDC scopes and the single resource the rest belong to.
-/// `https://api.partner.microsoft.com/user_impersonation` → resource `https://api.partner.microsoft.com`.
-fn resource_of(scopes: &[String]) -> Result<Option<String>, String> {
-    let mut resource: Option<String> = None;
-    for scope in scopes {
-        if matches!(
-            scope.as_str(),
-            "openid" | "profile" | "email" | "offline_access"
-        ) {
-            continue;
-        }
-        let this = match scope.rfind('/') {
-            Some(i) if scope.contains("://") => scope[..i].to_string(),
-            _ => GRAPH_AUDIENCE.to_string(),
-        };
-        match &resource {
-            Some(r) if *r != this => return Err(scope.clone()),
-            _ => resource = Some(this),
-        }
+/// The resource a scope belongs to, or None for the OIDC scopes.
+/// `https://api.partner.microsoft.com/user_impersonation` → `https://api.partner.microsoft.com`;
+/// a bare scope (`User.Read`) is Microsoft Graph's.
+fn scope_resource(scope: &str) -> Option<String> {
+    if matches!(scope, "openid" | "profile" | "email" | "offline_access") {
+        return None;
     }
-    Ok(resource)
+    Some(match scope.rfind('/') {
+        Some(i) if scope.contains("://") => scope[..i].to_string(),
+        _ => GRAPH_AUDIENCE.to_string(),
+    })
+}
+
+/// The resource an access token is minted for: the first scope's. A consent may span several resources
+/// (crm-apis.md §1.3: "if they span several resources, the first scope's resource wins"); the refresh
+/// token then redeems for each of them, one resource per request.
+fn resource_of(scopes: &[String]) -> Option<String> {
+    scopes.iter().find_map(|s| scope_resource(s))
+}
+
+/// The scopes of `scopes` that belong to `resource` (the `scp` of a token for it).
+fn scopes_for<'a>(scopes: &'a [String], resource: &str) -> Vec<&'a String> {
+    scopes
+        .iter()
+        .filter(|s| scope_resource(s).as_deref() == Some(resource))
+        .collect()
 }
 
 #[cfg(test)]
@@ -400,29 +417,31 @@ mod tests {
     use super::*;
 
     #[test]
-    fn scopes_resolve_to_one_resource() {
+    fn the_first_scope_names_the_resource() {
         let s = |v: &[&str]| v.iter().map(|x| x.to_string()).collect::<Vec<_>>();
         assert_eq!(
             resource_of(&s(&["openid", "profile", "offline_access"])),
-            Ok(None)
+            None
         );
         assert_eq!(
             resource_of(&s(&[
                 "openid",
                 "https://api.partner.microsoft.com/user_impersonation"
             ])),
-            Ok(Some("https://api.partner.microsoft.com".into()))
+            Some("https://api.partner.microsoft.com".into())
+        );
+        assert_eq!(resource_of(&s(&["User.Read"])), Some(GRAPH_AUDIENCE.into()));
+        let both = s(&[
+            "https://org.crm.dynamics.com/user_impersonation",
+            "https://api.partner.microsoft.com/user_impersonation",
+        ]);
+        assert_eq!(
+            resource_of(&both),
+            Some("https://org.crm.dynamics.com".into())
         );
         assert_eq!(
-            resource_of(&s(&["User.Read"])),
-            Ok(Some(GRAPH_AUDIENCE.into()))
-        );
-        assert!(
-            resource_of(&s(&[
-                "https://api.partner.microsoft.com/user_impersonation",
-                "https://org.crm.dynamics.com/user_impersonation"
-            ]))
-            .is_err()
+            scopes_for(&both, "https://api.partner.microsoft.com"),
+            vec![&both[1]]
         );
     }
 }
