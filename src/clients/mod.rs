@@ -1,3 +1,7 @@
-//! Clients of the outside world, one module per external API. They know no database.
+//! Clients of the outside world, one module per external API. They know no database, and make one
+//! attempt per call: retrying, counting and recording calls is the engine's business.
 
+pub mod dynamics;
+pub mod entra;
+pub mod http;
 pub mod partner_center;

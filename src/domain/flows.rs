@@ -20,6 +20,19 @@ pub enum Crm {
 }
 
 impl Crm {
+    pub fn as_code(self) -> &'static str {
+        match self {
+            Crm::Dynamics365 => "dynamics365",
+            Crm::Salesforce => "salesforce",
+        }
+    }
+
+    pub fn from_code(code: &str) -> Option<Crm> {
+        [Crm::Dynamics365, Crm::Salesforce]
+            .into_iter()
+            .find(|c| c.as_code() == code)
+    }
+
     pub fn label(self) -> &'static str {
         match self {
             Crm::Dynamics365 => "Dynamics 365",
@@ -68,6 +81,37 @@ pub enum Trigger {
 }
 
 impl Flow {
+    pub const ALL: [Flow; 9] = [
+        Flow::WebhookRegistration,
+        Flow::Customize,
+        Flow::CreateReferral,
+        Flow::Helper,
+        Flow::ReferralUpdatesToCrm,
+        Flow::PartnerCenterToCrm,
+        Flow::CrmToPartnerCenter,
+        Flow::OpportunityToPartnerCenter,
+        Flow::SolutionsToPartnerCenter,
+    ];
+
+    /// A stable name for storage and URLs.
+    pub fn as_code(self) -> &'static str {
+        match self {
+            Flow::WebhookRegistration => "webhook_registration",
+            Flow::Customize => "customize",
+            Flow::CreateReferral => "create_referral",
+            Flow::Helper => "helper",
+            Flow::ReferralUpdatesToCrm => "referral_updates_to_crm",
+            Flow::PartnerCenterToCrm => "partner_center_to_crm",
+            Flow::CrmToPartnerCenter => "crm_to_partner_center",
+            Flow::OpportunityToPartnerCenter => "opportunity_to_partner_center",
+            Flow::SolutionsToPartnerCenter => "solutions_to_partner_center",
+        }
+    }
+
+    pub fn from_code(code: &str) -> Option<Flow> {
+        Flow::ALL.into_iter().find(|f| f.as_code() == code)
+    }
+
     /// The catalog of a CRM, in the documented order.
     pub fn documented(crm: Crm) -> &'static [Flow] {
         use Flow::*;
@@ -257,6 +301,17 @@ pub fn activate_all_plan(crm: Crm, active: &BTreeSet<Flow>) -> Vec<Flow> {
 mod tests {
     use super::*;
     use Flow::*;
+
+    #[test]
+    fn codes_round_trip() {
+        for f in Flow::ALL {
+            assert_eq!(Flow::from_code(f.as_code()), Some(f));
+        }
+        for c in [Crm::Dynamics365, Crm::Salesforce] {
+            assert_eq!(Crm::from_code(c.as_code()), Some(c));
+        }
+        assert_eq!(Flow::from_code("nope"), None);
+    }
 
     fn all_connected(_: ConnectionKind) -> bool {
         true

@@ -4,5 +4,7 @@ pub mod access;
 pub mod connection;
 pub mod flows;
 pub mod notification;
+pub mod referral;
+pub mod runs;
 
 pub use access::{Access, RoleNames, SignedInUser, UserSummary};

@@ -3,15 +3,20 @@
 //! Queries are written once with `$n` placeholders, which both SQLite and PostgreSQL accept, and run on
 //! whichever pool is configured (see [`on_pool!`]). Callers never see sqlx types: errors are [`StoreError`].
 
+mod audit;
 mod connections;
+mod flows;
 mod inbox;
+mod runs;
 mod sessions;
 #[cfg(any(test, feature = "test-support"))]
 pub mod test_support;
 mod users;
 
+pub use audit::{AuditEvent, AuditFilter, NewAuditEvent};
 pub use connections::{Connection, NewConnection};
 pub use inbox::Recorded;
+pub use runs::{NewRun, NewStep, Run, RunFilter, Step};
 pub use sessions::SessionBackend;
 
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};

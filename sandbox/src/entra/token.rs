@@ -238,8 +238,7 @@ fn authorization_code(entra: &Entra, client_id: &str, form: &Form) -> Response {
         entra,
         client_id,
         &user,
-        &grant.scopes,
-        &grant.scopes,
+        (&grant.scopes, &grant.scopes),
         grant.nonce.as_deref(),
         now,
     )
@@ -293,8 +292,7 @@ fn refresh_token(entra: &Entra, client_id: &str, form: &Form) -> Response {
         entra,
         client_id,
         &user,
-        &requested,
-        &grant.scopes,
+        (&requested, &grant.scopes),
         None,
         now,
     )
@@ -342,14 +340,14 @@ fn client_credentials(entra: &Entra, client_id: &str, form: &Form) -> Response {
 }
 
 /// Mints the token response for a user: an access token for the one resource asked for (Microsoft Graph
-/// when only OIDC scopes were), an id_token with `openid`, a new refresh token with `offline_access`.
+/// when only OIDC scopes were), an id_token with `openid`, a new refresh token with `offline_access`
+/// carrying the whole consent (`consented`), whichever of its resources this token is for.
 fn issue(
     state: &mut EntraState,
     entra: &Entra,
     client_id: &str,
     user: &DemoUser,
-    scopes: &[String],
-    consented: &[String],
+    (scopes, consented): (&[String], &[String]),
     nonce: Option<&str>,
     now: OffsetDateTime,
 ) -> Response {

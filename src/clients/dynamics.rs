@@ -1,0 +1,224 @@
+//! The Dataverse Web API of a Dynamics 365 organization (crm-apis.md §2). Audience: the organization URL.
+//!
+//! Writes to existing rows send `If-Match` (an ETag or `*`): a PATCH without it is an upsert and would
+//! silently recreate a row someone deleted.
+
+use crate::clients::http::{self, CallError};
+use crate::crypto::Secret;
+use serde_json::{Map, Value};
+
+#[derive(Clone)]
+pub struct DynamicsClient {
+    http: reqwest::Client,
+    /// `https://{org}.crm.dynamics.com/api/data/v9.2` (or the sandbox).
+    api: String,
+}
+
+/// A string literal for `$filter`: quotes doubled (crm-apis.md §2.5).
+fn literal(s: &str) -> String {
+    format!("'{}'", s.replace('\'', "''"))
+}
+
+/// Ids are GUIDs; anything else never reaches a URL.
+pub fn is_guid(s: &str) -> bool {
+    s.len() == 36
+        && s.chars().enumerate().all(|(i, c)| match i {
+            8 | 13 | 18 | 23 => c == '-',
+            _ => c.is_ascii_hexdigit(),
+        })
+}
+
+impl DynamicsClient {
+    pub fn new(http: reqwest::Client, api: &str) -> DynamicsClient {
+        DynamicsClient {
+            http,
+            api: api.trim_end_matches('/').to_string(),
+        }
+    }
+
+    fn get(&self, token: &Secret, path: &str) -> reqwest::RequestBuilder {
+        self.http
+            .get(format!("{}/{path}", self.api))
+            .bearer_auth(token.expose())
+            .header("Accept", "application/json")
+            .header("OData-MaxVersion", "4.0")
+            .header("OData-Version", "4.0")
+    }
+
+    /// The signed-in user's Dataverse id (`WhoAmI`).
+    pub async fn who_am_i(&self, token: &Secret) -> Result<String, CallError> {
+        let body = http::json(http::send(self.get(token, "WhoAmI()")).await?).await?;
+        body["UserId"]
+            .as_str()
+            .map(str::to_string)
+            .ok_or_else(|| CallError::Unexpected("WhoAmI without UserId".into()))
+    }
+
+    /// Role template ids of the user's directly assigned roles (crm-apis.md §2.8).
+    pub async fn role_templates(
+        &self,
+        token: &Secret,
+        user_id: &str,
+    ) -> Result<Vec<String>, CallError> {
+        if !is_guid(user_id) {
+            return Err(CallError::Unexpected(format!("user id {user_id:?}")));
+        }
+        let body = http::json(
+            http::send(self.get(
+                token,
+                &format!(
+                    "systemusers({user_id})/systemuserroles_association?$select=name,roleid,_roletemplateid_value"
+                ),
+            ))
+            .await?,
+        )
+        .await?;
+        Ok(rows(&body)
+            .iter()
+            .filter_map(|r| r["_roletemplateid_value"].as_str().map(str::to_string))
+            .collect())
+    }
+
+    /// One row, or None when it does not exist.
+    pub async fn row(
+        &self,
+        token: &Secret,
+        set: &str,
+        id: &str,
+        select: &str,
+    ) -> Result<Option<Value>, CallError> {
+        if !is_guid(id) {
+            return Ok(None);
+        }
+        match http::send(self.get(token, &format!("{set}({id})?$select={select}"))).await {
+            Ok(r) => Ok(Some(http::json(r).await?)),
+            Err(CallError::NotFound(_)) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// The first row matching every `column eq 'value'`, case-insensitively as Dataverse compares.
+    pub async fn find(
+        &self,
+        token: &Secret,
+        set: &str,
+        key: &str,
+        matching: &[(&str, &str)],
+    ) -> Result<Option<String>, CallError> {
+        let filter = matching
+            .iter()
+            .map(|(column, value)| format!("{column} eq {}", literal(value)))
+            .collect::<Vec<_>>()
+            .join(" and ");
+        let request =
+            self.get(token, set)
+                .query(&[("$select", key), ("$filter", &filter), ("$top", "1")]);
+        let body = http::json(http::send(request).await?).await?;
+        Ok(rows(&body)
+            .first()
+            .and_then(|r| r[key].as_str())
+            .map(str::to_string))
+    }
+
+    /// Creates a row and returns its id, read from `OData-EntityId` (crm-apis.md §2.3).
+    pub async fn create(
+        &self,
+        token: &Secret,
+        set: &str,
+        fields: &Map<String, Value>,
+    ) -> Result<String, CallError> {
+        let response = http::send(
+            self.http
+                .post(format!("{}/{set}", self.api))
+                .bearer_auth(token.expose())
+                .header("OData-MaxVersion", "4.0")
+                .header("OData-Version", "4.0")
+                .json(fields),
+        )
+        .await?;
+        let entity = response
+            .headers()
+            .get("OData-EntityId")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default();
+        entity
+            .rsplit_once('(')
+            .and_then(|(_, rest)| rest.strip_suffix(')'))
+            .filter(|id| is_guid(id))
+            .map(str::to_string)
+            .ok_or_else(|| {
+                CallError::Unexpected(format!("create answered OData-EntityId {entity:?}"))
+            })
+    }
+
+    /// Updates an existing row; `if_match` is its ETag, or `*` for "exists, any version".
+    pub async fn update(
+        &self,
+        token: &Secret,
+        set: &str,
+        id: &str,
+        fields: &Map<String, Value>,
+        if_match: &str,
+    ) -> Result<(), CallError> {
+        if !is_guid(id) {
+            return Err(CallError::NotFound(format!("{set} id {id:?}")));
+        }
+        http::send(
+            self.http
+                .patch(format!("{}/{set}({id})", self.api))
+                .bearer_auth(token.expose())
+                .header("OData-MaxVersion", "4.0")
+                .header("OData-Version", "4.0")
+                .header("If-Match", if_match)
+                .json(fields),
+        )
+        .await
+        .map(|_| ())
+    }
+
+    /// Closes an opportunity as won (`WinOpportunity`) or lost (`LoseOpportunity`, status 4 Canceled).
+    pub async fn close_opportunity(
+        &self,
+        token: &Secret,
+        id: &str,
+        won: bool,
+    ) -> Result<(), CallError> {
+        let (action, status, subject) = if won {
+            ("WinOpportunity", 3, "Won in Partner Center")
+        } else {
+            ("LoseOpportunity", 4, "Closed in Partner Center")
+        };
+        let body = serde_json::json!({
+            "Status": status,
+            "OpportunityClose": {
+                "subject": subject,
+                "opportunityid@odata.bind": format!("/opportunities({id})"),
+            }
+        });
+        http::send(
+            self.http
+                .post(format!("{}/{action}", self.api))
+                .bearer_auth(token.expose())
+                .json(&body),
+        )
+        .await
+        .map(|_| ())
+    }
+}
+
+fn rows(body: &Value) -> &[Value] {
+    body["value"].as_array().map(Vec::as_slice).unwrap_or(&[])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn literals_double_quotes_and_guids_are_checked() {
+        assert_eq!(literal("O'Brien"), "'O''Brien'");
+        assert!(is_guid("627090ff-40a3-4053-8790-584edc5be201"));
+        assert!(!is_guid("627090ff-40a3-4053-8790-584edc5be20"));
+        assert!(!is_guid("x) or (1 eq 1"));
+    }
+}
