@@ -9,4 +9,6 @@ pub mod clients;
 #[cfg(feature = "server")]
 pub mod crypto;
 #[cfg(feature = "server")]
+pub mod engine;
+#[cfg(feature = "server")]
 pub mod store;

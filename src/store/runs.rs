@@ -202,6 +202,35 @@ impl Store {
         Ok(id)
     }
 
+    /// Records a run that starts at once, held by `owner` (a run an admin waits for, or a child run
+    /// executed inside its parent).
+    pub async fn start_run(
+        &self,
+        run: &NewRun,
+        owner: &str,
+        lease_until: OffsetDateTime,
+        at: OffsetDateTime,
+    ) -> Result<Run, StoreError> {
+        let sql = format!(
+            "INSERT INTO runs (flow, status, trigger_kind, input, record_id, parent_run_id, resubmitted_from,
+                               attempts, not_before, lease_owner, lease_until, created_at, started_at)
+             VALUES ($1, 'running', $2, $3, $4, $5, $6, 1, $7, $8, $9, $7, $7) RETURNING {COLUMNS}"
+        );
+        let row: Row = on_pool!(self, |p| sqlx::query_as(&sql)
+            .bind(run.flow.as_code())
+            .bind(run.trigger.as_code())
+            .bind(run.input.to_string())
+            .bind(&run.record_id)
+            .bind(run.parent_run_id)
+            .bind(run.resubmitted_from)
+            .bind(at)
+            .bind(owner)
+            .bind(lease_until)
+            .fetch_one(p)
+            .await)?;
+        Run::try_from(row)
+    }
+
     /// Queues the run an inbox event calls for and marks the event processed, together: an event is
     /// turned into a run exactly once, even if the process dies in between.
     pub async fn enqueue_from_inbox(

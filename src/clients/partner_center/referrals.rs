@@ -27,6 +27,18 @@ impl ReferralsClient {
         format!("{}/v1.0/engagements/referrals/{id}", self.base)
     }
 
+    /// The cheapest call that proves access: one referral at most.
+    pub async fn probe(&self, token: &Secret) -> Result<(), CallError> {
+        http::send(
+            self.http
+                .get(format!("{}/v1.0/engagements/referrals", self.base))
+                .query(&[("$top", "1")])
+                .bearer_auth(token.expose()),
+        )
+        .await
+        .map(|_| ())
+    }
+
     pub async fn get(&self, token: &Secret, id: &str) -> Result<Referral, CallError> {
         let response = http::send(self.http.get(self.url(id)).bearer_auth(token.expose())).await?;
         let body = http::json(response).await?;

@@ -1,0 +1,303 @@
+//! What a run does, recorded: every API call (with its outcome, duration and the calls it spent, counted
+//! per connection per UTC day) and every decision, as steps; every effect and skip, as audit events.
+
+use super::Engine;
+use crate::clients::http::CallError;
+use crate::crypto::Secret;
+use crate::domain::connection::System;
+use crate::domain::flows::Flow;
+use crate::domain::runs::{Direction, RunStatus, RunTrigger, StepOutcome};
+use crate::store::{NewAuditEvent, NewRun, NewStep, StoreError};
+use std::future::Future;
+use std::time::{Duration, Instant};
+use time::OffsetDateTime;
+
+/// Why a step stopped the run.
+#[derive(Debug, Clone, PartialEq)]
+pub enum StepError {
+    /// Try the run again later (after at least the duration, if the server said).
+    Transient(String, Option<Duration>),
+    /// The run fails; the message says what to do.
+    Permanent(String),
+}
+
+impl StepError {
+    pub fn store(e: StoreError) -> StepError {
+        StepError::Transient(format!("the database failed: {e}"), None)
+    }
+}
+
+pub struct RunContext<'a> {
+    engine: &'a Engine,
+    run_id: i64,
+    owner: String,
+    record_id: Option<String>,
+    actor: String,
+}
+
+impl<'a> RunContext<'a> {
+    pub(crate) fn new(
+        engine: &'a Engine,
+        run_id: i64,
+        owner: &str,
+        record_id: Option<String>,
+        actor: &str,
+    ) -> RunContext<'a> {
+        RunContext {
+            engine,
+            run_id,
+            owner: owner.to_string(),
+            record_id,
+            actor: actor.to_string(),
+        }
+    }
+
+    pub fn engine(&self) -> &Engine {
+        self.engine
+    }
+
+    pub fn run_id(&self) -> i64 {
+        self.run_id
+    }
+
+    pub(crate) fn owner(&self) -> &str {
+        &self.owner
+    }
+
+    async fn step(
+        &self,
+        name: &str,
+        outcome: StepOutcome,
+        detail: &str,
+        api_calls: i64,
+        started: Instant,
+    ) -> Result<(), StepError> {
+        self.engine
+            .store
+            .record_step(
+                self.run_id,
+                &NewStep {
+                    name: name.to_string(),
+                    outcome,
+                    detail: detail.to_string(),
+                    api_calls,
+                    duration_ms: started.elapsed().as_millis() as i64,
+                },
+                OffsetDateTime::now_utc(),
+            )
+            .await
+            .map_err(StepError::store)
+    }
+
+    /// Records a decision (no API call).
+    pub async fn decide(
+        &self,
+        name: &str,
+        outcome: StepOutcome,
+        detail: &str,
+    ) -> Result<(), StepError> {
+        self.step(name, outcome, detail, 0, Instant::now()).await
+    }
+
+    /// One API call with `system`'s connection and a token for `resource`: counted, timed and recorded.
+    /// A 401 refreshes the token and tries once more; transient failures stop the run for a retry.
+    pub async fn call<T, F, Fut>(
+        &self,
+        name: &str,
+        system: System,
+        resource: &str,
+        f: F,
+    ) -> Result<T, CallFailure>
+    where
+        F: Fn(Secret) -> Fut,
+        Fut: Future<Output = Result<T, CallError>>,
+    {
+        let started = Instant::now();
+        let mut calls = 0;
+        let result = loop {
+            let token = match self.engine.tokens.token(system, resource).await {
+                Ok(t) => t,
+                Err(problem) => {
+                    let message = format!("{problem}. {}", problem.fix());
+                    self.step(
+                        name,
+                        if problem.is_transient() {
+                            StepOutcome::Retry
+                        } else {
+                            StepOutcome::Failed
+                        },
+                        &message,
+                        calls,
+                        started,
+                    )
+                    .await?;
+                    return Err(CallFailure::Stop(if problem.is_transient() {
+                        StepError::Transient(message, None)
+                    } else {
+                        StepError::Permanent(message)
+                    }));
+                }
+            };
+            calls += 1;
+            self.engine
+                .store
+                .count_api_calls(system.as_code(), 1, OffsetDateTime::now_utc())
+                .await
+                .map_err(|e| CallFailure::Stop(StepError::store(e)))?;
+            match f(token).await {
+                Err(CallError::Unauthorized(_)) if calls == 1 => {
+                    // An access token revoked early: get a fresh one, once.
+                    self.engine.tokens.forget(system);
+                }
+                other => break other,
+            }
+        };
+        match result {
+            Ok(value) => {
+                self.step(name, StepOutcome::Ok, "", calls, started).await?;
+                Ok(value)
+            }
+            Err(e) if e.is_transient() => {
+                self.step(name, StepOutcome::Retry, &e.to_string(), calls, started)
+                    .await?;
+                Err(CallFailure::Stop(StepError::Transient(
+                    format!("{}: {e}", system.label()),
+                    e.retry_after(),
+                )))
+            }
+            Err(e) => {
+                self.step(name, StepOutcome::Failed, &e.to_string(), calls, started)
+                    .await?;
+                Err(CallFailure::Refused(system, e))
+            }
+        }
+    }
+
+    /// An audit event, tied to this run.
+    pub async fn audit(
+        &self,
+        action: &str,
+        record_kind: &str,
+        record_id: &str,
+        direction: Option<Direction>,
+        detail: String,
+    ) -> Result<(), StoreError> {
+        self.engine
+            .store
+            .record_audit(
+                &NewAuditEvent {
+                    run_id: Some(self.run_id),
+                    actor: self.actor.clone(),
+                    action: action.into(),
+                    record_kind: record_kind.into(),
+                    record_id: record_id.into(),
+                    direction,
+                    detail,
+                },
+                OffsetDateTime::now_utc(),
+            )
+            .await
+            .map(|_| ())
+    }
+
+    /// Runs a child flow inside this run, recorded as a run of its own linked to this one.
+    pub async fn child<T, F, Fut>(
+        &self,
+        flow: Flow,
+        input: serde_json::Value,
+        body: F,
+    ) -> Result<T, StepError>
+    where
+        F: FnOnce(RunContext<'a>) -> Fut,
+        Fut: Future<Output = Result<(T, String), StepError>>,
+    {
+        let now = OffsetDateTime::now_utc();
+        let new = NewRun {
+            flow,
+            trigger: RunTrigger::Child,
+            input,
+            record_id: self.record_id.clone(),
+            parent_run_id: Some(self.run_id),
+            resubmitted_from: None,
+            settled: None,
+        };
+        let store = &self.engine.store;
+        let child = store
+            .start_run(&new, &self.owner, now + Duration::from_secs(600), now)
+            .await
+            .map_err(StepError::store)?;
+        let ctx = RunContext::new(
+            self.engine,
+            child.id,
+            &self.owner,
+            self.record_id.clone(),
+            &self.actor,
+        );
+        let result = body(ctx).await;
+        let (status, outcome) = match &result {
+            Ok((_, outcome)) => (RunStatus::Succeeded, outcome.clone()),
+            Err(StepError::Transient(m, _)) => (
+                RunStatus::Failed,
+                format!("{m} (the parent run will try again)"),
+            ),
+            Err(StepError::Permanent(m)) => (RunStatus::Failed, m.clone()),
+        };
+        store
+            .finish_run(
+                child.id,
+                &self.owner,
+                status,
+                &outcome,
+                OffsetDateTime::now_utc(),
+            )
+            .await
+            .map_err(StepError::store)?;
+        result.map(|(value, _)| value)
+    }
+}
+
+/// Why a call did not give its answer.
+#[derive(Debug)]
+pub enum CallFailure {
+    /// The run must stop (retry later, or fail); already recorded.
+    Stop(StepError),
+    /// The API refused this call for a reason the flow may handle (404, 412, …); already recorded.
+    Refused(System, CallError),
+}
+
+impl From<StepError> for CallFailure {
+    fn from(e: StepError) -> Self {
+        CallFailure::Stop(e)
+    }
+}
+
+impl CallFailure {
+    /// Turns an unhandled refusal into the run's failure, in words an admin can act on.
+    pub fn into_step_error(self) -> StepError {
+        match self {
+            CallFailure::Stop(e) => e,
+            CallFailure::Refused(system, e) => StepError::Permanent(refusal_message(system, &e)),
+        }
+    }
+}
+
+/// A refused call, explained with its fix.
+pub fn refusal_message(system: System, e: &CallError) -> String {
+    let s = system.label();
+    match e {
+        CallError::Forbidden(m) => format!(
+            "{s} denied access ({m}). {}",
+            crate::domain::connection::Diagnosis::MissingRole.fix(system)
+        ),
+        CallError::Unauthorized(m) => format!(
+            "{s} did not accept the connection's sign-in ({m}). Reconnect {s} on the Connections page."
+        ),
+        CallError::PreconditionFailed(m) => format!(
+            "The record changed in {s} while cosell was updating it ({m}). Resubmit the run to apply the change to the latest version."
+        ),
+        CallError::Rejected { status, message } => format!(
+            "{s} refused the data (HTTP {status}): {message}. Correct the record, then resubmit the run."
+        ),
+        other => format!("{s}: {other}. Resubmit the run once the cause is fixed."),
+    }
+}

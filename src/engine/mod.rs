@@ -1,0 +1,374 @@
+//! The sync engine: turns triggers into runs, and runs them.
+//!
+//! Workers claim due runs from the database with a lease ([`Store::claim_run`]), execute the run's flow
+//! step by step ([`context::RunContext`] records every call and decision, and counts API calls per
+//! connection per UTC day), then finish the run, or put it back in the queue after a transient failure
+//! with backoff (`Retry-After` honoured). Flows are written to be re-run from the top: a retried run
+//! finds what its earlier attempt already did and does not do it twice.
+
+pub mod connection_check;
+pub mod context;
+mod partner_center_to_crm;
+pub mod retry;
+pub mod tokens;
+pub mod webhook_registration;
+
+use crate::clients::dynamics::DynamicsClient;
+use crate::clients::partner_center::referrals::ReferralsClient;
+use crate::clients::partner_center::webhook_registration::WebhookRegistrationClient;
+use crate::domain::flows::{Crm, Flow};
+use crate::domain::runs::{Direction, RunStatus, RunTrigger};
+use crate::store::{NewAuditEvent, NewRun, Run, Store, StoreError};
+use context::{RunContext, StepError};
+use retry::RetryPolicy;
+use serde_json::json;
+use std::sync::Arc;
+use std::time::Duration;
+use time::OffsetDateTime;
+use tokens::TokenSource;
+use tokio::sync::{Notify, broadcast, watch};
+
+/// Where the outside APIs are (the real ones, or the sandbox).
+#[derive(Debug, Clone)]
+pub struct Endpoints {
+    /// `https://api.partner.microsoft.com`
+    pub partner_center_api: String,
+    /// `https://api.partnercenter.microsoft.com`
+    pub partner_center_webhooks_api: String,
+    /// The Dataverse organization URL, the token audience: `https://{org}.crm.dynamics.com`.
+    pub dynamics_resource: Option<String>,
+    /// `{organization}/api/data/v9.2`
+    pub dynamics_api: Option<String>,
+}
+
+/// A run reached a final status (for the dashboard and tests).
+#[derive(Debug, Clone, PartialEq)]
+pub struct RunFinished {
+    pub run_id: i64,
+    pub flow: Flow,
+    pub status: RunStatus,
+    pub outcome: String,
+}
+
+pub struct Engine {
+    pub(crate) store: Store,
+    pub(crate) tokens: Arc<TokenSource>,
+    pub(crate) crm: Crm,
+    pub(crate) endpoints: Endpoints,
+    pub(crate) referrals: ReferralsClient,
+    pub(crate) webhooks: WebhookRegistrationClient,
+    pub(crate) dynamics: Option<DynamicsClient>,
+    policy: RetryPolicy,
+    owner: String,
+    wake: Notify,
+    finished: broadcast::Sender<RunFinished>,
+}
+
+impl Engine {
+    pub fn new(
+        store: Store,
+        tokens: Arc<TokenSource>,
+        endpoints: Endpoints,
+        policy: RetryPolicy,
+    ) -> Result<Arc<Engine>, String> {
+        let http = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .timeout(policy.call_timeout)
+            .build()
+            .map_err(|e| e.to_string())?;
+        let (finished, _) = broadcast::channel(1024);
+        Ok(Arc::new(Engine {
+            referrals: ReferralsClient::new(http.clone(), &endpoints.partner_center_api),
+            webhooks: WebhookRegistrationClient::new(
+                http.clone(),
+                &endpoints.partner_center_webhooks_api,
+            ),
+            dynamics: endpoints
+                .dynamics_api
+                .as_deref()
+                .map(|api| DynamicsClient::new(http.clone(), api)),
+            store,
+            tokens,
+            crm: Crm::Dynamics365,
+            endpoints,
+            policy,
+            owner: format!("worker-{}", uuid_like()),
+            wake: Notify::new(),
+            finished,
+        }))
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    pub fn tokens(&self) -> &TokenSource {
+        &self.tokens
+    }
+
+    pub fn crm(&self) -> Crm {
+        self.crm
+    }
+
+    pub fn endpoints(&self) -> &Endpoints {
+        &self.endpoints
+    }
+
+    pub fn subscribe(&self) -> broadcast::Receiver<RunFinished> {
+        self.finished.subscribe()
+    }
+
+    /// Tells idle workers there is work.
+    pub fn nudge(&self) {
+        self.wake.notify_waiters();
+    }
+
+    /// A verified webhook event, stored in the inbox as `inbox_id`, becomes a run of "Partner Center to
+    /// CRM" — or a skipped run, audited, when that flow is off (resubmit it once the flow is on).
+    pub async fn accept_event(
+        &self,
+        inbox_id: i64,
+        event: &str,
+        referral_id: &str,
+    ) -> Result<Option<i64>, StoreError> {
+        let flow = Flow::PartnerCenterToCrm;
+        let active = self.store.active_flows(self.crm).await?.contains(&flow);
+        let settled = (!active).then(|| {
+            (
+                RunStatus::Skipped,
+                format!(
+                    "“{}” is off: the {event} event was not synced. Activate the flow, then resubmit this run.",
+                    flow.name(self.crm)
+                ),
+            )
+        });
+        let run = NewRun {
+            flow,
+            trigger: RunTrigger::Webhook,
+            input: json!({ "event": event, "referral_id": referral_id, "inbox_id": inbox_id }),
+            record_id: Some(referral_id.to_string()),
+            parent_run_id: None,
+            resubmitted_from: None,
+            settled: settled.clone(),
+        };
+        let now = OffsetDateTime::now_utc();
+        let id = self.store.enqueue_from_inbox(inbox_id, &run, now).await?;
+        if let (Some(id), Some((_, why))) = (id, &settled) {
+            self.store
+                .record_audit(
+                    &NewAuditEvent {
+                        run_id: Some(id),
+                        actor: "engine".into(),
+                        action: "referral_skipped_flow_off".into(),
+                        record_kind: "referral".into(),
+                        record_id: referral_id.to_string(),
+                        direction: Some(Direction::ToCrm),
+                        detail: why.clone(),
+                    },
+                    now,
+                )
+                .await?;
+            let _ = self.finished.send(RunFinished {
+                run_id: id,
+                flow,
+                status: RunStatus::Skipped,
+                outcome: why.clone(),
+            });
+        }
+        self.nudge();
+        Ok(id)
+    }
+
+    /// Turns inbox events left unprocessed (a crash between storing and queueing) into runs.
+    pub async fn recover_inbox(&self) -> Result<usize, StoreError> {
+        let pending = self.store.unprocessed_inbox().await?;
+        for (id, event, referral) in &pending {
+            self.accept_event(*id, event, referral).await?;
+        }
+        Ok(pending.len())
+    }
+
+    /// Starts `n` workers; they stop when `stop` turns true.
+    pub fn spawn_workers(self: &Arc<Self>, n: usize, stop: watch::Receiver<bool>) {
+        for i in 0..n {
+            let engine = self.clone();
+            let mut stop = stop.clone();
+            let owner = format!("{}-{i}", self.owner);
+            tokio::spawn(async move {
+                loop {
+                    if *stop.borrow() {
+                        break;
+                    }
+                    match engine.work_once(&owner).await {
+                        Ok(true) => continue,
+                        Ok(false) => {}
+                        Err(e) => tracing::error!(error = %e, "worker: database error"),
+                    }
+                    let wait = engine.idle_wait().await;
+                    tokio::select! {
+                        _ = engine.wake.notified() => {}
+                        _ = tokio::time::sleep(wait) => {}
+                        _ = stop.changed() => {}
+                    }
+                }
+            });
+        }
+    }
+
+    /// How long an idle worker may wait before the next queued run is due (at most the poll interval:
+    /// other instances may queue runs this one hears nothing of).
+    async fn idle_wait(&self) -> Duration {
+        let poll = self.policy.poll_interval;
+        match self.store.next_run_due().await {
+            Ok(Some(due)) => {
+                let until = due - OffsetDateTime::now_utc();
+                Duration::try_from(until)
+                    .unwrap_or(Duration::ZERO)
+                    .min(poll)
+            }
+            _ => poll,
+        }
+    }
+
+    /// Runs a flow at once, for an admin waiting on the page (e.g. webhook registration); a transient
+    /// failure fails the run rather than queueing it, since the admin is there to try again.
+    pub async fn run_now(&self, new: &NewRun, by: &str) -> Result<RunFinished, StoreError> {
+        let now = OffsetDateTime::now_utc();
+        let owner = format!("{}-now", self.owner);
+        let run = self
+            .store
+            .start_run(new, &owner, now + self.policy.lease, now)
+            .await?;
+        let ctx = RunContext::new(self, run.id, &owner, run.record_id.clone(), by);
+        let (status, outcome) = match self.execute(&ctx, &run).await {
+            Ok(done) => done,
+            Err(StepError::Transient(message, _)) => (
+                RunStatus::Failed,
+                format!("{message}. Try again in a moment."),
+            ),
+            Err(StepError::Permanent(message)) => (RunStatus::Failed, message),
+        };
+        self.settle(&ctx, &run, status, outcome).await
+    }
+
+    async fn settle(
+        &self,
+        ctx: &RunContext<'_>,
+        run: &Run,
+        status: RunStatus,
+        outcome: String,
+    ) -> Result<RunFinished, StoreError> {
+        let now = OffsetDateTime::now_utc();
+        let done = RunFinished {
+            run_id: run.id,
+            flow: run.flow,
+            status,
+            outcome,
+        };
+        if self
+            .store
+            .finish_run(run.id, ctx.owner(), status, &done.outcome, now)
+            .await?
+        {
+            if status == RunStatus::Failed {
+                ctx.audit(
+                    "run_failed",
+                    "run",
+                    &run.id.to_string(),
+                    None,
+                    done.outcome.clone(),
+                )
+                .await?;
+            }
+            let _ = self.finished.send(done.clone());
+        }
+        Ok(done)
+    }
+
+    /// Claims and executes one due run. False when none was due.
+    pub async fn work_once(&self, owner: &str) -> Result<bool, StoreError> {
+        let now = OffsetDateTime::now_utc();
+        let Some(run) = self
+            .store
+            .claim_run(owner, now, now + self.policy.lease)
+            .await?
+        else {
+            return Ok(false);
+        };
+        let ctx = RunContext::new(self, run.id, owner, run.record_id.clone(), "engine");
+        let result = self.execute(&ctx, &run).await;
+        let now = OffsetDateTime::now_utc();
+        let (status, outcome) = match result {
+            Ok((status, outcome)) => (status, outcome),
+            Err(StepError::Transient(message, retry_after))
+                if run.attempts < i64::from(self.policy.max_attempts) =>
+            {
+                let delay = self.policy.delay(run.attempts as u32, retry_after);
+                let not_before = now + delay;
+                let note = format!(
+                    "Attempt {} of {} failed: {message}. Trying again in {} s.",
+                    run.attempts,
+                    self.policy.max_attempts,
+                    delay.as_secs_f64().ceil()
+                );
+                self.store
+                    .retry_run_later(run.id, owner, not_before, &note)
+                    .await?;
+                return Ok(true);
+            }
+            Err(StepError::Transient(message, _)) => (
+                RunStatus::Failed,
+                format!(
+                    "Gave up after {} attempts: {message}. Resubmit the run once the cause is fixed.",
+                    run.attempts
+                ),
+            ),
+            Err(StepError::Permanent(message)) => (RunStatus::Failed, message),
+        };
+        self.settle(&ctx, &run, status, outcome).await?;
+        Ok(true)
+    }
+
+    async fn execute(
+        &self,
+        ctx: &RunContext<'_>,
+        run: &Run,
+    ) -> Result<(RunStatus, String), StepError> {
+        let active = self
+            .store
+            .active_flows(self.crm)
+            .await
+            .map_err(StepError::store)?;
+        if !active.contains(&run.flow) {
+            let why = format!(
+                "“{}” is off, so nothing was done. Activate the flow, then resubmit this run.",
+                run.flow.name(self.crm)
+            );
+            ctx.audit(
+                "run_skipped_flow_off",
+                "run",
+                &run.id.to_string(),
+                None,
+                why.clone(),
+            )
+            .await
+            .map_err(StepError::store)?;
+            return Ok((RunStatus::Skipped, why));
+        }
+        match run.flow {
+            Flow::PartnerCenterToCrm => partner_center_to_crm::run(ctx, &run.input).await,
+            Flow::WebhookRegistration => webhook_registration::run(ctx, &run.input).await,
+            other => Err(StepError::Permanent(format!(
+                "“{}” cannot be run on its own.",
+                other.name(self.crm)
+            ))),
+        }
+    }
+}
+
+/// A short random id for this process's workers (leases name their owner).
+fn uuid_like() -> String {
+    use rand::Rng;
+    let n: u64 = rand::thread_rng().r#gen();
+    format!("{n:016x}")
+}

@@ -1,0 +1,107 @@
+//! "Partner Center Webhook Registration", run by an admin from the Flows page: register the callback URL
+//! for the chosen events. Partner Center keeps one registration per partner, so an existing one for
+//! another URL is replaced only when the admin said "overwrite".
+
+use super::context::{CallFailure, RunContext, StepError};
+use crate::clients::partner_center::webhook_registration::{AUDIENCE, Registration};
+use crate::domain::connection::System;
+use crate::domain::runs::{Direction, RunStatus, StepOutcome};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+/// The events the co-sell flows need (partner-center.md §2).
+pub const REFERRAL_EVENTS: [&str; 4] = [
+    "referral-created",
+    "referral-updated",
+    "related-referral-created",
+    "related-referral-updated",
+];
+
+/// The run's input, as the Flows page submits it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RegistrationInput {
+    pub callback_url: String,
+    pub events: Vec<String>,
+    pub overwrite: bool,
+}
+
+pub(super) async fn run(
+    ctx: &RunContext<'_>,
+    input: &Value,
+) -> Result<(RunStatus, String), StepError> {
+    let engine = ctx.engine();
+    let input: RegistrationInput = serde_json::from_value(input.clone())
+        .map_err(|e| StepError::Permanent(format!("The run's input is not a registration: {e}")))?;
+    let current = ctx
+        .call(
+            "View the current registration",
+            System::PartnerCenter,
+            AUDIENCE,
+            |t| async move { engine.webhooks.view(&t).await },
+        )
+        .await
+        .map_err(CallFailure::into_step_error)?;
+    let wanted = Registration {
+        webhook_url: input.callback_url.clone(),
+        webhook_events: input.events.clone(),
+    };
+    if let Some(existing) = &current {
+        let same_set = {
+            let mut a = existing.webhook_events.clone();
+            let mut b = wanted.webhook_events.clone();
+            a.sort();
+            b.sort();
+            a == b
+        };
+        if existing.webhook_url == wanted.webhook_url && same_set {
+            let why = "This registration is already in place: nothing to change.".to_string();
+            ctx.decide("Register", StepOutcome::Skipped, &why).await?;
+            return Ok((RunStatus::Succeeded, why));
+        }
+        if !input.overwrite {
+            let why = format!(
+                "Partner Center already sends events to {} ({}). Choose “Overwrite” to replace that registration with this one.",
+                existing.webhook_url,
+                existing.webhook_events.join(", ")
+            );
+            ctx.decide("Register", StepOutcome::Failed, &why).await?;
+            return Err(StepError::Permanent(why));
+        }
+    }
+    let saved = ctx
+        .call(
+            if current.is_some() {
+                "Update the registration"
+            } else {
+                "Register the webhook"
+            },
+            System::PartnerCenter,
+            AUDIENCE,
+            |t| {
+                let (wanted, exists) = (wanted.clone(), current.is_some());
+                async move { engine.webhooks.put(&t, &wanted, exists).await }
+            },
+        )
+        .await
+        .map_err(CallFailure::into_step_error)?;
+    let detail = format!(
+        "Partner Center now sends {} to {}{}.",
+        saved.webhook_events.join(", "),
+        saved.webhook_url,
+        match &current {
+            Some(old) if old.webhook_url != saved.webhook_url =>
+                format!(" (replacing {})", old.webhook_url),
+            _ => String::new(),
+        }
+    );
+    ctx.audit(
+        "webhook_registered",
+        "webhook",
+        &saved.webhook_url,
+        Some(Direction::ToCrm),
+        detail.clone(),
+    )
+    .await
+    .map_err(StepError::store)?;
+    Ok((RunStatus::Succeeded, detail))
+}
