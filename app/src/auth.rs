@@ -36,10 +36,14 @@ pub mod server {
     pub const SESSION_USER: &str = "user";
 
     /// What server functions get from the server that hosts them.
-    #[derive(Clone, Debug)]
+    #[derive(Clone)]
     pub struct ServerContext {
         pub store: Store,
         pub roles: RoleNames,
+        pub engine: std::sync::Arc<cosell::engine::Engine>,
+        pub sealing_key: cosell::crypto::SealingKey,
+        /// Where Partner Center must send webhooks: this server's receiver.
+        pub callback_url: String,
     }
 
     pub fn context() -> Result<ServerContext, AppError> {

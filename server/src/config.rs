@@ -96,6 +96,15 @@ pub struct ServeArgs {
     /// fresh key is made at each start when unset.
     #[arg(long, env = "COSELL_SECRET_KEY", hide_env_values = true)]
     pub secret_key: Option<String>,
+    /// The Dynamics 365 organization URL, e.g. https://contoso.crm.dynamics.com (the sandbox has its own).
+    #[arg(long, env = "COSELL_DYNAMICS_URL")]
+    pub dynamics_url: Option<String>,
+    /// Sync workers in this instance.
+    #[arg(long, env = "COSELL_WORKERS", default_value_t = 2)]
+    pub workers: usize,
+    /// The first wait before a failed run is tried again, doubled at each attempt.
+    #[arg(long, env = "COSELL_RETRY_BASE_MS", default_value_t = 5000)]
+    pub retry_base_ms: u64,
 }
 
 /// A configuration problem, naming the setting.
@@ -165,6 +174,10 @@ pub struct Settings {
     pub roles: RoleNames,
     pub sealing_key: SealingKey,
     pub webhooks: WebhookSettings,
+    /// The Dynamics 365 organization URL (the token audience), when configured.
+    pub dynamics_url: Option<Url>,
+    pub workers: usize,
+    pub retry: cosell::engine::retry::RetryPolicy,
 }
 
 /// How inbound Partner Center webhooks are verified. In sandbox mode, unset values come from the sandbox.
@@ -306,7 +319,28 @@ impl ServeArgs {
             certificate_url_prefixes: self.webhook_certificate_url_prefix,
             default_prefixes,
         };
+        let dynamics_url = self
+            .dynamics_url
+            .as_deref()
+            .filter(|u| !u.trim().is_empty())
+            .map(|u| {
+                parse_http_url(
+                    u.trim().trim_end_matches('/'),
+                    "COSELL_DYNAMICS_URL (--dynamics-url)",
+                )
+            })
+            .transpose()?;
+        if self.workers == 0 {
+            return Err(problem("COSELL_WORKERS (--workers)", "must be at least 1"));
+        }
+        let retry = cosell::engine::retry::RetryPolicy {
+            base: std::time::Duration::from_millis(self.retry_base_ms.max(1)),
+            ..Default::default()
+        };
         Ok(Settings {
+            dynamics_url,
+            workers: self.workers,
+            retry,
             webhooks,
             addr: self.addr,
             database_url,

@@ -2,6 +2,7 @@
 //! endpoints and, with `--sandbox`, the in-process emulators.
 
 pub mod config;
+mod connections;
 mod error_page;
 mod ops;
 mod security;

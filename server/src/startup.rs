@@ -3,11 +3,15 @@
 
 use crate::config::{Identity, OidcSettings, Settings};
 use crate::signin::{self, SignIn};
-use crate::{ops, security, webhooks};
+use crate::{connections, ops, security, webhooks};
 use axum::Router;
 use axum::extract::FromRef;
 use axum::routing::get;
+use cosell::clients::entra::EntraClient;
 use cosell::clients::partner_center::webhook_signature::SignatureVerifier;
+use cosell::crypto::{SealingKey, Secret};
+use cosell::engine::tokens::TokenSource;
+use cosell::engine::{Endpoints, Engine};
 use cosell::store::Store;
 use cosell_app::auth::server::ServerContext;
 use cosell_app::{App, shell};
@@ -37,6 +41,8 @@ pub struct AppState {
     /// None when no trust anchors are configured: webhooks are then refused.
     pub webhook_verifier: Option<Arc<SignatureVerifier>>,
     pub inbox: broadcast::Sender<webhooks::InboxNotice>,
+    pub engine: Arc<Engine>,
+    pub sealing_key: SealingKey,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -57,6 +63,8 @@ pub enum StartError {
     SignIn(String),
     #[error("COSELL_WEBHOOK_TRUST_ANCHORS / COSELL_WEBHOOK_CERTIFICATE_URL_PREFIX: {0}")]
     Webhooks(String),
+    #[error("sync engine: {0}")]
+    Engine(String),
 }
 
 pub struct Application {
@@ -68,6 +76,8 @@ pub struct Application {
     sandbox: Option<Arc<Sandbox>>,
     issuer: String,
     inbox: broadcast::Sender<webhooks::InboxNotice>,
+    engine: Arc<Engine>,
+    workers: usize,
 }
 
 const SESSION_COOKIE: &str = "cosell.sid";
@@ -93,6 +103,10 @@ impl Application {
             public_url.as_str().trim_end_matches('/')
         );
 
+        let connect_redirect = format!(
+            "{}/connections/callback",
+            public_url.as_str().trim_end_matches('/')
+        );
         let (oidc, sandbox) = match &settings.identity {
             Identity::Sandbox { addr: sandbox_addr } => {
                 let sandbox =
@@ -105,6 +119,9 @@ impl Application {
                 sandbox
                     .entra()
                     .register_redirect_uri(DASHBOARD_CLIENT_ID, &default_redirect);
+                sandbox
+                    .entra()
+                    .register_redirect_uri(DASHBOARD_CLIENT_ID, &connect_redirect);
                 let oidc = OidcSettings {
                     issuer: Url::parse(&sandbox.entra().issuer()).expect("sandbox issuer is a URL"),
                     client_id: DASHBOARD_CLIENT_ID.into(),
@@ -139,6 +156,13 @@ impl Application {
         let issuer = sign_in.issuer().to_string();
 
         let webhook_verifier = webhook_verifier(&settings, sandbox.as_deref())?;
+        let engine = engine(
+            &settings,
+            &oidc,
+            &connect_redirect,
+            sandbox.as_deref(),
+            store.clone(),
+        )?;
         let (inbox, _) = broadcast::channel(256);
 
         let leptos_options = LeptosOptions::builder()
@@ -154,10 +178,18 @@ impl Application {
             prometheus: ops::prometheus(),
             webhook_verifier,
             inbox: inbox.clone(),
+            engine: engine.clone(),
+            sealing_key: settings.sealing_key.clone(),
         };
         let server_context = ServerContext {
             store: store.clone(),
             roles: settings.roles.clone(),
+            engine: engine.clone(),
+            sealing_key: settings.sealing_key.clone(),
+            callback_url: format!(
+                "{}/webhooks/partner-center",
+                public_url.as_str().trim_end_matches('/')
+            ),
         };
 
         let session_layer = SessionManagerLayer::new(sessions)
@@ -179,6 +211,7 @@ impl Application {
                 ),
             )
             .merge(signin::routes())
+            .merge(connections::routes())
             .leptos_routes_with_context(&state, routes, context.clone(), {
                 let options = leptos_options.clone();
                 move || shell(options.clone())
@@ -207,7 +240,14 @@ impl Application {
             sandbox,
             issuer,
             inbox,
+            engine,
+            workers: settings.workers,
         })
+    }
+
+    /// The sync engine (tests watch runs finish through it).
+    pub fn engine(&self) -> Arc<Engine> {
+        self.engine.clone()
     }
 
     pub fn addr(&self) -> SocketAddr {
@@ -261,9 +301,17 @@ impl Application {
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
+        let (stop_workers, stopped) = tokio::sync::watch::channel(false);
+        match self.engine.recover_inbox().await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(events = n, "queued runs for inbox events left unprocessed"),
+            Err(e) => tracing::error!(error = %e, "could not recover the inbox"),
+        }
+        self.engine.spawn_workers(self.workers, stopped);
         let result = axum::serve(self.listener, self.router.into_make_service())
             .with_graceful_shutdown(shutdown)
             .await;
+        let _ = stop_workers.send(true);
         if let Some(sandbox) = &self.sandbox {
             sandbox.shutdown();
         }
@@ -321,6 +369,62 @@ fn webhook_verifier(
     SignatureVerifier::new(&prefixes, &anchors)
         .map(|v| Some(Arc::new(v)))
         .map_err(|e| StartError::Webhooks(e.to_string()))
+}
+
+/// The sync engine, with the endpoints of the real services or of the sandbox.
+fn engine(
+    settings: &Settings,
+    oidc: &OidcSettings,
+    connect_redirect: &str,
+    sandbox: Option<&Sandbox>,
+    store: Store,
+) -> Result<Arc<Engine>, StartError> {
+    // The issuer is `{authority}/{tenant}/v2.0`; the OAuth endpoints live under `{authority}/{tenant}`.
+    let authority = oidc
+        .issuer
+        .as_str()
+        .trim_end_matches('/')
+        .trim_end_matches("/v2.0")
+        .to_string();
+    let entra = EntraClient::new(
+        &authority,
+        &oidc.client_id,
+        &Secret::new(oidc.client_secret.clone()),
+        connect_redirect,
+    )
+    .map_err(StartError::Engine)?;
+    let endpoints = match sandbox {
+        Some(sb) => Endpoints {
+            partner_center_api: sb.base_url(),
+            partner_center_webhooks_api: sb.base_url(),
+            dynamics_resource: Some(
+                settings
+                    .dynamics_url
+                    .as_ref()
+                    .map(|u| u.as_str().trim_end_matches('/').to_string())
+                    .unwrap_or_else(|| cosell_sandbox::dataverse::ORGANIZATION_URL.to_string()),
+            ),
+            dynamics_api: Some(format!("{}/api/data/v9.2", sb.base_url())),
+        },
+        None => Endpoints {
+            partner_center_api: "https://api.partner.microsoft.com".into(),
+            partner_center_webhooks_api: "https://api.partnercenter.microsoft.com".into(),
+            dynamics_resource: settings
+                .dynamics_url
+                .as_ref()
+                .map(|u| u.as_str().trim_end_matches('/').to_string()),
+            dynamics_api: settings
+                .dynamics_url
+                .as_ref()
+                .map(|u| format!("{}/api/data/v9.2", u.as_str().trim_end_matches('/'))),
+        },
+    };
+    let tokens = Arc::new(TokenSource::new(
+        store.clone(),
+        settings.sealing_key.clone(),
+        entra,
+    ));
+    Engine::new(store, tokens, endpoints, settings.retry.clone()).map_err(StartError::Engine)
 }
 
 fn spawn_expired_session_sweeper(sessions: cosell::store::SessionBackend) {

@@ -67,6 +67,15 @@ pub async fn partner_center(
                 Recorded::Duplicate(_) => "duplicate",
             });
             tracing::info!(event = notification.event.as_str(), referral = %notification.resource_id, ?recorded, "webhook stored");
+            if let Recorded::New(id) = recorded
+                && let Err(e) = app
+                    .engine
+                    .accept_event(id, notification.event.as_str(), &notification.resource_id)
+                    .await
+            {
+                // Stored but not queued: the start-up sweep queues it (Engine::recover_inbox).
+                tracing::error!(error = %e, inbox = id, "could not queue a run for a stored event");
+            }
             let _ = app.inbox.send(InboxNotice {
                 recorded,
                 event: notification.event,

@@ -133,7 +133,15 @@ impl Engine {
     ) -> Result<Option<i64>, StoreError> {
         let flow = Flow::PartnerCenterToCrm;
         let active = self.store.active_flows(self.crm).await?.contains(&flow);
-        let settled = (!active).then(|| {
+        let settled = if event == "test-created" {
+            // Partner Center's validation event (sent from the registration API): proof of delivery.
+            Some((
+                RunStatus::Succeeded,
+                "Partner Center's validation event arrived, signed and verified: webhooks reach cosell."
+                    .to_string(),
+            ))
+        } else {
+            (!active).then(|| {
             (
                 RunStatus::Skipped,
                 format!(
@@ -141,7 +149,8 @@ impl Engine {
                     flow.name(self.crm)
                 ),
             )
-        });
+            })
+        };
         let run = NewRun {
             flow,
             trigger: RunTrigger::Webhook,
@@ -153,7 +162,7 @@ impl Engine {
         };
         let now = OffsetDateTime::now_utc();
         let id = self.store.enqueue_from_inbox(inbox_id, &run, now).await?;
-        if let (Some(id), Some((_, why))) = (id, &settled) {
+        if let (Some(id), Some((RunStatus::Skipped, why))) = (id, &settled) {
             self.store
                 .record_audit(
                     &NewAuditEvent {
@@ -168,11 +177,13 @@ impl Engine {
                     now,
                 )
                 .await?;
+        }
+        if let (Some(id), Some((status, outcome))) = (id, settled) {
             let _ = self.finished.send(RunFinished {
                 run_id: id,
                 flow,
-                status: RunStatus::Skipped,
-                outcome: why.clone(),
+                status,
+                outcome,
             });
         }
         self.nudge();

@@ -14,6 +14,9 @@ pub struct TestApp {
     pub store: cosell::store::Store,
     /// Stored webhook deliveries, as they happen.
     pub inbox: tokio::sync::broadcast::Receiver<cosell_server::webhooks::InboxNotice>,
+    /// The sync engine, and every run that reaches a final status.
+    pub engine: std::sync::Arc<cosell::engine::Engine>,
+    pub runs: tokio::sync::broadcast::Receiver<cosell::engine::RunFinished>,
     stop: Option<oneshot::Sender<()>>,
     server: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
     _db: TestDatabase,
@@ -43,6 +46,8 @@ impl TestApp {
         let world = app.sandbox().expect("sandbox mode");
         let store = app.store();
         let inbox = app.subscribe_inbox();
+        let engine = app.engine();
+        let runs = engine.subscribe();
         let (stop, stopped) = oneshot::channel::<()>();
         let server = tokio::spawn(app.run_until(async move {
             let _ = stopped.await;
@@ -53,6 +58,8 @@ impl TestApp {
             world,
             store,
             inbox,
+            engine,
+            runs,
             stop: Some(stop),
             server: Some(server),
             _db: db,
@@ -136,6 +143,32 @@ impl TestApp {
         client
     }
 
+    /// Connects `system` ("partner_center", "dynamics365") through the consent flow as `user`, with the
+    /// signed-in dashboard `client`. Returns where the server sent the browser back to.
+    pub async fn connect(&self, client: &reqwest::Client, system: &str, user: &str) -> String {
+        let r = client
+            .post(self.url(&format!("/connections/{system}/connect")))
+            .header("Origin", &self.base)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::SEE_OTHER);
+        let authorize = location(&r).expect("redirect to Entra");
+        assert!(authorize.starts_with(&self.sandbox), "{authorize}");
+        let callback = self.pick(&authorize, user).await;
+        let landing = self.land(client, &callback).await;
+        assert_eq!(landing.status, StatusCode::SEE_OTHER, "{}", landing.body);
+        landing.location.expect("back to the Connections page")
+    }
+
+    /// Waits for the next run that reaches a final status.
+    pub async fn next_run(&mut self) -> cosell::engine::RunFinished {
+        tokio::time::timeout(std::time::Duration::from_secs(30), self.runs.recv())
+            .await
+            .expect("a run finishes within 30 s")
+            .expect("engine running")
+    }
+
     pub async fn page(&self, client: &reqwest::Client, path: &str) -> (StatusCode, String) {
         let r = client.get(self.url(path)).send().await.unwrap();
         (r.status(), r.text().await.unwrap())
@@ -176,6 +209,22 @@ impl TestApp {
         r.json().await.unwrap()
     }
 
+    /// A control call that answers no body.
+    pub async fn control_ok(&self, path: &str, body: serde_json::Value) {
+        let r = reqwest::Client::new()
+            .post(format!("{}/_control{path}", self.sandbox))
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert!(r.status().is_success(), "{path}: {}", r.status());
+    }
+
+    /// The key this server seals secrets with.
+    pub fn engine_key(&self) -> cosell::crypto::SealingKey {
+        cosell::crypto::SealingKey::parse_base64(TEST_SEALING_KEY).unwrap()
+    }
+
     /// Stops the server gracefully and waits for it to finish.
     pub async fn stop(mut self) -> std::io::Result<()> {
         let _ = self.stop.take().unwrap().send(());
@@ -191,6 +240,9 @@ impl Drop for TestApp {
     }
 }
 
+/// 32 bytes, base64: the sealing key of test servers (so tests can open what they stored).
+pub const TEST_SEALING_KEY: &str = "Y29zZWxsLXRlc3Qtc2VhbGluZy1rZXktMzItYnl0ZXM=";
+
 /// Settings for a sandbox-mode server on free ports with this database, plus extra flags.
 pub fn sandbox_settings(database_url: &str, extra: &[&str]) -> Settings {
     let mut args = vec![
@@ -203,6 +255,11 @@ pub fn sandbox_settings(database_url: &str, extra: &[&str]) -> Settings {
         "127.0.0.1:0",
         "--database-url",
         database_url,
+        // Retries come quickly in tests (Retry-After still holds).
+        "--retry-base-ms",
+        "50",
+        "--secret-key",
+        TEST_SEALING_KEY,
     ];
     args.extend_from_slice(extra);
     let Command::Serve(serve) = Cli::try_parse_from(args).expect("arguments parse").command;

@@ -2,6 +2,7 @@
 //! (SQLite, or PostgreSQL when TEST_DATABASE_URL is set).
 
 mod authz;
+mod connections;
 mod helpers;
 mod ops;
 mod signin;

@@ -1,0 +1,266 @@
+//! `POST /connections/{system}/connect` and `GET /connections/callback`: an admin connects Partner Center
+//! or Dynamics 365 by consenting in the browser (authorization code + PKCE + `offline_access`). The
+//! refresh token is sealed at rest and never leaves the server; the page only ever sees the account.
+//!
+//! Partner Center's consent names both of its audiences (the Referrals API and the webhook registration
+//! API); Entra's refresh token then redeems for each (crm-apis.md §1.3).
+
+use crate::startup::AppState;
+use axum::Router;
+use axum::extract::{Path, Query, State};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use cosell::clients::partner_center::referrals::AUDIENCE as REFERRALS;
+use cosell::clients::partner_center::webhook_registration::AUDIENCE as WEBHOOKS;
+use cosell::crypto::Secret;
+use cosell::domain::connection::System;
+use cosell::domain::{Access, SignedInUser};
+use cosell::store::{NewAuditEvent, NewConnection};
+use cosell_app::auth::server::SESSION_USER;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use time::OffsetDateTime;
+use tower_sessions::Session;
+
+const SESSION_PENDING: &str = "pending_connections";
+const PENDING_TTL_SECONDS: i64 = 15 * 60;
+const MAX_PENDING: usize = 4;
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/connections/{system}/connect", post(connect))
+        .route("/connections/callback", get(callback))
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Pending {
+    system: System,
+    verifier: String,
+    started_at: i64,
+}
+
+#[derive(Deserialize)]
+struct CallbackParams {
+    code: Option<String>,
+    state: Option<String>,
+    error: Option<String>,
+    error_description: Option<String>,
+}
+
+/// Back to the Connections page with a message for the admin (the page shows it).
+fn back(query: &[(&str, &str)]) -> Response {
+    let q = serde_urlencoded::to_string(query).unwrap_or_default();
+    Redirect::to(&format!("/connections?{q}")).into_response()
+}
+
+async fn admin(session: &Session) -> Option<SignedInUser> {
+    let user: SignedInUser = session.get(SESSION_USER).await.ok().flatten()?;
+    user.access.allows(Access::Admin).then_some(user)
+}
+
+/// The scopes of a consent: every audience the flows will use with this connection.
+fn scopes(app: &AppState, system: System) -> Option<Vec<String>> {
+    match system {
+        System::PartnerCenter => Some(vec![
+            format!("{REFERRALS}/user_impersonation"),
+            format!("{WEBHOOKS}/user_impersonation"),
+        ]),
+        System::Dynamics365 => app
+            .engine
+            .endpoints()
+            .dynamics_resource
+            .as_ref()
+            .map(|r| vec![format!("{r}/user_impersonation")]),
+        System::Salesforce => None,
+    }
+}
+
+async fn connect(
+    State(app): State<AppState>,
+    session: Session,
+    Path(system): Path<String>,
+) -> Response {
+    let Some(user) = admin(&session).await else {
+        return back(&[(
+            "error",
+            "Only a cosell admin can connect systems. Sign in as one.",
+        )]);
+    };
+    let Some(system) = System::from_code(&system) else {
+        return back(&[("error", "There is no such system to connect.")]);
+    };
+    let Some(scopes) = scopes(&app, system) else {
+        return back(&[(
+            "error",
+            "Dynamics 365 is not configured: set COSELL_DYNAMICS_URL to your organization URL and restart cosell.",
+        )]);
+    };
+    let start = app.engine.tokens().entra().start_consent(&scopes);
+    let mut pending: BTreeMap<String, Pending> = session
+        .get(SESSION_PENDING)
+        .await
+        .ok()
+        .flatten()
+        .unwrap_or_default();
+    let now = OffsetDateTime::now_utc().unix_timestamp();
+    pending.retain(|_, p| now - p.started_at < PENDING_TTL_SECONDS);
+    while pending.len() >= MAX_PENDING {
+        let oldest = pending
+            .iter()
+            .min_by_key(|(_, p)| p.started_at)
+            .map(|(k, _)| k.clone());
+        if let Some(k) = oldest {
+            pending.remove(&k);
+        }
+    }
+    pending.insert(
+        start.state.clone(),
+        Pending {
+            system,
+            verifier: start.pkce_verifier.expose().to_string(),
+            started_at: now,
+        },
+    );
+    if let Err(e) = session.insert(SESSION_PENDING, pending).await {
+        tracing::error!(error = %e, "session store failed");
+        return back(&[("error", "cosell could not start the connection; try again.")]);
+    }
+    tracing::info!(user = %user.object_id, system = system.as_code(), "connection consent started");
+    Redirect::to(start.url.as_str()).into_response()
+}
+
+async fn callback(
+    State(app): State<AppState>,
+    session: Session,
+    Query(q): Query<CallbackParams>,
+) -> Response {
+    let Some(user) = admin(&session).await else {
+        return back(&[(
+            "error",
+            "Only a cosell admin can connect systems. Sign in as one.",
+        )]);
+    };
+    let mut pending: BTreeMap<String, Pending> = session
+        .get(SESSION_PENDING)
+        .await
+        .ok()
+        .flatten()
+        .unwrap_or_default();
+    let Some(p) = q.state.as_deref().and_then(|s| pending.remove(s)) else {
+        return back(&[(
+            "error",
+            "This connection attempt is unknown or expired. Start again with Connect.",
+        )]);
+    };
+    let _ = session.insert(SESSION_PENDING, pending).await;
+    let system = p.system;
+    if OffsetDateTime::now_utc().unix_timestamp() - p.started_at >= PENDING_TTL_SECONDS {
+        return back(&[(
+            "error",
+            "The connection took too long. Start again with Connect.",
+        )]);
+    }
+    if let Some(error) = q.error {
+        tracing::warn!(%error, description = q.error_description.as_deref().unwrap_or(""), "consent refused");
+        let aadsts = q
+            .error_description
+            .as_deref()
+            .and_then(|d| d.strip_prefix("AADSTS"))
+            .and_then(|d| d.split(|c: char| !c.is_ascii_digit()).next())
+            .and_then(|d| d.parse().ok());
+        let d = cosell::domain::connection::Diagnosis::from_token_error(&error, aadsts);
+        return back(&[
+            ("system", system.as_code()),
+            (
+                "error",
+                &format!("{}. {}", d.headline(system), d.fix(system)),
+            ),
+        ]);
+    }
+    let Some(code) = q.code else {
+        return back(&[(
+            "error",
+            "Entra ID sent no authorization code. Start again with Connect.",
+        )]);
+    };
+    let grant = match app
+        .engine
+        .tokens()
+        .entra()
+        .exchange_code(&code, &Secret::new(p.verifier))
+        .await
+    {
+        Ok(g) => g,
+        Err(e) => {
+            tracing::warn!(error = %e, system = system.as_code(), "code exchange failed");
+            let d = e.diagnosis();
+            return back(&[
+                ("system", system.as_code()),
+                (
+                    "error",
+                    &format!("{}. {}", d.headline(system), d.fix(system)),
+                ),
+            ]);
+        }
+    };
+    let (Some(refresh_token), Some(account)) = (grant.refresh_token, grant.account) else {
+        return back(&[(
+            "error",
+            "Entra ID did not grant offline access, so cosell could not keep the connection. Ask your Entra administrator to allow offline_access for cosell.",
+        )]);
+    };
+    let now = OffsetDateTime::now_utc();
+    let connection = NewConnection {
+        system,
+        account_name: account.name.clone(),
+        account_username: account.username.clone(),
+        account_object_id: account.object_id,
+        tenant_id: account.tenant_id,
+        instance_url: match system {
+            System::Dynamics365 => app.engine.endpoints().dynamics_resource.clone(),
+            _ => None,
+        },
+        refresh_token,
+        connected_by: user.object_id.clone(),
+    };
+    let engine = &app.engine;
+    if let Err(e) = engine
+        .store()
+        .save_connection(&connection, &app.sealing_key, now)
+        .await
+    {
+        tracing::error!(error = %e, "could not save a connection");
+        return back(&[("error", "cosell could not save the connection; try again.")]);
+    }
+    engine.tokens().forget(system);
+    let _ = engine
+        .store()
+        .record_audit(
+            &NewAuditEvent {
+                run_id: None,
+                actor: user.name.clone(),
+                action: "connection_connected".into(),
+                record_kind: "connection".into(),
+                record_id: system.as_code().into(),
+                direction: None,
+                detail: format!("{} connected as {}.", system.label(), account.username),
+            },
+            now,
+        )
+        .await;
+    // Test it at once, so a missing role shows now rather than at the first sync.
+    match engine.check_connection(system).await {
+        Ok(Ok(_)) => back(&[("connected", system.as_code())]),
+        Ok(Err(d)) => back(&[
+            ("system", system.as_code()),
+            (
+                "error",
+                &format!("{}. {}", d.headline(system), d.fix(system)),
+            ),
+        ]),
+        Err(e) => {
+            tracing::error!(error = %e, "connection check failed");
+            back(&[("connected", system.as_code())])
+        }
+    }
+}
