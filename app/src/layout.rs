@@ -65,6 +65,8 @@ fn Header(me: Option<Me>) -> impl IntoView {
             {has_role.then(|| view! {
                 <nav aria-label="Main">
                     <A href="/" exact=true>"Overview"</A>
+                    <A href="/connections">"Connections"</A>
+                    <A href="/flows">"Flows"</A>
                     <A href="/users">"Users"</A>
                 </nav>
             })}

@@ -1,5 +1,7 @@
 use crate::auth::whoami;
-use crate::pages::{overview::OverviewPage, users::UsersPage};
+use crate::pages::{
+    connections::ConnectionsPage, flows::FlowsPage, overview::OverviewPage, users::UsersPage,
+};
 use leptos::prelude::*;
 use leptos_meta::{MetaTags, Stylesheet, Title, provide_meta_context};
 use leptos_router::components::{Route, Router, Routes};
@@ -46,6 +48,8 @@ pub fn App() -> impl IntoView {
             // Async: the whole page is rendered before it is sent, so it reads the same without JavaScript.
             <Routes fallback=|| view! { <crate::layout::NotFound/> }>
                 <Route path=path!("/") view=OverviewPage ssr=SsrMode::Async/>
+                <Route path=path!("/connections") view=ConnectionsPage ssr=SsrMode::Async/>
+                <Route path=path!("/flows") view=FlowsPage ssr=SsrMode::Async/>
                 <Route path=path!("/users") view=UsersPage ssr=SsrMode::Async/>
             </Routes>
         </Router>

@@ -1,11 +1,11 @@
 //! People who have signed in, and "sign out everywhere" for one of them (admins only).
 
+use super::when;
 use crate::error::AppError;
 use crate::layout::Gate;
 use cosell::domain::{Access, UserSummary};
 use leptos::prelude::*;
 use time::OffsetDateTime;
-use time::macros::format_description;
 
 #[server(endpoint = "list_users")]
 pub async fn list_users() -> Result<Vec<UserSummary>, AppError> {
@@ -34,13 +34,6 @@ pub async fn end_sessions(tenant_id: String, object_id: String) -> Result<(), Ap
     }
     tracing::info!(by = %me.object_id, user = %object_id, "sessions ended");
     Ok(())
-}
-
-fn when(at: OffsetDateTime) -> String {
-    at.format(format_description!(
-        "[year]-[month]-[day] [hour]:[minute] UTC"
-    ))
-    .unwrap_or_default()
 }
 
 #[component]

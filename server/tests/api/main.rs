@@ -3,6 +3,7 @@
 
 mod authz;
 mod connections;
+mod flows;
 mod helpers;
 mod ops;
 mod signin;

@@ -1,0 +1,352 @@
+//! Flows: the catalog in activation order, each flow's dependencies and connections, switching flows on
+//! and off in an order that cannot break, "Activate all in order", and the webhook registration run.
+
+use crate::error::AppError;
+use crate::layout::Gate;
+use cosell::domain::Access;
+use leptos::prelude::*;
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FlowView {
+    pub code: String,
+    pub order: usize,
+    pub name: String,
+    pub trigger: String,
+    pub calls: Vec<String>,
+    pub connections: Vec<String>,
+    pub active: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FlowsView {
+    pub crm: String,
+    pub flows: Vec<FlowView>,
+    pub callback_url: String,
+    pub events: Vec<String>,
+}
+
+#[server(endpoint = "list_flows")]
+pub async fn list_flows() -> Result<FlowsView, AppError> {
+    use crate::auth::server::{context, internal, require};
+    use cosell::domain::flows::{ConnectionKind, Trigger, activation_order};
+    require(Access::Viewer).await?;
+    let ctx = context()?;
+    let crm = ctx.engine.crm();
+    let active = ctx.store.active_flows(crm).await.map_err(internal)?;
+    let flows = activation_order(crm)
+        .into_iter()
+        .enumerate()
+        .map(|(i, f)| FlowView {
+            code: f.as_code().into(),
+            order: i + 1,
+            name: f.name(crm),
+            trigger: match f.trigger() {
+                Trigger::Manual => "Run from this page",
+                Trigger::Child => "Called by another flow",
+                Trigger::Webhook => "Partner Center webhook",
+                Trigger::CrmChange => "Change in the CRM",
+            }
+            .into(),
+            calls: f.children(crm).iter().map(|c| c.name(crm)).collect(),
+            connections: f
+                .connections()
+                .iter()
+                .map(|k| match k {
+                    ConnectionKind::PartnerCenter => "Partner Center".to_string(),
+                    ConnectionKind::Crm => crm.label().to_string(),
+                })
+                .collect(),
+            active: active.contains(&f),
+        })
+        .collect();
+    Ok(FlowsView {
+        crm: crm.label().into(),
+        flows,
+        callback_url: ctx.callback_url.clone(),
+        events: cosell::engine::webhook_registration::REFERRAL_EVENTS
+            .iter()
+            .map(|e| e.to_string())
+            .collect(),
+    })
+}
+
+/// Switches one flow on or off; refuses a step out of order, naming the flow to switch first.
+#[server(endpoint = "set_flow")]
+pub async fn set_flow(flow: String, active: String) -> Result<String, AppError> {
+    use crate::auth::server::{context, internal, require};
+    use cosell::domain::flows::{Flow, check_activate, check_deactivate};
+    let me = require(Access::Admin).await?;
+    let ctx = context()?;
+    let crm = ctx.engine.crm();
+    let flow = Flow::from_code(&flow)
+        .filter(|f| f.exists_for(crm))
+        .ok_or_else(|| AppError::Invalid("There is no such flow.".into()))?;
+    let on = active == "true";
+    let connected = connected_kinds(&ctx).await?;
+    let now = time::OffsetDateTime::now_utc();
+    ctx.store
+        .set_flows_active(crm, &[flow], on, &me.name, now, |f, current| {
+            if on {
+                check_activate(crm, f, current, &|k| connected.contains(&k))
+            } else {
+                check_deactivate(crm, f, current)
+            }
+        })
+        .await
+        .map_err(internal)?
+        .map_err(|e| AppError::Invalid(e.to_string()))?;
+    audit_flow(&ctx, &me.name, flow.name(crm), on).await?;
+    Ok(format!(
+        "“{}” is {}.",
+        flow.name(crm),
+        if on { "on" } else { "off" }
+    ))
+}
+
+/// Switches on every inactive flow, children first; all or nothing.
+#[server(endpoint = "activate_all")]
+pub async fn activate_all() -> Result<String, AppError> {
+    use crate::auth::server::{context, internal, require};
+    use cosell::domain::flows::{activate_all_plan, check_activate};
+    let me = require(Access::Admin).await?;
+    let ctx = context()?;
+    let crm = ctx.engine.crm();
+    let plan = activate_all_plan(crm, &ctx.store.active_flows(crm).await.map_err(internal)?);
+    if plan.is_empty() {
+        return Ok("Every flow is already on.".into());
+    }
+    let connected = connected_kinds(&ctx).await?;
+    ctx.store
+        .set_flows_active(
+            crm,
+            &plan,
+            true,
+            &me.name,
+            time::OffsetDateTime::now_utc(),
+            |f, current| check_activate(crm, f, current, &|k| connected.contains(&k)),
+        )
+        .await
+        .map_err(internal)?
+        .map_err(|e| AppError::Invalid(format!("Nothing was switched on. {e}.")))?;
+    for f in &plan {
+        audit_flow(&ctx, &me.name, f.name(crm), true).await?;
+    }
+    Ok(format!("{} flows switched on, in order.", plan.len()))
+}
+
+/// Runs "Partner Center Webhook Registration" now and says what it did.
+#[server(endpoint = "register_webhook")]
+pub async fn register_webhook(
+    callback_url: String,
+    referral_created: Option<String>,
+    referral_updated: Option<String>,
+    related_referral_created: Option<String>,
+    related_referral_updated: Option<String>,
+    overwrite: Option<String>,
+) -> Result<String, AppError> {
+    use crate::auth::server::{context, internal, require};
+    use cosell::domain::flows::Flow;
+    use cosell::domain::runs::{RunStatus, RunTrigger};
+    use cosell::engine::webhook_registration::RegistrationInput;
+    let me = require(Access::Admin).await?;
+    let ctx = context()?;
+    let url = callback_url.trim().to_string();
+    let parsed = url::Url::parse(&url).map_err(|_| {
+        AppError::Invalid(format!(
+            "“{url}” is not a URL. Use the one filled in: this server's webhook receiver."
+        ))
+    })?;
+    if parsed.scheme() != "https" && !matches!(parsed.host_str(), Some("127.0.0.1" | "localhost")) {
+        return Err(AppError::Invalid(
+            "Partner Center delivers only to https:// addresses.".into(),
+        ));
+    }
+    let events: Vec<String> = [
+        ("referral-created", referral_created),
+        ("referral-updated", referral_updated),
+        ("related-referral-created", related_referral_created),
+        ("related-referral-updated", related_referral_updated),
+    ]
+    .into_iter()
+    .filter(|(_, on)| on.is_some())
+    .map(|(e, _)| e.to_string())
+    .collect();
+    if events.is_empty() {
+        return Err(AppError::Invalid(
+            "Choose at least one event; the co-sell flows need all four.".into(),
+        ));
+    }
+    let input = RegistrationInput {
+        callback_url: url,
+        events,
+        overwrite: overwrite.is_some(),
+    };
+    let run = cosell::store::NewRun {
+        flow: Flow::WebhookRegistration,
+        trigger: RunTrigger::Manual,
+        input: serde_json::to_value(&input).map_err(internal)?,
+        record_id: None,
+        parent_run_id: None,
+        resubmitted_from: None,
+        settled: None,
+    };
+    let done = ctx.engine.run_now(&run, &me.name).await.map_err(internal)?;
+    match done.status {
+        RunStatus::Succeeded => Ok(format!("{} (run {})", done.outcome, done.run_id)),
+        _ => Err(AppError::Invalid(format!(
+            "{} (run {})",
+            done.outcome, done.run_id
+        ))),
+    }
+}
+
+#[cfg(feature = "ssr")]
+async fn connected_kinds(
+    ctx: &crate::auth::server::ServerContext,
+) -> Result<Vec<cosell::domain::flows::ConnectionKind>, AppError> {
+    use cosell::domain::connection::System;
+    use cosell::domain::flows::ConnectionKind;
+    let mut kinds = Vec::new();
+    for (system, kind) in [
+        (System::PartnerCenter, ConnectionKind::PartnerCenter),
+        (System::Dynamics365, ConnectionKind::Crm),
+    ] {
+        if ctx
+            .store
+            .connection(system, &ctx.sealing_key)
+            .await
+            .map_err(crate::auth::server::internal)?
+            .is_some()
+        {
+            kinds.push(kind);
+        }
+    }
+    Ok(kinds)
+}
+
+#[cfg(feature = "ssr")]
+async fn audit_flow(
+    ctx: &crate::auth::server::ServerContext,
+    by: &str,
+    name: String,
+    on: bool,
+) -> Result<(), AppError> {
+    ctx.store
+        .record_audit(
+            &cosell::store::NewAuditEvent {
+                run_id: None,
+                actor: by.to_string(),
+                action: if on {
+                    "flow_activated"
+                } else {
+                    "flow_deactivated"
+                }
+                .into(),
+                record_kind: "flow".into(),
+                record_id: name.clone(),
+                direction: None,
+                detail: format!("“{name}” switched {}.", if on { "on" } else { "off" }),
+            },
+            time::OffsetDateTime::now_utc(),
+        )
+        .await
+        .map(|_| ())
+        .map_err(crate::auth::server::internal)
+}
+
+#[component]
+pub fn FlowsPage() -> impl IntoView {
+    let toggle = ServerAction::<SetFlow>::new();
+    let all = ServerAction::<ActivateAll>::new();
+    let register = ServerAction::<RegisterWebhook>::new();
+    let flows = Resource::new(
+        move || (toggle.version().get(), all.version().get()),
+        |_| list_flows(),
+    );
+    let result = move |r: Option<Result<String, AppError>>| {
+        r.map(|r| match r {
+            Ok(m) => view! { <p class="notice" role="status">{m}</p> }.into_any(),
+            Err(e) => view! { <p class="error" role="alert">{e.to_string()}</p> }.into_any(),
+        })
+    };
+    view! {
+        <Gate needed=Access::Viewer title="Flows" content=move |me: crate::auth::Me| {
+            let admin = me.user.access == Access::Admin;
+            view! {
+                <p>"The flows of the co-sell solution, in the order they must be switched on: a flow can only run once the flows it calls are on. cosell refuses any other order and says which flow comes first."</p>
+                {move || result(toggle.value().get())}
+                {move || result(all.value().get())}
+                <Suspense fallback=|| view! { <p class="loading">"Loading…"</p> }>
+                    {move || Suspend::new(async move {
+                        match flows.await {
+                            Err(e) => view! { <p class="error" role="alert">{e.to_string()}</p> }.into_any(),
+                            Ok(v) => view! {
+                                {admin.then(|| view! {
+                                    <ActionForm action=all attr:class="inline">
+                                        <button type="submit" class="primary">"Activate all in order"</button>
+                                    </ActionForm>
+                                })}
+                                <table class="list" data-testid="flows" aria-label=format!("Flows for {}", v.crm)>
+                                    <thead><tr>
+                                        <th scope="col">"#"</th><th scope="col">"Flow"</th><th scope="col">"Trigger"</th>
+                                        <th scope="col">"Calls"</th><th scope="col">"Connections"</th><th scope="col">"State"</th>
+                                    </tr></thead>
+                                    <tbody>
+                                        {v.flows.into_iter().map(|f| {
+                                            let form = admin.then(|| {
+                                                let (code, name, active) = (f.code.clone(), f.name.clone(), f.active);
+                                                view! {
+                                                    <ActionForm action=toggle attr:class="inline">
+                                                        <input type="hidden" name="flow" value=code/>
+                                                        <input type="hidden" name="active" value=(!active).to_string()/>
+                                                        <button type="submit" aria-label=format!("{} {}", if active { "Deactivate" } else { "Activate" }, name)>
+                                                            {if active { "Deactivate" } else { "Activate" }}
+                                                        </button>
+                                                    </ActionForm>
+                                                }
+                                            });
+                                            view! {
+                                            <tr data-flow=f.code.clone() data-active=f.active.to_string()>
+                                                <td>{f.order}</td>
+                                                <td>{f.name.clone()}</td>
+                                                <td>{f.trigger.clone()}</td>
+                                                <td>{if f.calls.is_empty() { "—".to_string() } else { f.calls.join("; ") }}</td>
+                                                <td>{f.connections.join(", ")}</td>
+                                                <td>
+                                                    <span class=if f.active { "badge on" } else { "badge off" }>{if f.active { "On" } else { "Off" }}</span>
+                                                    {form}
+                                                </td>
+                                            </tr>
+                                        }}).collect_view()}
+                                    </tbody>
+                                </table>
+                                {admin.then(|| view! {
+                                    <section class="card" aria-label="Partner Center Webhook Registration">
+                                        <h2>"Partner Center Webhook Registration"</h2>
+                                        <p>"Tells Partner Center where to send referral events: this server's receiver, the trigger of “Partner Center to " {v.crm.clone()} "”."</p>
+                                        {move || result(register.value().get())}
+                                        <ActionForm action=register>
+                                            <label>"Callback URL"
+                                                <input type="url" name="callback_url" value=v.callback_url.clone() required=true/>
+                                            </label>
+                                            <fieldset>
+                                                <legend>"Events to register"</legend>
+                                                {v.events.iter().map(|e| {
+                                                    let name = e.replace('-', "_");
+                                                    view! { <label><input type="checkbox" name=name value="on" checked=true/>{e.clone()}</label> }
+                                                }).collect_view()}
+                                            </fieldset>
+                                            <label><input type="checkbox" name="overwrite" value="on"/>"Overwrite an existing registration"</label>
+                                            <button type="submit" class="primary">"Run registration"</button>
+                                        </ActionForm>
+                                    </section>
+                                })}
+                            }.into_any(),
+                        }
+                    })}
+                </Suspense>
+            }.into_any()
+        }/>
+    }
+}
