@@ -23,8 +23,6 @@ pub struct ConnectionView {
     pub calls_today: i64,
 }
 
-const SYSTEMS: [System; 2] = [System::PartnerCenter, System::Dynamics365];
-
 #[server(endpoint = "list_connections")]
 pub async fn list_connections() -> Result<Vec<ConnectionView>, AppError> {
     use crate::auth::server::{context, internal, require};
@@ -32,7 +30,7 @@ pub async fn list_connections() -> Result<Vec<ConnectionView>, AppError> {
     let ctx = context()?;
     let now = time::OffsetDateTime::now_utc();
     let mut out = Vec::new();
-    for system in SYSTEMS {
+    for system in [System::PartnerCenter, System::Dynamics365] {
         let c = ctx
             .store
             .connection(system, &ctx.sealing_key)

@@ -5,7 +5,6 @@ use crate::error::AppError;
 use crate::layout::Gate;
 use cosell::domain::{Access, UserSummary};
 use leptos::prelude::*;
-use time::OffsetDateTime;
 
 #[server(endpoint = "list_users")]
 pub async fn list_users() -> Result<Vec<UserSummary>, AppError> {
@@ -24,7 +23,7 @@ pub async fn end_sessions(tenant_id: String, object_id: String) -> Result<(), Ap
     }
     let found = context()?
         .store
-        .revoke_sessions(&tenant_id, &object_id, OffsetDateTime::now_utc())
+        .revoke_sessions(&tenant_id, &object_id, time::OffsetDateTime::now_utc())
         .await
         .map_err(internal)?;
     if !found {
