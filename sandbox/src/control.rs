@@ -15,8 +15,15 @@
 //! - `GET /_control/partner-center/deliveries` — every webhook delivery attempt, oldest first
 //! - `POST /_control/partner-center/delivery-settings` — `{"retry_base_ms":1000,"copies":1}`
 //! - `GET /_control/partner-center/trust-anchor` — the root certificate (PEM) deliveries chain to
+//! - `GET /_control/dataverse/{set}` — the rows of `opportunities`, `accounts`, `contacts` or
+//!   `transactioncurrencies`, as the Web API returns them (with `@odata.etag`)
+//! - `POST /_control/dataverse/{set}` — act as a CRM user: create a row (Web API body shape, lookups as
+//!   `x@odata.bind`); 201 `{"id": "…"}`
+//! - `GET`/`PATCH`/`DELETE /_control/dataverse/{set}/{id}` — read / edit (a new version) / delete a row as
+//!   that CRM user; a PATCH of `statecode` closes an opportunity as the UI's "Close as Won/Lost" does
 
 use crate::clock::Clock;
+use crate::dataverse::Dataverse;
 use crate::entra::{Entra, Faults as EntraFaults};
 use crate::faults::{FaultRule, Faults};
 use crate::partner_center::PartnerCenter;
@@ -32,6 +39,7 @@ pub struct ControlState {
     pub base_url: String,
     pub entra: Entra,
     pub partner_center: PartnerCenter,
+    pub dataverse: Dataverse,
     pub faults: Faults,
     pub clock: Clock,
 }
@@ -58,6 +66,11 @@ pub fn routes(state: Arc<ControlState>) -> Router {
         .route("/partner-center/deliveries", get(deliveries))
         .route("/partner-center/delivery-settings", post(delivery_settings))
         .route("/partner-center/trust-anchor", get(trust_anchor))
+        .route("/dataverse/{set}", get(crm_rows).post(crm_creates))
+        .route(
+            "/dataverse/{set}/{id}",
+            get(crm_reads).patch(crm_updates).delete(crm_deletes),
+        )
         .with_state(state)
 }
 
@@ -163,4 +176,73 @@ async fn delivery_settings(
 
 async fn trust_anchor(State(s): S) -> String {
     s.partner_center.trust_anchor_pem()
+}
+
+fn crm_error(status: StatusCode, message: String) -> Response {
+    (status, Json(serde_json::json!({ "message": message }))).into_response()
+}
+
+/// Every table set answers (a possibly empty list); an unknown set is a 404.
+fn unknown_set(set: &str) -> Option<Response> {
+    if crate::dataverse::schema::table(set).is_some() {
+        None
+    } else {
+        Some(crm_error(
+            StatusCode::NOT_FOUND,
+            format!("no Dataverse entity set {set:?}"),
+        ))
+    }
+}
+
+async fn crm_rows(State(s): S, Path(set): Path<String>) -> Response {
+    if let Some(r) = unknown_set(&set) {
+        return r;
+    }
+    Json(s.dataverse.rows(&set)).into_response()
+}
+
+async fn crm_creates(
+    State(s): S,
+    Path(set): Path<String>,
+    Json(row): Json<serde_json::Value>,
+) -> Response {
+    if let Some(r) = unknown_set(&set) {
+        return r;
+    }
+    match s.dataverse.try_insert(&set, row) {
+        Ok(id) => (StatusCode::CREATED, Json(serde_json::json!({ "id": id }))).into_response(),
+        Err(message) => crm_error(StatusCode::BAD_REQUEST, message),
+    }
+}
+
+async fn crm_reads(State(s): S, Path((set, id)): Path<(String, String)>) -> Response {
+    match s.dataverse.row(&set, &id) {
+        Some(row) => Json(row).into_response(),
+        None => crm_error(StatusCode::NOT_FOUND, format!("no {set} row {id}")),
+    }
+}
+
+async fn crm_updates(
+    State(s): S,
+    Path((set, id)): Path<(String, String)>,
+    Json(patch): Json<serde_json::Value>,
+) -> Response {
+    if s.dataverse.row(&set, &id).is_none() {
+        return crm_error(StatusCode::NOT_FOUND, format!("no {set} row {id}"));
+    }
+    match s.dataverse.update(&set, &id, patch) {
+        Ok(()) => match s.dataverse.row(&set, &id) {
+            Some(row) => Json(row).into_response(),
+            None => crm_error(StatusCode::NOT_FOUND, format!("no {set} row {id}")),
+        },
+        Err(message) => crm_error(StatusCode::BAD_REQUEST, message),
+    }
+}
+
+async fn crm_deletes(State(s): S, Path((set, id)): Path<(String, String)>) -> Response {
+    if s.dataverse.delete(&set, &id) {
+        StatusCode::NO_CONTENT.into_response()
+    } else {
+        crm_error(StatusCode::NOT_FOUND, format!("no {set} row {id}"))
+    }
 }

@@ -26,6 +26,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 pub use clock::Clock;
+pub use dataverse::Dataverse;
 pub use entra::{DemoUser, Entra};
 pub use faults::{FaultRule, Faults};
 pub use partner_center::PartnerCenter;
@@ -35,6 +36,7 @@ pub struct Sandbox {
     addr: SocketAddr,
     entra: Entra,
     partner_center: PartnerCenter,
+    dataverse: Dataverse,
     faults: Faults,
     clock: Clock,
     stop: watch::Sender<bool>,
@@ -48,12 +50,14 @@ impl Sandbox {
         let base_url = format!("http://{addr}");
         let clock = Clock::default();
         let entra = Entra::seeded(base_url.clone(), clock.clone());
-        let partner_center = PartnerCenter::new(base_url, entra.clone(), clock.clone());
+        let partner_center = PartnerCenter::new(base_url.clone(), entra.clone(), clock.clone());
+        let dataverse = Dataverse::new(base_url, entra.clone(), clock.clone());
         let faults = Faults::default();
         let app = router(control::ControlState {
             base_url: format!("http://{addr}"),
             entra: entra.clone(),
             partner_center: partner_center.clone(),
+            dataverse: dataverse.clone(),
             faults: faults.clone(),
             clock: clock.clone(),
         });
@@ -73,6 +77,7 @@ impl Sandbox {
             addr,
             entra,
             partner_center,
+            dataverse,
             faults,
             clock,
             stop,
@@ -93,6 +98,11 @@ impl Sandbox {
 
     pub fn partner_center(&self) -> &PartnerCenter {
         &self.partner_center
+    }
+
+    /// The Dataverse organization (the same rows the Web API serves).
+    pub fn dataverse(&self) -> &Dataverse {
+        &self.dataverse
     }
 
     pub fn faults(&self) -> &Faults {
@@ -119,10 +129,7 @@ fn router(state: control::ControlState) -> Router {
     let apis = Router::new()
         .merge(entra::routes(state.entra.clone()))
         .merge(partner_center::routes(state.partner_center.clone()))
-        .merge(dataverse::routes(dataverse::Dataverse::new(
-            state.base_url.clone(),
-            state.entra.clone(),
-        )))
+        .merge(dataverse::routes(state.dataverse.clone()))
         .layer(axum::middleware::from_fn_with_state(
             state.faults.clone(),
             faults::inject,

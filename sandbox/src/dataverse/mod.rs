@@ -1,22 +1,55 @@
-//! Dataverse Web API emulator (crm-apis.md §2, emulator-checklist.md §4), identity part: the pieces a
-//! connection test needs. Served under `/api/data/v9.2/`:
+//! Dataverse Web API emulator (crm-apis.md §2, emulator-checklist.md §4). Served under
+//! `/api/data/v9.2/`:
 //!
-//! - `WhoAmI()` → `{BusinessUnitId, UserId, OrganizationId}`
-//! - `systemusers(<id>)`, `systemusers?$filter=azureactivedirectoryobjectid eq <guid>` (and `$select`)
-//! - `systemusers(<id>)/systemuserroles_association` → roles with `_roletemplateid_value`
+//! - identity: `WhoAmI()` → `{BusinessUnitId, UserId, OrganizationId}`; `systemusers(<id>)`,
+//!   `systemusers?$filter=azureactivedirectoryobjectid eq <guid>` (and `$select`);
+//!   `systemusers(<id>)/systemuserroles_association` → roles with `_roletemplateid_value`;
+//! - tables (columns in `schema.rs`, rows and write rules in `tables.rs`): `opportunities`, `accounts`,
+//!   `contacts`, `transactioncurrencies` (USD, EUR, GBP seeded, with demo accounts and contacts): `GET` a
+//!   collection or a row, `POST` (204 + `OData-EntityId`, or 201 + body with
+//!   `Prefer: return=representation`), `PATCH` (update or upsert, `If-Match`, `If-None-Match: *`),
+//!   `DELETE`, conditional `GET` (304);
+//! - queries (`query.rs`): `$select`, `$filter`, `$orderby`, `$top`, `$count`; paging with
+//!   `Prefer: odata.maxpagesize` and `$skiptoken` cookies (`paging.rs`); `$skip` refused;
+//! - change tracking: `Prefer: odata.track-changes` → `@odata.deltaLink`, deltas with `$deletedEntity`;
+//! - `Prefer: odata.include-annotations` (formatted values, lookup logical names);
+//! - actions `WinOpportunity` and `LoseOpportunity`; Won/Lost opportunities are read-only.
+//!
+//! Every row carries `versionnumber` from one organization-wide counter and reads back with
+//! `@odata.etag: W/"<versionnumber>"`; `createdon`/`modifiedon` come from the emulator clock.
 //!
 //! Tokens must be minted by the Entra emulator for the organization URL (`https://{org}.crm.dynamics.com`).
 //! Role ids and names differ per business unit, as in real organizations; template ids are the real ones,
 //! so clients must compare template ids. Errors are `{"error":{"code":"0x…","message":"…"}}` with
-//! `Content-Type: application/json; odata.metadata=minimal`.
+//! `Content-Type: application/json; odata.metadata=minimal`. Throttling (429 + `Retry-After`, code
+//! `0x80072322`) and outages come from the shared fault rules ([`crate::faults`]).
+//!
+//! Other tests act as CRM users through [`Dataverse::rows`], [`Dataverse::row`],
+//! [`Dataverse::insert`], [`Dataverse::update`] and [`Dataverse::delete`], or over HTTP through
+//! `/_control/dataverse/…` ([`crate::control`]).
 
+mod handlers;
+pub(crate) mod paging;
+pub(crate) mod query;
+pub(crate) mod schema;
+pub(crate) mod tables;
+
+use crate::clock::Clock;
 use crate::entra::{DemoUser, Entra, TENANT_ID};
-use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::body::Bytes;
+use axum::extract::{Path, RawQuery, State};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::{Router, routing::get};
+use axum::{Router, routing::any};
 use serde_json::{Value, json};
 use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+use time::OffsetDateTime;
+
+pub use tables::{
+    ACCOUNT_ADATUM, ACCOUNT_CONTOSO_PHARMA, ACCOUNT_FABRIKAM, ACCOUNT_LITWARE, CURRENCY_EUR,
+    CURRENCY_GBP, CURRENCY_USD,
+};
 
 /// The sandbox organization, as its token audience names it.
 pub const ORGANIZATION_URL: &str = "https://contoso-sandbox.crm.dynamics.com";
@@ -45,15 +78,78 @@ fn system_user_id(user: &DemoUser) -> String {
     format!("5e7a0000-{}", &user.object_id[9..])
 }
 
+/// Error codes the emulator answers with. The `code` of a Dataverse error is unrelated to the HTTP
+/// status and often empty (crm-apis.md §2.2); codes marked unconfirmed are plausible, not documented.
+pub mod codes {
+    /// `ObjectDoesNotExist` (crm-apis.md §2.2: "usually", unconfirmed).
+    pub const OBJECT_DOES_NOT_EXIST: &str = "0x80040217";
+    /// Resource not found for the segment (documented in the Web API troubleshooting article).
+    pub const RESOURCE_NOT_FOUND: &str = "0x8006088a";
+    /// OData-level request errors, e.g. an unknown property (documented as `0x0`).
+    pub const ODATA: &str = "0x0";
+    /// `ConcurrencyVersionMismatch` (unconfirmed).
+    pub const CONCURRENCY_VERSION_MISMATCH: &str = "0x80060882";
+    /// `DuplicateRecord` (unconfirmed).
+    pub const DUPLICATE_RECORD: &str = "0x80040237";
+    /// Validation of a value (range, length) (unconfirmed).
+    pub const VALIDATION: &str = "0x8004431a";
+    /// `InvalidArgument`: state rules, closed records (unconfirmed).
+    pub const INVALID_ARGUMENT: &str = "0x80040203";
+    /// Request-count throttling (crm-apis.md §2.6), for fault rules.
+    pub const THROTTLED_REQUESTS: &str = "0x80072322";
+}
+
+/// An error answer: status, code, message.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DvError {
+    pub status: StatusCode,
+    pub code: &'static str,
+    pub message: String,
+}
+
+impl DvError {
+    pub(crate) fn new(
+        status: StatusCode,
+        code: &'static str,
+        message: impl Into<String>,
+    ) -> DvError {
+        DvError {
+            status,
+            code,
+            message: message.into(),
+        }
+    }
+}
+
+impl IntoResponse for DvError {
+    fn into_response(self) -> Response {
+        error(self.status, self.code, self.message)
+    }
+}
+
+/// The Dataverse organization: identity from the Entra emulator, rows in shared memory (clones share
+/// them, so the [`crate::Sandbox`] keeps one organization).
 #[derive(Clone)]
 pub struct Dataverse {
     base_url: String,
     entra: Entra,
+    clock: Clock,
+    state: Arc<Mutex<tables::State>>,
 }
 
 impl Dataverse {
-    pub fn new(base_url: String, entra: Entra) -> Dataverse {
-        Dataverse { base_url, entra }
+    /// An organization seeded with currencies (USD, EUR, GBP), demo accounts and contacts.
+    pub fn new(base_url: String, entra: Entra, clock: Clock) -> Dataverse {
+        let dv = Dataverse {
+            base_url,
+            entra,
+            clock,
+            state: Arc::new(Mutex::new(tables::State::new())),
+        };
+        let users = dv.system_user_ids();
+        let actor = dv.crm_user(&users);
+        dv.state().seed(&actor);
+        dv
     }
 
     /// `[Org URI]/api/data/v9.2` as this emulator serves it.
@@ -63,6 +159,14 @@ impl Dataverse {
 
     fn context(&self, fragment: &str) -> String {
         format!("{}/$metadata#{fragment}", self.api_url())
+    }
+
+    pub(crate) fn state(&self) -> MutexGuard<'_, tables::State> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub(crate) fn now(&self) -> OffsetDateTime {
+        self.clock.now()
     }
 
     fn user_row(&self, user: &DemoUser) -> Value {
@@ -84,6 +188,111 @@ impl Dataverse {
             .into_iter()
             .filter(|u| u.dataverse_roles.is_some())
             .collect()
+    }
+
+    /// The system user ids of the organization's members (`ownerid` may point at them).
+    pub(crate) fn system_user_ids(&self) -> Vec<String> {
+        self.members().iter().map(system_user_id).collect()
+    }
+
+    /// A person using the CRM's own UI: the organization's administrator (Adele Vance) owns what they
+    /// create.
+    fn crm_user<'a>(&self, users: &'a [String]) -> tables::Actor<'a> {
+        let admin = self
+            .members()
+            .into_iter()
+            .find(|u| u.key == "admin")
+            .map(|u| system_user_id(&u));
+        tables::Actor {
+            user_id: admin.or_else(|| users.first().cloned()),
+            system_users: users,
+            now: self.now(),
+            via: tables::Via::CrmUser,
+        }
+    }
+
+    // ---- In-process API: other tests act as CRM users and look at the organization's rows. ----
+
+    /// The rows of an entity set as the Web API returns them (every column, lookups as `_x_value`,
+    /// `@odata.etag`), in primary-key order; empty for an unknown set.
+    pub fn rows(&self, set: &str) -> Vec<Value> {
+        let Some(table) = schema::table(set) else {
+            return Vec::new();
+        };
+        let state = self.state();
+        state
+            .rows(table)
+            .map(|(id, row)| {
+                Value::Object(state.render(table, id, row, &tables::Annotations::default()))
+            })
+            .collect()
+    }
+
+    /// One row as the Web API returns it.
+    pub fn row(&self, set: &str, id: &str) -> Option<Value> {
+        let table = schema::table(set)?;
+        let state = self.state();
+        let row = state.get(table, id)?;
+        Some(Value::Object(state.render(
+            table,
+            &id.to_ascii_lowercase(),
+            row,
+            &tables::Annotations::default(),
+        )))
+    }
+
+    /// Creates a row as a CRM user would (Web API body shape: columns and `x@odata.bind`); returns the
+    /// new id. Panics when the row is not valid (a test's mistake); see [`Dataverse::try_insert`].
+    pub fn insert(&self, set: &str, row: Value) -> String {
+        self.try_insert(set, row)
+            .unwrap_or_else(|e| panic!("Dataverse insert into {set}: {e}"))
+    }
+
+    /// Creates a row as a CRM user would; the error is the Web API's message.
+    pub fn try_insert(&self, set: &str, row: Value) -> Result<String, String> {
+        let table = schema::table(set).ok_or_else(|| format!("no entity set {set:?}"))?;
+        let Value::Object(fields) = row else {
+            return Err("a row is a JSON object".into());
+        };
+        let users = self.system_user_ids();
+        let actor = self.crm_user(&users);
+        let id = fields
+            .get(table.key)
+            .and_then(Value::as_str)
+            .map(str::to_string);
+        self.state()
+            .create(table, id.as_deref(), &fields, &actor)
+            .map_err(|e| e.message)
+    }
+
+    /// Changes a row as a CRM user would (a new version, `modifiedon` now). Setting `statecode` to
+    /// Won/Lost closes an opportunity as the UI's "Close as Won/Lost" does; closed opportunities stay
+    /// read-only until reopened.
+    pub fn update(&self, set: &str, id: &str, patch: Value) -> Result<(), String> {
+        let table = schema::table(set).ok_or_else(|| format!("no entity set {set:?}"))?;
+        let Value::Object(fields) = patch else {
+            return Err("a patch is a JSON object".into());
+        };
+        let users = self.system_user_ids();
+        let actor = self.crm_user(&users);
+        self.state()
+            .update(table, id, &fields, &actor)
+            .map_err(|e| e.message)
+    }
+
+    /// Deletes a row as a CRM user would; false when there is none.
+    pub fn delete(&self, set: &str, id: &str) -> bool {
+        let Some(table) = schema::table(set) else {
+            return false;
+        };
+        let now = self.now();
+        self.state().delete(table, id, now)
+    }
+
+    /// Whether a Web API `PATCH` of an opportunity's `statecode` to Won/Lost closes it (default: refused
+    /// with 400, use the actions; what the real service does is unconfirmed).
+    pub fn set_close_by_patch(&self, allowed: bool) {
+        self.state().close_by_patch = allowed;
     }
 }
 
@@ -115,7 +324,7 @@ fn ok(body: Value) -> Response {
 
 pub fn routes(dv: Dataverse) -> Router {
     Router::new()
-        .route("/api/data/v9.2/{*path}", get(dispatch))
+        .route("/api/data/v9.2/{*path}", any(dispatch))
         .with_state(dv)
 }
 
@@ -173,39 +382,124 @@ fn caller(dv: &Dataverse, headers: &HeaderMap) -> Result<DemoUser, Response> {
 
 async fn dispatch(
     State(dv): State<Dataverse>,
+    method: Method,
     headers: HeaderMap,
     Path(path): Path<String>,
-    Query(query): Query<HashMap<String, String>>,
+    RawQuery(raw): RawQuery,
+    body: Bytes,
 ) -> Response {
     let me = match caller(&dv, &headers) {
         Ok(u) => u,
         Err(r) => return r,
     };
-    if path == "WhoAmI()" || path == "WhoAmI" {
-        return ok(json!({
-            "@odata.context": dv.context("Microsoft.Dynamics.CRM.WhoAmIResponse"),
-            "BusinessUnitId": BUSINESS_UNIT_ID,
-            "UserId": system_user_id(&me),
-            "OrganizationId": ORGANIZATION_ID,
-        }));
+    let pairs: Vec<(String, String)> =
+        url::form_urlencoded::parse(raw.unwrap_or_default().as_bytes())
+            .map(|(k, v)| (k.into_owned(), v.into_owned()))
+            .collect();
+    let no_resource = || {
+        // The documented answer to a function or action called with the wrong method.
+        error(
+            StatusCode::NOT_FOUND,
+            "",
+            format!(
+                "No HTTP resource was found that matches the request URI '{}/{path}'.",
+                dv.api_url()
+            ),
+        )
+    };
+    let action = path
+        .strip_prefix("Microsoft.Dynamics.CRM.")
+        .unwrap_or(&path);
+    match action {
+        "WhoAmI()" | "WhoAmI" => {
+            if method != Method::GET {
+                return no_resource();
+            }
+            return ok(json!({
+                "@odata.context": dv.context("Microsoft.Dynamics.CRM.WhoAmIResponse"),
+                "BusinessUnitId": BUSINESS_UNIT_ID,
+                "UserId": system_user_id(&me),
+                "OrganizationId": ORGANIZATION_ID,
+            }));
+        }
+        "WinOpportunity" | "LoseOpportunity" => {
+            if method != Method::POST {
+                return no_resource();
+            }
+            return handlers::close(&dv, action == "WinOpportunity", &body)
+                .unwrap_or_else(IntoResponse::into_response);
+        }
+        _ => {}
     }
-    let (set, key, nav) = match parse_path(&path) {
-        Some(parts) => parts,
-        None => {
+    let resource_not_found = |segment: &str| {
+        error(
+            StatusCode::NOT_FOUND,
+            codes::RESOURCE_NOT_FOUND,
+            format!("Resource not found for the segment '{segment}'."),
+        )
+    };
+    let Some((set, key, nav)) = parse_path(&path) else {
+        return resource_not_found(&path);
+    };
+    if let Some(table) = schema::table(&set) {
+        if let Some(nav) = nav {
             return error(
-                StatusCode::NOT_FOUND,
-                "0x80060888",
-                format!("Resource not found for the segment '{path}'."),
+                StatusCode::NOT_IMPLEMENTED,
+                codes::ODATA,
+                format!("The sandbox does not support the segment '{nav}' of {set}."),
             );
         }
-    };
-    if set != "systemusers" {
-        return error(
-            StatusCode::NOT_FOUND,
-            "0x80060888",
-            format!("Resource not found for the segment '{set}'."),
-        );
+        let call = handlers::Call {
+            dv: &dv,
+            table,
+            caller: system_user_id(&me),
+            pairs: &pairs,
+            headers: &headers,
+            prefs: handlers::Prefs::from_headers(&headers),
+            body: &body,
+        };
+        let result = match (key, &method) {
+            (None, &Method::GET) => handlers::list(&call),
+            (None, &Method::POST) => handlers::create(&call),
+            (Some(id), m) if !tables::is_guid(&id) => Err(DvError::new(
+                StatusCode::BAD_REQUEST,
+                codes::ODATA,
+                // Message unconfirmed.
+                format!("'{id}' is not a valid key for {set} ({m} needs a GUID)."),
+            )),
+            (Some(id), &Method::GET) => handlers::get_one(&call, &id),
+            (Some(id), &Method::PATCH) => handlers::patch(&call, &id),
+            (Some(id), &Method::DELETE) => handlers::delete(&call, &id),
+            (_, m) => Err(method_not_allowed(m)),
+        };
+        return result.unwrap_or_else(IntoResponse::into_response);
     }
+    if set != "systemusers" {
+        return resource_not_found(&set);
+    }
+    if method != Method::GET {
+        return method_not_allowed(&method).into_response();
+    }
+    let query: HashMap<String, String> = pairs.into_iter().collect();
+    identity(&dv, key, nav, &query)
+}
+
+fn method_not_allowed(method: &Method) -> DvError {
+    // ASP.NET Web API's message (unconfirmed for Dataverse).
+    DvError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "",
+        format!("The requested resource does not support http method '{method}'."),
+    )
+}
+
+/// `systemusers`, `systemusers(<id>)` and `systemusers(<id>)/systemuserroles_association`.
+fn identity(
+    dv: &Dataverse,
+    key: Option<String>,
+    nav: Option<String>,
+    query: &HashMap<String, String>,
+) -> Response {
     let select = query.get("$select").map(|s| {
         s.split(',')
             .map(|f| f.trim().to_string())
@@ -246,7 +540,7 @@ async fn dispatch(
                     None => {
                         return error(
                             StatusCode::BAD_REQUEST,
-                            "0x80060888",
+                            codes::ODATA,
                             format!(
                                 "The $filter {filter:?} is not supported by the sandbox (only <column> eq <value> on systemusers)."
                             ),
@@ -264,7 +558,7 @@ async fn dispatch(
             else {
                 return error(
                     StatusCode::NOT_FOUND,
-                    "0x80040217",
+                    codes::OBJECT_DOES_NOT_EXIST,
                     format!("systemuser With Id = {id} Does Not Exist"),
                 );
             };
@@ -294,14 +588,14 @@ async fn dispatch(
                 }
                 Some(other) => error(
                     StatusCode::NOT_FOUND,
-                    "0x80060888",
+                    codes::RESOURCE_NOT_FOUND,
                     format!("Resource not found for the segment '{other}'."),
                 ),
             }
         }
         (None, Some(_)) => error(
             StatusCode::BAD_REQUEST,
-            "0x80060888",
+            codes::ODATA,
             "a navigation property needs a key",
         ),
     }
