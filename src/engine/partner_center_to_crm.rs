@@ -149,8 +149,9 @@ pub(super) async fn run(
 
     // Write the CRM id back, unless Partner Center already has it or the referral is final.
     if referral.crm_id() != Some(opportunity_id.as_str()) && referral.standing() == Standing::Open {
-        let ops =
-            json!([{ "op": "replace", "path": "/externalReferenceId", "value": opportunity_id }]);
+        // `add`, not `replace`: a referral without a CRM id has no such member, and `replace` needs one
+        // (RFC 6902 §4.3); `add` on an existing member replaces its value (§4.1).
+        let ops = json!([{ "op": "add", "path": "/externalReferenceId", "value": opportunity_id }]);
         let patched = ctx
             .call(
                 "Write the CRM id back to the referral",

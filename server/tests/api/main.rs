@@ -7,4 +7,5 @@ mod flows;
 mod helpers;
 mod ops;
 mod signin;
+mod sync;
 mod webhooks;

@@ -1,0 +1,184 @@
+//! Partner Center → Dynamics 365 end to end: a Microsoft seller's referral arrives by signed webhook and
+//! becomes an opportunity, with the CRM id written back; failures retry or fail with a message.
+
+use crate::helpers::*;
+use cosell::domain::runs::RunStatus;
+use cosell::store::{AuditFilter, RunFilter};
+use serde_json::json;
+
+/// Connected, every flow on, webhooks registered to this server.
+async fn ready() -> TestApp {
+    let app = TestApp::spawn().await;
+    let admin = app.signed_in("admin").await;
+    app.connect(&admin, "partner_center", "admin").await;
+    app.connect(&admin, "dynamics365", "admin").await;
+    let r = admin
+        .post(app.url("/api/activate_all"))
+        .header("Origin", &app.base)
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success());
+    cosell_sandbox::testing::register_webhook(
+        &app.world,
+        &app.url("/webhooks/partner-center"),
+        &["referral-created", "referral-updated"],
+        false,
+    )
+    .await;
+    app
+}
+
+#[tokio::test]
+async fn a_sellers_referral_becomes_an_opportunity_and_the_crm_id_goes_back() {
+    let mut app = ready().await;
+    let referral = app.world.partner_center().seller_creates(json!({
+        "name": "Azure migration",
+        "customerProfile": { "name": "Northwind Traders", "address": { "postalCode": "98052", "country": "US" } },
+        "details": { "dealValue": 48000, "currency": "USD", "closingDateTime": "2027-06-30T00:00:00Z" }
+    }));
+    let id = referral["id"].as_str().unwrap().to_string();
+
+    let run = app.next_run().await;
+    assert_eq!(run.status, RunStatus::Succeeded, "{}", run.outcome);
+    let opportunities = app.world.dataverse().rows("opportunities");
+    let opp = opportunities
+        .iter()
+        .find(|o| o["msp_referralid"] == id.as_str())
+        .expect("an opportunity for the referral");
+    assert_eq!(opp["name"], "Azure migration");
+    assert_eq!(opp["estimatedvalue"], 48000.0);
+    assert_eq!(opp["estimatedclosedate"], "2027-06-30");
+    assert_eq!(opp["msp_syncwithpartnercenter"], true);
+    let opp_id = opp["opportunityid"].as_str().unwrap();
+    let accounts = app.world.dataverse().rows("accounts");
+    assert!(
+        accounts
+            .iter()
+            .any(|a| a["name"] == "Northwind Traders" && a["address1_postalcode"] == "98052")
+    );
+
+    // The CRM id is written back, and that write's own referral-updated event changes nothing.
+    let back = app.world.partner_center().referral(&id).unwrap();
+    assert_eq!(back["externalReferenceId"], opp_id);
+    let echo = app.next_run().await;
+    assert_eq!(echo.status, RunStatus::Succeeded, "{}", echo.outcome);
+    assert_eq!(
+        app.world.dataverse().rows("opportunities").len(),
+        opportunities.len()
+    );
+
+    // Steps, child runs and audit events tell the story.
+    let steps = app.store.run_steps(run.run_id).await.unwrap();
+    assert!(
+        steps
+            .iter()
+            .any(|s| s.name == "Get the referral from Partner Center")
+    );
+    let children = app.store.related_runs(run.run_id).await.unwrap();
+    assert_eq!(children.len(), 2, "Helper and Updates");
+    let audit = app
+        .store
+        .list_audit(&AuditFilter::default(), None, 50)
+        .await
+        .unwrap();
+    for action in [
+        "account_created",
+        "opportunity_created",
+        "referral_linked",
+        "opportunity_unchanged",
+    ] {
+        assert!(audit.iter().any(|e| e.action == action), "{action}");
+    }
+    assert!(
+        app.store
+            .api_calls_on("dynamics365", time::OffsetDateTime::now_utc())
+            .await
+            .unwrap()
+            > 0
+    );
+}
+
+#[tokio::test]
+async fn an_unknown_crm_id_is_ignored_and_audited() {
+    let mut app = ready().await;
+    let referral = app.world.partner_center().seller_creates(json!({
+        "externalReferenceId": "00000000-0000-0000-0000-00000000abcd"
+    }));
+    let run = app.next_run().await;
+    assert_eq!(run.status, RunStatus::Skipped);
+    assert!(run.outcome.contains("does not exist"), "{}", run.outcome);
+    assert!(app.world.dataverse().rows("opportunities").is_empty());
+    let audit = app
+        .store
+        .list_audit(
+            &AuditFilter {
+                record_id: referral["id"].as_str().map(String::from),
+                ..Default::default()
+            },
+            None,
+            10,
+        )
+        .await
+        .unwrap();
+    assert_eq!(audit[0].action, "referral_ignored_unknown_crm_id");
+}
+
+#[tokio::test]
+async fn throttling_is_retried_and_a_denial_fails_then_resubmits() {
+    let mut app = ready().await;
+    // Two 429s with Retry-After 1 s, then the call goes through.
+    app.control(
+        "/faults",
+        json!({ "method": "GET", "path_contains": "/engagements/referrals/", "status": 429, "retry_after": 1, "times": 2 }),
+    )
+    .await;
+    app.world
+        .partner_center()
+        .seller_creates(json!({ "name": "Throttled" }));
+    let run = app.next_run().await;
+    assert_eq!(run.status, RunStatus::Succeeded, "{}", run.outcome);
+    let stored = app.store.run(run.run_id).await.unwrap().unwrap();
+    assert_eq!(stored.attempts, 3);
+    let _echo = app.next_run().await;
+
+    // A permanent refusal fails the run with the fix; resubmitting after the fault passes works.
+    app.control(
+        "/faults",
+        json!({ "method": "GET", "path_contains": "/engagements/referrals/", "status": 403, "times": 1 }),
+    )
+    .await;
+    app.world
+        .partner_center()
+        .seller_creates(json!({ "name": "Denied once" }));
+    let failed = app.next_run().await;
+    assert_eq!(failed.status, RunStatus::Failed);
+    assert!(
+        failed.outcome.contains("Referrals admin"),
+        "{}",
+        failed.outcome
+    );
+    let again = app
+        .store
+        .resubmit_run(failed.run_id, time::OffsetDateTime::now_utc())
+        .await
+        .unwrap()
+        .unwrap();
+    app.engine.nudge();
+    let done = app.next_run().await;
+    assert_eq!(done.run_id, again);
+    assert_eq!(done.status, RunStatus::Succeeded, "{}", done.outcome);
+    let failed_list = app
+        .store
+        .list_runs(
+            &RunFilter {
+                status: Some(RunStatus::Failed),
+                ..Default::default()
+            },
+            None,
+            10,
+        )
+        .await
+        .unwrap();
+    assert_eq!(failed_list.len(), 1);
+}
