@@ -107,7 +107,12 @@ impl DynamicsClient {
     ) -> Result<Option<String>, CallError> {
         let filter = matching
             .iter()
-            .map(|(column, value)| format!("{column} eq {}", literal(value)))
+            // Dataverse keeps an empty text column as null: match it as such, or a customer without a
+            // postal code would never match and get a new account on every run.
+            .map(|(column, value)| match value.trim() {
+                "" => format!("{column} eq null"),
+                v => format!("{column} eq {}", literal(v)),
+            })
             .collect::<Vec<_>>()
             .join(" and ");
         let request =

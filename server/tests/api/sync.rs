@@ -100,6 +100,31 @@ async fn a_sellers_referral_becomes_an_opportunity_and_the_crm_id_goes_back() {
 }
 
 #[tokio::test]
+async fn a_customer_without_a_postal_code_is_matched_not_duplicated() {
+    let mut app = ready().await;
+    for name in ["First deal", "Second deal"] {
+        app.world.partner_center().seller_creates(json!({
+            "name": name,
+            "customerProfile": { "name": "Tailspin Toys", "address": { "postalCode": "", "country": "US" } }
+        }));
+        assert_eq!(app.next_run().await.status, RunStatus::Succeeded);
+        assert_eq!(
+            app.next_run().await.status,
+            RunStatus::Succeeded,
+            "the write-back's echo"
+        );
+    }
+    let tailspin = app
+        .world
+        .dataverse()
+        .rows("accounts")
+        .into_iter()
+        .filter(|a| a["name"] == "Tailspin Toys")
+        .count();
+    assert_eq!(tailspin, 1);
+}
+
+#[tokio::test]
 async fn an_unknown_crm_id_is_ignored_and_audited() {
     let mut app = ready().await;
     let referral = app.world.partner_center().seller_creates(json!({
