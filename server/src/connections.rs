@@ -5,6 +5,7 @@
 //! Partner Center's consent names both of its audiences (the Referrals API and the webhook registration
 //! API); Entra's refresh token then redeems for each (crm-apis.md §1.3).
 
+use crate::pending;
 use crate::startup::AppState;
 use axum::Router;
 use axum::extract::{Path, Query, State};
@@ -18,13 +19,15 @@ use cosell::domain::{Access, SignedInUser};
 use cosell::store::{NewAuditEvent, NewConnection};
 use cosell_app::auth::server::SESSION_USER;
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
 use time::OffsetDateTime;
 use tower_sessions::Session;
 
-const SESSION_PENDING: &str = "pending_connections";
-const PENDING_TTL_SECONDS: i64 = 15 * 60;
-const MAX_PENDING: usize = 4;
+/// Consents in flight in this browser.
+const PENDING: pending::Pending = pending::Pending {
+    key: "pending_connections",
+    ttl_seconds: 15 * 60,
+    max: 4,
+};
 
 pub fn routes() -> Router<AppState> {
     Router::new()
@@ -33,10 +36,16 @@ pub fn routes() -> Router<AppState> {
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
-struct Pending {
+struct Consent {
     system: System,
     verifier: String,
     started_at: i64,
+}
+
+impl pending::Started for Consent {
+    fn started_at(&self) -> i64 {
+        self.started_at
+    }
 }
 
 #[derive(Deserialize)]
@@ -51,6 +60,10 @@ struct CallbackParams {
 fn back(query: &[(&str, &str)]) -> Response {
     let q = serde_urlencoded::to_string(query).unwrap_or_default();
     Redirect::to(&format!("/connections?{q}")).into_response()
+}
+
+fn consent_now() -> i64 {
+    OffsetDateTime::now_utc().unix_timestamp()
 }
 
 async fn admin(session: &Session) -> Option<SignedInUser> {
@@ -96,32 +109,16 @@ async fn connect(
         )]);
     };
     let start = app.engine.tokens().entra().start_consent(&scopes);
-    let mut pending: BTreeMap<String, Pending> = session
-        .get(SESSION_PENDING)
+    let now = consent_now();
+    let consent = Consent {
+        system,
+        verifier: start.pkce_verifier.expose().to_string(),
+        started_at: now,
+    };
+    if let Err(e) = PENDING
+        .push(&session, start.state.clone(), consent, now)
         .await
-        .ok()
-        .flatten()
-        .unwrap_or_default();
-    let now = OffsetDateTime::now_utc().unix_timestamp();
-    pending.retain(|_, p| now - p.started_at < PENDING_TTL_SECONDS);
-    while pending.len() >= MAX_PENDING {
-        let oldest = pending
-            .iter()
-            .min_by_key(|(_, p)| p.started_at)
-            .map(|(k, _)| k.clone());
-        if let Some(k) = oldest {
-            pending.remove(&k);
-        }
-    }
-    pending.insert(
-        start.state.clone(),
-        Pending {
-            system,
-            verifier: start.pkce_verifier.expose().to_string(),
-            started_at: now,
-        },
-    );
-    if let Err(e) = session.insert(SESSION_PENDING, pending).await {
+    {
         tracing::error!(error = %e, "session store failed");
         return back(&[("error", "cosell could not start the connection; try again.")]);
     }
@@ -140,34 +137,26 @@ async fn callback(
             "Only a cosell admin can connect systems. Sign in as one.",
         )]);
     };
-    let mut pending: BTreeMap<String, Pending> = session
-        .get(SESSION_PENDING)
-        .await
-        .ok()
-        .flatten()
-        .unwrap_or_default();
-    let Some(p) = q.state.as_deref().and_then(|s| pending.remove(s)) else {
+    let taken = PENDING
+        .take::<Consent>(
+            &session,
+            q.state.as_deref().unwrap_or_default(),
+            consent_now(),
+        )
+        .await;
+    let Some(p) = taken.ok().and_then(|t| t.item) else {
         return back(&[(
             "error",
             "This connection attempt is unknown or expired. Start again with Connect.",
         )]);
     };
-    let _ = session.insert(SESSION_PENDING, pending).await;
     let system = p.system;
-    if OffsetDateTime::now_utc().unix_timestamp() - p.started_at >= PENDING_TTL_SECONDS {
-        return back(&[(
-            "error",
-            "The connection took too long. Start again with Connect.",
-        )]);
-    }
     if let Some(error) = q.error {
         tracing::warn!(%error, description = q.error_description.as_deref().unwrap_or(""), "consent refused");
         let aadsts = q
             .error_description
             .as_deref()
-            .and_then(|d| d.strip_prefix("AADSTS"))
-            .and_then(|d| d.split(|c: char| !c.is_ascii_digit()).next())
-            .and_then(|d| d.parse().ok());
+            .and_then(crate::signin::aadsts_code);
         let d = cosell::domain::connection::Diagnosis::from_token_error(&error, aadsts);
         return back(&[
             ("system", system.as_code()),

@@ -5,6 +5,7 @@ pub mod config;
 mod connections;
 mod error_page;
 mod ops;
+mod pending;
 mod security;
 pub mod signin;
 pub mod startup;

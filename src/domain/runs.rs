@@ -65,34 +65,6 @@ coded_enum!(
     }
 );
 
-impl RunStatus {
-    pub fn label(self) -> &'static str {
-        match self {
-            RunStatus::Queued => "Queued",
-            RunStatus::Running => "Running",
-            RunStatus::Succeeded => "Succeeded",
-            RunStatus::Failed => "Failed",
-            RunStatus::Skipped => "Skipped",
-        }
-    }
-
-    pub fn is_final(self) -> bool {
-        matches!(
-            self,
-            RunStatus::Succeeded | RunStatus::Failed | RunStatus::Skipped
-        )
-    }
-}
-
-impl Direction {
-    pub fn label(self) -> &'static str {
-        match self {
-            Direction::ToCrm => "Partner Center → CRM",
-            Direction::ToPartnerCenter => "CRM → Partner Center",
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -109,6 +81,5 @@ mod tests {
             assert_eq!(StepOutcome::from_code(o.as_code()), Some(*o));
         }
         assert_eq!(RunStatus::from_code("nope"), None);
-        assert!(RunStatus::Skipped.is_final() && !RunStatus::Running.is_final());
     }
 }

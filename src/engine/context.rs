@@ -56,10 +56,6 @@ impl<'a> RunContext<'a> {
         self.engine
     }
 
-    pub fn run_id(&self) -> i64 {
-        self.run_id
-    }
-
     pub(crate) fn owner(&self) -> &str {
         &self.owner
     }

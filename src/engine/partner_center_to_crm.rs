@@ -11,18 +11,64 @@ use super::context::{CallFailure, RunContext, StepError};
 use crate::clients::dynamics::DynamicsClient;
 use crate::clients::http::CallError;
 use crate::clients::partner_center::referrals::AUDIENCE as PARTNER_CENTER;
+use crate::crypto::Secret;
 use crate::domain::connection::System;
 use crate::domain::flows::Flow;
 use crate::domain::referral::{self, Referral, Standing};
 use crate::domain::runs::{Direction, RunStatus, StepOutcome};
 use serde_json::{Map, Value, json};
+use std::future::Future;
 
 const OPPORTUNITY_COLUMNS: &str = "name,estimatedvalue,estimatedclosedate,description,statecode,\
 msp_syncwithpartnercenter,msp_referralid,msp_referrallink,_customerid_value,_transactioncurrencyid_value";
 
+#[derive(Clone, Copy)]
 struct Crm<'a> {
     client: &'a DynamicsClient,
     resource: &'a str,
+}
+
+impl Crm<'_> {
+    /// One Dataverse call as a step of the run; a refusal fails the run with its fix.
+    async fn call<T, Fut>(
+        &self,
+        ctx: &RunContext<'_>,
+        step: &str,
+        f: impl Fn(Secret) -> Fut,
+    ) -> Result<T, StepError>
+    where
+        Fut: Future<Output = Result<T, CallError>>,
+    {
+        ctx.call(step, System::Dynamics365, self.resource, f)
+            .await
+            .map_err(CallFailure::into_step_error)
+    }
+
+    async fn find(
+        &self,
+        ctx: &RunContext<'_>,
+        step: &str,
+        (set, key): (&str, &str),
+        matching: &[(&str, &str)],
+    ) -> Result<Option<String>, StepError> {
+        self.call(ctx, step, |t| async move {
+            self.client.find(&t, set, key, matching).await
+        })
+        .await
+    }
+
+    async fn create(
+        &self,
+        ctx: &RunContext<'_>,
+        step: &str,
+        set: &str,
+        fields: &Map<String, Value>,
+    ) -> Result<String, StepError> {
+        self.call(ctx, step, |t| async move {
+            self.client.create(&t, set, fields).await
+        })
+        .await
+    }
 }
 
 pub(super) async fn run(
@@ -128,7 +174,6 @@ pub(super) async fn run(
             json!({ "referral_id": referral.id }),
             |child| {
                 let referral = referral.clone();
-                let crm = Crm { client, resource };
                 async move { helper(&child, &crm, &referral).await }
             },
         )
@@ -141,7 +186,6 @@ pub(super) async fn run(
             |child| {
                 let referral = referral.clone();
                 let existing = existing.clone();
-                let crm = Crm { client, resource };
                 async move { updates(&child, &crm, &referral, existing, &account_id).await }
             },
         )
@@ -209,18 +253,12 @@ async fn get_opportunity(
     crm: &Crm<'_>,
     id: &str,
 ) -> Result<Option<Value>, StepError> {
-    ctx.call(
-        "Find the opportunity by CRM id",
-        System::Dynamics365,
-        crm.resource,
-        |t| async move {
-            crm.client
-                .row(&t, "opportunities", id, OPPORTUNITY_COLUMNS)
-                .await
-        },
-    )
+    crm.call(ctx, "Find the opportunity by CRM id", |t| async move {
+        crm.client
+            .row(&t, "opportunities", id, OPPORTUNITY_COLUMNS)
+            .await
+    })
     .await
-    .map_err(CallFailure::into_step_error)
 }
 
 async fn find_by_referral_id(
@@ -228,24 +266,14 @@ async fn find_by_referral_id(
     crm: &Crm<'_>,
     referral_id: &str,
 ) -> Result<Option<Value>, StepError> {
-    let id = ctx
-        .call(
+    let id = crm
+        .find(
+            ctx,
             "Find the opportunity by referral id",
-            System::Dynamics365,
-            crm.resource,
-            |t| async move {
-                crm.client
-                    .find(
-                        &t,
-                        "opportunities",
-                        "opportunityid",
-                        &[("msp_referralid", referral_id)],
-                    )
-                    .await
-            },
+            ("opportunities", "opportunityid"),
+            &[("msp_referralid", referral_id)],
         )
-        .await
-        .map_err(CallFailure::into_step_error)?;
+        .await?;
     match id {
         Some(id) => get_opportunity(ctx, crm, &id).await,
         None => Ok(None),
@@ -267,27 +295,14 @@ async fn helper(
         )));
     }
     let postal = profile.address.postal_code.clone().unwrap_or_default();
-    let found = ctx
-        .call(
+    let found = crm
+        .find(
+            ctx,
             "Match the account by name and postal code",
-            System::Dynamics365,
-            crm.resource,
-            |t| {
-                let (name, postal) = (profile.name.clone(), postal.clone());
-                async move {
-                    crm.client
-                        .find(
-                            &t,
-                            "accounts",
-                            "accountid",
-                            &[("name", &name), ("address1_postalcode", &postal)],
-                        )
-                        .await
-                }
-            },
+            ("accounts", "accountid"),
+            &[("name", &profile.name), ("address1_postalcode", &postal)],
         )
-        .await
-        .map_err(CallFailure::into_step_error)?;
+        .await?;
     let (account_id, how) = match found {
         Some(id) => {
             audit(
@@ -302,18 +317,9 @@ async fn helper(
         }
         None => {
             let fields = referral::account_fields(profile);
-            let id = ctx
-                .call(
-                    "Create the account",
-                    System::Dynamics365,
-                    crm.resource,
-                    |t| {
-                        let fields = fields.clone();
-                        async move { crm.client.create(&t, "accounts", &fields).await }
-                    },
-                )
-                .await
-                .map_err(CallFailure::into_step_error)?;
+            let id = crm
+                .create(ctx, "Create the account", "accounts", &fields)
+                .await?;
             audit(
                 ctx,
                 "account_created",
@@ -329,37 +335,23 @@ async fn helper(
         let Some(email) = member.email.as_deref().filter(|e| !e.trim().is_empty()) else {
             continue;
         };
-        let found = ctx
-            .call(
+        let found = crm
+            .find(
+                ctx,
                 "Find the contact by e-mail",
-                System::Dynamics365,
-                crm.resource,
-                |t| async move {
-                    crm.client
-                        .find(&t, "contacts", "contactid", &[("emailaddress1", email)])
-                        .await
-                },
+                ("contacts", "contactid"),
+                &[("emailaddress1", email)],
             )
-            .await
-            .map_err(CallFailure::into_step_error)?;
+            .await?;
         if found.is_none() {
             let mut fields = referral::contact_fields(member);
             fields.insert(
                 "parentcustomerid_account@odata.bind".into(),
                 Value::String(format!("/accounts({account_id})")),
             );
-            let id = ctx
-                .call(
-                    "Create the contact",
-                    System::Dynamics365,
-                    crm.resource,
-                    |t| {
-                        let fields = fields.clone();
-                        async move { crm.client.create(&t, "contacts", &fields).await }
-                    },
-                )
-                .await
-                .map_err(CallFailure::into_step_error)?;
+            let id = crm
+                .create(ctx, "Create the contact", "contacts", &fields)
+                .await?;
             audit(
                 ctx,
                 "contact_created",
@@ -389,24 +381,14 @@ async fn updates(
         .as_deref()
         .filter(|c| !c.is_empty())
     {
-        let currency = ctx
-            .call(
+        let currency = crm
+            .find(
+                ctx,
                 "Find the currency",
-                System::Dynamics365,
-                crm.resource,
-                |t| async move {
-                    crm.client
-                        .find(
-                            &t,
-                            "transactioncurrencies",
-                            "transactioncurrencyid",
-                            &[("isocurrencycode", code)],
-                        )
-                        .await
-                },
+                ("transactioncurrencies", "transactioncurrencyid"),
+                &[("isocurrencycode", code)],
             )
-            .await
-            .map_err(CallFailure::into_step_error)?;
+            .await?;
         match currency {
             Some(id) => {
                 fields.insert(
@@ -427,18 +409,9 @@ async fn updates(
             "customerid_account@odata.bind".into(),
             Value::String(format!("/accounts({account_id})")),
         );
-        let id = ctx
-            .call(
-                "Create the opportunity",
-                System::Dynamics365,
-                crm.resource,
-                |t| {
-                    let fields = fields.clone();
-                    async move { crm.client.create(&t, "opportunities", &fields).await }
-                },
-            )
-            .await
-            .map_err(CallFailure::into_step_error)?;
+        let id = crm
+            .create(ctx, "Create the opportunity", "opportunities", &fields)
+            .await?;
         audit(
             ctx,
             "opportunity_created",
@@ -493,21 +466,15 @@ async fn updates(
             .keys()
             .map(|k| k.trim_end_matches("@odata.bind").to_string())
             .collect();
-        ctx.call(
-            "Update the opportunity",
-            System::Dynamics365,
-            crm.resource,
-            |t| {
-                let (changed, id) = (changed.clone(), id.clone());
-                async move {
-                    crm.client
-                        .update(&t, "opportunities", &id, &changed, "*")
-                        .await
-                }
-            },
-        )
-        .await
-        .map_err(CallFailure::into_step_error)?;
+        crm.call(ctx, "Update the opportunity", |t| {
+            let (changed, id) = (&changed, &id);
+            async move {
+                crm.client
+                    .update(&t, "opportunities", id, changed, "*")
+                    .await
+            }
+        })
+        .await?;
         audit(
             ctx,
             "opportunity_updated",
@@ -524,21 +491,16 @@ async fn updates(
     let standing = referral.standing();
     if standing != Standing::Open {
         let won = standing == Standing::Won;
-        ctx.call(
-            if won {
-                "Close the opportunity as won"
-            } else {
-                "Close the opportunity as lost"
-            },
-            System::Dynamics365,
-            crm.resource,
-            |t| {
-                let id = id.clone();
-                async move { crm.client.close_opportunity(&t, &id, won).await }
-            },
-        )
-        .await
-        .map_err(CallFailure::into_step_error)?;
+        let step = if won {
+            "Close the opportunity as won"
+        } else {
+            "Close the opportunity as lost"
+        };
+        crm.call(ctx, step, |t| {
+            let id = &id;
+            async move { crm.client.close_opportunity(&t, id, won).await }
+        })
+        .await?;
         audit(
             ctx,
             "opportunity_closed",

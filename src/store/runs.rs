@@ -122,6 +122,34 @@ struct StepRow {
     at: OffsetDateTime,
 }
 
+/// A new run: queued and due at once, or settled (finished) from the start.
+const INSERT_RUN: &str =
+    "INSERT INTO runs (flow, status, trigger_kind, input, record_id, parent_run_id,
+                                  resubmitted_from, not_before, outcome, created_at, finished_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $8, $10) RETURNING id";
+
+/// [`INSERT_RUN`] bound for `run` at `at`, ready for any executor (pool or transaction).
+macro_rules! insert_run {
+    ($run:expr, $at:expr) => {{
+        let (run, at): (&NewRun, OffsetDateTime) = ($run, $at);
+        let (status, outcome, finished) = match &run.settled {
+            Some((status, outcome)) => (*status, Some(outcome.clone()), Some(at)),
+            None => (RunStatus::Queued, None, None),
+        };
+        sqlx::query_scalar::<_, i64>(INSERT_RUN)
+            .bind(run.flow.as_code())
+            .bind(status.as_code())
+            .bind(run.trigger.as_code())
+            .bind(run.input.to_string())
+            .bind(run.record_id.clone())
+            .bind(run.parent_run_id)
+            .bind(run.resubmitted_from)
+            .bind(at)
+            .bind(outcome)
+            .bind(finished)
+    }};
+}
+
 /// The WHERE clause of a filter, with `$n` numbered from `first`.
 fn filter_sql(f: &RunFilter, first: usize) -> String {
     let mut clauses = Vec::new();
@@ -178,28 +206,7 @@ macro_rules! bind_filter {
 impl Store {
     /// Queues a run (or records it settled), due now.
     pub async fn enqueue_run(&self, run: &NewRun, at: OffsetDateTime) -> Result<i64, StoreError> {
-        const SQL: &str =
-            "INSERT INTO runs (flow, status, trigger_kind, input, record_id, parent_run_id,
-                                  resubmitted_from, not_before, outcome, created_at, finished_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $8, $10) RETURNING id";
-        let (status, outcome, finished) = match &run.settled {
-            Some((status, outcome)) => (*status, Some(outcome.clone()), Some(at)),
-            None => (RunStatus::Queued, None, None),
-        };
-        let id: i64 = on_pool!(self, |p| sqlx::query_scalar(SQL)
-            .bind(run.flow.as_code())
-            .bind(status.as_code())
-            .bind(run.trigger.as_code())
-            .bind(run.input.to_string())
-            .bind(&run.record_id)
-            .bind(run.parent_run_id)
-            .bind(run.resubmitted_from)
-            .bind(at)
-            .bind(&outcome)
-            .bind(finished)
-            .fetch_one(p)
-            .await)?;
-        Ok(id)
+        Ok(on_pool!(self, |p| insert_run!(run, at).fetch_one(p).await)?)
     }
 
     /// Records a run that starts at once, held by `owner` (a run an admin waits for, or a child run
@@ -254,25 +261,7 @@ impl Store {
                     tx.rollback().await?;
                     return Ok(None);
                 }
-                let (status, outcome, finished) = match &run.settled {
-                    Some((status, outcome)) => (*status, Some(outcome.clone()), Some(at)),
-                    None => (RunStatus::Queued, None, None),
-                };
-                let id: i64 = sqlx::query_scalar(
-                    "INSERT INTO runs (flow, status, trigger_kind, input, record_id, not_before, outcome,
-                                       created_at, finished_at)
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $6, $8) RETURNING id",
-                )
-                .bind(run.flow.as_code())
-                .bind(status.as_code())
-                .bind(run.trigger.as_code())
-                .bind(run.input.to_string())
-                .bind(&run.record_id)
-                .bind(at)
-                .bind(&outcome)
-                .bind(finished)
-                .fetch_one(&mut *tx)
-                .await?;
+                let id = insert_run!(run, at).fetch_one(&mut *tx).await?;
                 tx.commit().await?;
                 Ok(Some(id))
             }};

@@ -1194,39 +1194,38 @@ fn normalize(table: &Table, column: &Column, value: &Value) -> Result<Value, DvE
         }
         Kind::Choice(options) | Kind::State(options) => {
             let n = value.as_i64().ok_or_else(mismatch)?;
-            if label(options, n).is_none() {
-                let accepted: Vec<String> = options.iter().map(|(v, _)| v.to_string()).collect();
-                return Err(DvError::new(
-                    StatusCode::BAD_REQUEST,
-                    codes::VALIDATION,
-                    format!(
-                        "A validation error occurred. The value {n} of '{}' on record of type '{}' is outside the valid range. Accepted Values: {}",
-                        column.name,
-                        table.logical,
-                        accepted.join(",")
-                    ),
-                ));
-            }
-            Ok(json!(n))
+            let accepted: Vec<i64> = options.iter().map(|(v, _)| *v).collect();
+            choice_value(table, column, n, &accepted)
         }
         Kind::Status(statuses) => {
             let n = value.as_i64().ok_or_else(mismatch)?;
-            if !statuses.iter().any(|s| s.0 == n) {
-                let accepted: Vec<String> = statuses.iter().map(|s| s.0.to_string()).collect();
-                return Err(DvError::new(
-                    StatusCode::BAD_REQUEST,
-                    codes::VALIDATION,
-                    format!(
-                        "A validation error occurred. The value {n} of '{}' on record of type '{}' is outside the valid range. Accepted Values: {}",
-                        column.name,
-                        table.logical,
-                        accepted.join(",")
-                    ),
-                ));
-            }
-            Ok(json!(n))
+            let accepted: Vec<i64> = statuses.iter().map(|s| s.0).collect();
+            choice_value(table, column, n, &accepted)
         }
     }
+}
+
+/// A choice, state or status value, or the validation error naming the accepted ones.
+fn choice_value(
+    table: &Table,
+    column: &Column,
+    n: i64,
+    accepted: &[i64],
+) -> Result<Value, DvError> {
+    if accepted.contains(&n) {
+        return Ok(json!(n));
+    }
+    let accepted: Vec<String> = accepted.iter().map(i64::to_string).collect();
+    Err(DvError::new(
+        StatusCode::BAD_REQUEST,
+        codes::VALIDATION,
+        format!(
+            "A validation error occurred. The value {n} of '{}' on record of type '{}' is outside the valid range. Accepted Values: {}",
+            column.name,
+            table.logical,
+            accepted.join(",")
+        ),
+    ))
 }
 
 /// `125000` → `125,000.00`.

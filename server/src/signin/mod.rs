@@ -6,11 +6,11 @@
 mod error;
 mod oidc;
 
-pub use error::SignInError;
+pub use error::{SignInError, aadsts_code};
 pub use oidc::SignIn;
 
-use crate::error_page;
 use crate::startup::AppState;
+use crate::{error_page, pending};
 use axum::Router;
 use axum::extract::{Query, State};
 use axum::response::{IntoResponse, Redirect, Response};
@@ -18,13 +18,21 @@ use axum::routing::{get, post};
 use cosell_app::auth::server::SESSION_USER;
 use oidc::{CallbackParams, PENDING_TTL_SECONDS, Pending};
 use serde::Deserialize;
-use std::collections::BTreeMap;
 use time::OffsetDateTime;
 use tower_sessions::Session;
 
-const SESSION_PENDING: &str = "pending_sign_ins";
-/// At most this many sign-ins in flight per browser; the oldest is forgotten first.
-const MAX_PENDING: usize = 5;
+/// Sign-ins in flight in this browser: at most five, each for a limited time.
+const PENDING: pending::Pending = pending::Pending {
+    key: "pending_sign_ins",
+    ttl_seconds: PENDING_TTL_SECONDS,
+    max: 5,
+};
+
+impl pending::Started for Pending {
+    fn started_at(&self) -> i64 {
+        self.started_at
+    }
+}
 
 pub fn routes() -> Router<AppState> {
     Router::new()
@@ -81,21 +89,7 @@ async fn sign_in(
         Ok(started) => started,
         Err(e) => return fail(e),
     };
-    let mut pendings: BTreeMap<String, Pending> = match session.get(SESSION_PENDING).await {
-        Ok(p) => p.unwrap_or_default(),
-        Err(e) => return session_failed(e),
-    };
-    pendings.retain(|_, p| now() - p.started_at < PENDING_TTL_SECONDS);
-    while pendings.len() >= MAX_PENDING {
-        let oldest = pendings
-            .iter()
-            .min_by_key(|(_, p)| p.started_at)
-            .map(|(k, _)| k.clone())
-            .expect("non-empty");
-        pendings.remove(&oldest);
-    }
-    pendings.insert(state, pending);
-    if let Err(e) = session.insert(SESSION_PENDING, &pendings).await {
+    if let Err(e) = PENDING.push(&session, state, pending, now()).await {
         return session_failed(e);
     }
     Redirect::to(&url).into_response()
@@ -106,24 +100,16 @@ async fn callback(
     session: Session,
     Query(params): Query<CallbackParams>,
 ) -> Response {
-    let mut pendings: BTreeMap<String, Pending> = match session.get(SESSION_PENDING).await {
-        Ok(p) => p.unwrap_or_default(),
+    // A state is good for one answer, whatever the answer is.
+    let state = params.state.clone().unwrap_or_default();
+    let taken = match PENDING.take::<Pending>(&session, &state, now()).await {
+        Ok(t) => t,
         Err(e) => return session_failed(e),
     };
-    pendings.retain(|_, p| now() - p.started_at < PENDING_TTL_SECONDS);
-    let state = params.state.clone().unwrap_or_default();
-    // A state is good for one answer, whatever the answer is.
-    let pending = pendings.remove(&state);
-    if let Err(e) = session.insert(SESSION_PENDING, &pendings).await {
-        return session_failed(e);
-    }
-    let pending = match pending {
+    let pending = match taken.item {
         Some(p) => p,
-        None if pendings.is_empty() && state.is_empty() => {
-            return fail(SignInError::NoPendingSignIn);
-        }
-        None if pendings.is_empty() => return fail(SignInError::NoPendingSignIn),
-        None => return fail(SignInError::StateMismatch),
+        None if taken.others => return fail(SignInError::StateMismatch),
+        None => return fail(SignInError::NoPendingSignIn),
     };
     let return_to = pending.return_to.clone();
     let now_ms = (OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64;
@@ -135,7 +121,7 @@ async fn callback(
     if let Err(e) = session.cycle_id().await {
         return session_failed(e);
     }
-    let _ = session.remove::<serde_json::Value>(SESSION_PENDING).await;
+    let _ = session.remove::<serde_json::Value>(PENDING.key).await;
     if let Err(e) = session.insert(SESSION_USER, &user).await {
         return session_failed(e);
     }

@@ -7,34 +7,19 @@ const ADELE: &str = "a1d4e1e5-0000-4000-8000-000000000001";
 const MEGAN: &str = "a1d4e1e5-0000-4000-8000-000000000002";
 const TENANT: &str = "4f1a2b3c-5d6e-4f70-8a9b-0c1d2e3f4a5b";
 
-async fn call(
-    client: &reqwest::Client,
-    app: &TestApp,
-    function: &str,
-    form: &[(&str, &str)],
-) -> (StatusCode, String) {
-    let r = client
-        .post(app.url(&format!("/api/{function}")))
-        .form(form)
-        .send()
-        .await
-        .unwrap();
-    (r.status(), r.text().await.unwrap())
-}
-
 #[tokio::test]
 async fn a_viewer_cannot_call_an_admin_server_function() {
     let app = TestApp::spawn().await;
     let admin = app.signed_in("admin").await;
     let viewer = app.signed_in("viewer").await;
 
-    let (status, body) = call(
-        &viewer,
-        &app,
-        "end_sessions",
-        &[("tenant_id", TENANT), ("object_id", ADELE)],
-    )
-    .await;
+    let (status, body) = app
+        .call(
+            &viewer,
+            "end_sessions",
+            &[("tenant_id", TENANT), ("object_id", ADELE)],
+        )
+        .await;
     assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
     assert!(
         body.contains("Forbidden") && body.contains("Referrals admin"),
@@ -45,7 +30,7 @@ async fn a_viewer_cannot_call_an_admin_server_function() {
     assert!(page.contains("Adele Vance"));
 
     // Reading is allowed.
-    let (status, body) = call(&viewer, &app, "list_users", &[]).await;
+    let (status, body) = app.call(&viewer, "list_users", &[]).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert!(body.contains("adele@"));
 }
@@ -55,13 +40,13 @@ async fn an_admin_ends_someones_sessions() {
     let app = TestApp::spawn().await;
     let admin = app.signed_in("admin").await;
     let viewer = app.signed_in("viewer").await;
-    let (status, body) = call(
-        &admin,
-        &app,
-        "end_sessions",
-        &[("tenant_id", TENANT), ("object_id", MEGAN)],
-    )
-    .await;
+    let (status, body) = app
+        .call(
+            &admin,
+            "end_sessions",
+            &[("tenant_id", TENANT), ("object_id", MEGAN)],
+        )
+        .await;
     assert_eq!(status, StatusCode::OK, "{body}");
     let (_, page) = app.page(&viewer, "/").await;
     assert!(
@@ -73,13 +58,13 @@ async fn an_admin_ends_someones_sessions() {
     let again = app.signed_in("viewer").await;
     assert!(app.page(&again, "/").await.1.contains("Megan Bowen"));
 
-    let (status, body) = call(
-        &admin,
-        &app,
-        "end_sessions",
-        &[("tenant_id", TENANT), ("object_id", "nobody")],
-    )
-    .await;
+    let (status, body) = app
+        .call(
+            &admin,
+            "end_sessions",
+            &[("tenant_id", TENANT), ("object_id", "nobody")],
+        )
+        .await;
     assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR, "{body}");
     assert!(body.contains("never signed in"), "{body}");
 }
@@ -87,19 +72,19 @@ async fn an_admin_ends_someones_sessions() {
 #[tokio::test]
 async fn signed_out_and_no_role_callers_are_refused() {
     let app = TestApp::spawn().await;
-    let (status, body) = call(&app.client(), &app, "list_users", &[]).await;
+    let (status, body) = app.call(&app.client(), "list_users", &[]).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
     assert!(body.contains("NotSignedIn"));
     let norole = app.signed_in("norole").await;
-    let (status, body) = call(&norole, &app, "list_users", &[]).await;
+    let (status, body) = app.call(&norole, "list_users", &[]).await;
     assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
-    let (status, _) = call(
-        &norole,
-        &app,
-        "end_sessions",
-        &[("tenant_id", TENANT), ("object_id", ADELE)],
-    )
-    .await;
+    let (status, _) = app
+        .call(
+            &norole,
+            "end_sessions",
+            &[("tenant_id", TENANT), ("object_id", ADELE)],
+        )
+        .await;
     assert_eq!(status, StatusCode::FORBIDDEN);
 }
 

@@ -9,7 +9,7 @@ fn query(location: &str, name: &str) -> Option<String> {
 }
 
 #[tokio::test]
-async fn an_admin_connects_both_systems_and_tokens_stay_sealed() {
+async fn an_admin_connects_both_systems_as_the_chosen_account() {
     let app = TestApp::spawn().await;
     let admin = app.signed_in("admin").await;
     let back = app.connect(&admin, "partner_center", "admin").await;

@@ -6,22 +6,6 @@ use cosell::domain::runs::RunStatus;
 use cosell::store::{AuditFilter, RunFilter};
 use reqwest::StatusCode;
 
-async fn call(
-    client: &reqwest::Client,
-    app: &TestApp,
-    function: &str,
-    form: &[(&str, &str)],
-) -> (StatusCode, String) {
-    let r = client
-        .post(app.url(&format!("/api/{function}")))
-        .header("Origin", &app.base)
-        .form(form)
-        .send()
-        .await
-        .unwrap();
-    (r.status(), r.text().await.unwrap())
-}
-
 #[tokio::test]
 async fn flows_switch_on_only_in_order_and_all_at_once_when_connected() {
     let app = TestApp::spawn().await;
@@ -29,7 +13,9 @@ async fn flows_switch_on_only_in_order_and_all_at_once_when_connected() {
     let flow = |code: &'static str, on: &'static str| [("flow", code), ("active", on)];
 
     // Not connected yet: refused, naming the connection.
-    let (status, body) = call(&admin, &app, "set_flow", &flow("customize", "true")).await;
+    let (status, body) = app
+        .call(&admin, "set_flow", &flow("customize", "true"))
+        .await;
     assert_ne!(status, StatusCode::OK);
     assert!(body.contains("Connect Dynamics 365 first"), "{body}");
 
@@ -37,13 +23,9 @@ async fn flows_switch_on_only_in_order_and_all_at_once_when_connected() {
     app.connect(&admin, "dynamics365", "admin").await;
 
     // A parent before its children: refused, naming the child to activate first.
-    let (status, body) = call(
-        &admin,
-        &app,
-        "set_flow",
-        &flow("partner_center_to_crm", "true"),
-    )
-    .await;
+    let (status, body) = app
+        .call(&admin, "set_flow", &flow("partner_center_to_crm", "true"))
+        .await;
     assert_ne!(status, StatusCode::OK);
     assert!(
         body.contains("Activate “Partner Center to Dynamics 365 - Helper” first"),
@@ -59,16 +41,16 @@ async fn flows_switch_on_only_in_order_and_all_at_once_when_connected() {
 
     // A viewer may look but not touch.
     let viewer = app.signed_in("viewer").await;
-    let (status, _) = call(&viewer, &app, "activate_all", &[]).await;
+    let (status, _) = app.call(&viewer, "activate_all", &[]).await;
     assert_eq!(status, StatusCode::FORBIDDEN);
-    let (status, body) = call(&viewer, &app, "list_flows", &[]).await;
+    let (status, body) = app.call(&viewer, "list_flows", &[]).await;
     assert_eq!(status, StatusCode::OK);
     assert!(
         body.contains("Partner Center Webhook Registration"),
         "{body}"
     );
 
-    let (status, body) = call(&admin, &app, "activate_all", &[]).await;
+    let (status, body) = app.call(&admin, "activate_all", &[]).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert!(body.contains("9 flows switched on"), "{body}");
     assert_eq!(
@@ -81,19 +63,15 @@ async fn flows_switch_on_only_in_order_and_all_at_once_when_connected() {
     );
 
     // A child cannot be switched off under a parent that is on.
-    let (status, body) = call(&admin, &app, "set_flow", &flow("helper", "false")).await;
+    let (status, body) = app.call(&admin, "set_flow", &flow("helper", "false")).await;
     assert_ne!(status, StatusCode::OK);
     assert!(
         body.contains("Deactivate “Partner Center to Dynamics 365” first"),
         "{body}"
     );
-    let (status, _) = call(
-        &admin,
-        &app,
-        "set_flow",
-        &flow("partner_center_to_crm", "false"),
-    )
-    .await;
+    let (status, _) = app
+        .call(&admin, "set_flow", &flow("partner_center_to_crm", "false"))
+        .await;
     assert_eq!(status, StatusCode::OK);
     let audit = app
         .store
@@ -109,7 +87,7 @@ async fn the_webhook_registration_runs_from_the_page_and_respects_overwrite() {
     let admin = app.signed_in("admin").await;
     app.connect(&admin, "partner_center", "admin").await;
     app.connect(&admin, "dynamics365", "admin").await;
-    call(&admin, &app, "activate_all", &[]).await;
+    app.call(&admin, "activate_all", &[]).await;
     let ours = app.url("/webhooks/partner-center");
     let all = |url: &str, overwrite: bool| {
         let mut form = vec![
@@ -125,18 +103,10 @@ async fn the_webhook_registration_runs_from_the_page_and_respects_overwrite() {
         form
     };
     let post = |form: Vec<(&'static str, String)>| {
-        let admin = admin.clone();
-        let url = app.url("/api/register_webhook");
-        let origin = app.base.clone();
+        let (app, admin) = (&app, &admin);
         async move {
-            let r = admin
-                .post(url)
-                .header("Origin", origin)
-                .form(&form)
-                .send()
-                .await
-                .unwrap();
-            (r.status(), r.text().await.unwrap())
+            let form: Vec<(&str, &str)> = form.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            app.call(admin, "register_webhook", &form).await
         }
     };
     let (status, body) = post(all(&ours, false)).await;

@@ -143,6 +143,23 @@ impl TestApp {
         client
     }
 
+    /// Calls a server function as a same-origin form post; returns the status and the body.
+    pub async fn call(
+        &self,
+        client: &reqwest::Client,
+        function: &str,
+        form: &[(&str, &str)],
+    ) -> (StatusCode, String) {
+        let r = client
+            .post(self.url(&format!("/api/{function}")))
+            .header("Origin", &self.base)
+            .form(form)
+            .send()
+            .await
+            .unwrap();
+        (r.status(), r.text().await.unwrap())
+    }
+
     /// Connects `system` ("partner_center", "dynamics365") through the consent flow as `user`, with the
     /// signed-in dashboard `client`. Returns where the server sent the browser back to.
     pub async fn connect(&self, client: &reqwest::Client, system: &str, user: &str) -> String {

@@ -12,13 +12,8 @@ async fn ready() -> TestApp {
     let admin = app.signed_in("admin").await;
     app.connect(&admin, "partner_center", "admin").await;
     app.connect(&admin, "dynamics365", "admin").await;
-    let r = admin
-        .post(app.url("/api/activate_all"))
-        .header("Origin", &app.base)
-        .send()
-        .await
-        .unwrap();
-    assert!(r.status().is_success());
+    let (status, body) = app.call(&admin, "activate_all", &[]).await;
+    assert!(status.is_success(), "{body}");
     cosell_sandbox::testing::register_webhook(
         &app.world,
         &app.url("/webhooks/partner-center"),
