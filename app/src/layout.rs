@@ -67,6 +67,8 @@ fn Header(me: Option<Me>) -> impl IntoView {
                     <A href="/" exact=true>"Overview"</A>
                     <A href="/connections">"Connections"</A>
                     <A href="/flows">"Flows"</A>
+                    <A href="/runs">"Runs"</A>
+                    <A href="/audit">"Audit"</A>
                     <A href="/users">"Users"</A>
                 </nav>
             })}
@@ -85,7 +87,10 @@ fn Header(me: Option<Me>) -> impl IntoView {
 
 #[component]
 fn SignedOut(return_to: String) -> impl IntoView {
-    let href = format!("/auth/sign-in?return_to={}", encode_path(&return_to));
+    let href = format!(
+        "/auth/sign-in?return_to={}",
+        crate::pages::encode(&return_to)
+    );
     view! {
         <section class="card signin">
             <h1>"Sign in to cosell"</h1>
@@ -94,18 +99,6 @@ fn SignedOut(return_to: String) -> impl IntoView {
             <a class="button primary" href=href rel="external">"Sign in with Microsoft"</a>
         </section>
     }
-}
-
-/// Percent-encodes a path for a query value (the paths we generate are plain ASCII).
-fn encode_path(path: &str) -> String {
-    path.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'/' | b'-' | b'_' | b'.' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
 }
 
 #[component]

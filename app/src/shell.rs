@@ -1,6 +1,11 @@
 use crate::auth::whoami;
 use crate::pages::{
-    connections::ConnectionsPage, flows::FlowsPage, overview::OverviewPage, users::UsersPage,
+    audit::AuditPage,
+    connections::ConnectionsPage,
+    flows::FlowsPage,
+    overview::OverviewPage,
+    runs::{RunPage, RunsPage},
+    users::UsersPage,
 };
 use leptos::prelude::*;
 use leptos_meta::{MetaTags, Stylesheet, Title, provide_meta_context};
@@ -50,6 +55,9 @@ pub fn App() -> impl IntoView {
                 <Route path=path!("/") view=OverviewPage ssr=SsrMode::Async/>
                 <Route path=path!("/connections") view=ConnectionsPage ssr=SsrMode::Async/>
                 <Route path=path!("/flows") view=FlowsPage ssr=SsrMode::Async/>
+                <Route path=path!("/runs") view=RunsPage ssr=SsrMode::Async/>
+                <Route path=path!("/runs/:id") view=RunPage ssr=SsrMode::Async/>
+                <Route path=path!("/audit") view=AuditPage ssr=SsrMode::Async/>
                 <Route path=path!("/users") view=UsersPage ssr=SsrMode::Async/>
             </Routes>
         </Router>

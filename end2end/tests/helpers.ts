@@ -1,5 +1,8 @@
 import { expect, type Page, type TestInfo } from "@playwright/test";
 
+/** The sandbox emulators' base URL (the server under test puts them on the port after its own). */
+export const sandbox = `http://127.0.0.1:${Number(process.env.E2E_PORT ?? 3210) + 1}`;
+
 /** Signs in through the sandbox Entra ID page as one of its demo users: admin, viewer, norole, expired. */
 export async function signIn(page: Page, user: string, from = "/") {
   await page.goto(from);

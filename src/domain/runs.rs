@@ -65,9 +65,55 @@ coded_enum!(
     }
 );
 
+/// A moment typed into a filter, read as UTC: `2026-11-30` (midnight), `2026-11-30T14:05` (what a
+/// browser's date-and-time field sends), `2026-11-30 14:05`, either with seconds. None when it is none
+/// of these.
+pub fn parse_utc_moment(text: &str) -> Option<time::OffsetDateTime> {
+    use time::macros::format_description;
+    let text = text.trim();
+    let date_time = [
+        format_description!("[year]-[month]-[day]T[hour]:[minute]"),
+        format_description!("[year]-[month]-[day]T[hour]:[minute]:[second]"),
+        format_description!("[year]-[month]-[day] [hour]:[minute]"),
+        format_description!("[year]-[month]-[day] [hour]:[minute]:[second]"),
+    ];
+    date_time
+        .iter()
+        .find_map(|f| time::PrimitiveDateTime::parse(text, f).ok())
+        .or_else(|| {
+            time::Date::parse(text, format_description!("[year]-[month]-[day]"))
+                .ok()
+                .map(|d| d.midnight())
+        })
+        .map(|t| t.assume_utc())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use time::macros::datetime;
+
+    #[test]
+    fn filter_moments_are_read_as_utc() {
+        for (text, expected) in [
+            ("2026-11-30", Some(datetime!(2026-11-30 00:00 UTC))),
+            ("2026-11-30T14:05", Some(datetime!(2026-11-30 14:05 UTC))),
+            (
+                " 2026-11-30 14:05:09 ",
+                Some(datetime!(2026-11-30 14:05:09 UTC)),
+            ),
+            (
+                "2026-11-30T14:05:09",
+                Some(datetime!(2026-11-30 14:05:09 UTC)),
+            ),
+            ("2026-02-30", None),
+            ("yesterday", None),
+            ("30/11/2026", None),
+            ("", None),
+        ] {
+            assert_eq!(parse_utc_moment(text), expected, "{text:?}");
+        }
+    }
 
     #[test]
     fn codes_round_trip() {

@@ -38,28 +38,48 @@ pub struct AuditFilter {
     pub run_id: Option<i64>,
 }
 
+/// The INSERT of one event, bound, ready for any executor (pool or transaction).
+macro_rules! insert_event {
+    ($e:expr, $at:expr) => {{
+        let (e, at): (&NewAuditEvent, OffsetDateTime) = ($e, $at);
+        sqlx::query_scalar::<_, i64>(
+            "INSERT INTO audit_events (at, run_id, actor, action, record_kind, record_id, direction, detail)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id",
+        )
+        .bind(at)
+        .bind(e.run_id)
+        .bind(e.actor.clone())
+        .bind(e.action.clone())
+        .bind(e.record_kind.clone())
+        .bind(e.record_id.clone())
+        .bind(e.direction.map(Direction::as_code))
+        .bind(e.detail.clone())
+    }};
+}
+
 impl Store {
     pub async fn record_audit(
         &self,
         e: &NewAuditEvent,
         at: OffsetDateTime,
     ) -> Result<i64, StoreError> {
-        Ok(on_pool!(self, |p| {
-            sqlx::query_scalar(
-            "INSERT INTO audit_events (at, run_id, actor, action, record_kind, record_id, direction, detail)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id"
-        )
-        .bind(at)
-        .bind(e.run_id)
-        .bind(&e.actor)
-        .bind(&e.action)
-        .bind(&e.record_kind)
-        .bind(&e.record_id)
-        .bind(e.direction.map(Direction::as_code))
-        .bind(&e.detail)
-        .fetch_one(p)
-        .await
-        })?)
+        Ok(on_pool!(self, |p| insert_event!(e, at).fetch_one(p).await)?)
+    }
+
+    /// Stores many events in one transaction: volume for benchmarks and tests.
+    #[cfg(any(test, feature = "test-support"))]
+    pub async fn seed_audit(
+        &self,
+        events: &[(NewAuditEvent, OffsetDateTime)],
+    ) -> Result<(), StoreError> {
+        on_pool!(self, |p| {
+            let mut tx = p.begin().await?;
+            for (e, at) in events {
+                insert_event!(e, *at).fetch_one(&mut *tx).await?;
+            }
+            tx.commit().await?;
+        });
+        Ok(())
     }
 
     /// A page of events, newest first, older than `before` (keyset pagination).

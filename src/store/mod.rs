@@ -16,7 +16,7 @@ mod users;
 pub use audit::{AuditEvent, AuditFilter, NewAuditEvent};
 pub use connections::{Connection, NewConnection};
 pub use inbox::Recorded;
-pub use runs::{NewRun, NewStep, Run, RunFilter, Step};
+pub use runs::{NewRun, NewStep, ResubmitRefusal, Run, RunFilter, Step};
 pub use sessions::SessionBackend;
 
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};

@@ -59,6 +59,19 @@ pub struct Step {
     pub at: OffsetDateTime,
 }
 
+/// Why a run cannot be resubmitted, in words for the admin who asked.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ResubmitRefusal {
+    #[error("There is no run {0}.")]
+    NotFound(i64),
+    #[error("Run {id} is {status}: only failed or skipped runs can be resubmitted.")]
+    NotFinishedUnsuccessfully { id: i64, status: &'static str },
+    #[error("Run {id} ran inside run {parent}: resubmit run {parent} instead.")]
+    ChildRun { id: i64, parent: i64 },
+    #[error("Run {id} was already resubmitted, as run {again}.")]
+    AlreadyResubmitted { id: i64, again: i64 },
+}
+
 /// Which runs a list shows. Every field narrows; none means all.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct RunFilter {
@@ -463,17 +476,26 @@ impl Store {
         rows.into_iter().map(Run::try_from).collect()
     }
 
-    /// Queues a new run from a failed one's input, linked to it. None when `id` is not a failed run.
+    /// Queues a new run from a failed or skipped one's input, linked to it; or says why not.
     pub async fn resubmit_run(
         &self,
         id: i64,
         at: OffsetDateTime,
-    ) -> Result<Option<i64>, StoreError> {
+    ) -> Result<Result<i64, ResubmitRefusal>, StoreError> {
         let Some(run) = self.run(id).await? else {
-            return Ok(None);
+            return Ok(Err(ResubmitRefusal::NotFound(id)));
         };
-        if run.status != RunStatus::Failed {
-            return Ok(None);
+        if !matches!(run.status, RunStatus::Failed | RunStatus::Skipped) {
+            return Ok(Err(ResubmitRefusal::NotFinishedUnsuccessfully {
+                id,
+                status: run.status.as_code(),
+            }));
+        }
+        if let Some(parent) = run.parent_run_id {
+            return Ok(Err(ResubmitRefusal::ChildRun { id, parent }));
+        }
+        if let Some(again) = self.resubmission_of(id).await? {
+            return Ok(Err(ResubmitRefusal::AlreadyResubmitted { id, again }));
         }
         let new = NewRun {
             flow: run.flow,
@@ -484,22 +506,48 @@ impl Store {
             resubmitted_from: Some(run.id),
             settled: None,
         };
-        self.enqueue_run(&new, at).await.map(Some)
+        match self.enqueue_run(&new, at).await {
+            Ok(again) => Ok(Ok(again)),
+            // Another click or instance got there first (the unique index on resubmitted_from).
+            Err(StoreError::Database(e))
+                if e.as_database_error()
+                    .is_some_and(|d| d.is_unique_violation()) =>
+            {
+                let again = self.resubmission_of(id).await?.unwrap_or_default();
+                Ok(Err(ResubmitRefusal::AlreadyResubmitted { id, again }))
+            }
+            Err(e) => Err(e),
+        }
     }
 
-    /// Resubmits every failed run matching `filter` (at most `cap`, oldest first); returns the new ids.
+    /// The run `id` was resubmitted as, if it was.
+    async fn resubmission_of(&self, id: i64) -> Result<Option<i64>, StoreError> {
+        Ok(on_pool!(self, |p| sqlx::query_scalar(
+            "SELECT id FROM runs WHERE resubmitted_from = $1"
+        )
+        .bind(id)
+        .fetch_optional(p)
+        .await)?)
+    }
+
+    /// Resubmits every failed run matching `filter` that was not resubmitted yet and did not run inside
+    /// another (at most `cap`, oldest first); returns (original, resubmission) pairs.
     pub async fn resubmit_failed(
         &self,
         filter: &RunFilter,
         cap: i64,
         at: OffsetDateTime,
-    ) -> Result<Vec<i64>, StoreError> {
+    ) -> Result<Vec<(i64, i64)>, StoreError> {
         let filter = RunFilter {
             status: Some(RunStatus::Failed),
             ..filter.clone()
         };
         let clause = filter_sql(&filter, 2);
-        let sql = format!("SELECT id FROM runs WHERE {clause} ORDER BY id LIMIT $1");
+        let sql = format!(
+            "SELECT id FROM runs WHERE {clause} AND parent_run_id IS NULL
+               AND NOT EXISTS (SELECT 1 FROM runs again WHERE again.resubmitted_from = runs.id)
+             ORDER BY id LIMIT $1"
+        );
         let ids: Vec<i64> = on_pool!(self, |p| bind_filter!(
             sqlx::query_scalar(&sql).bind(cap),
             &filter
@@ -508,11 +556,24 @@ impl Store {
         .await)?;
         let mut new = Vec::with_capacity(ids.len());
         for id in ids {
-            if let Some(n) = self.resubmit_run(id, at).await? {
-                new.push(n);
+            if let Ok(n) = self.resubmit_run(id, at).await? {
+                new.push((id, n));
             }
         }
         Ok(new)
+    }
+
+    /// Stores many runs in one transaction: volume for benchmarks and tests.
+    #[cfg(any(test, feature = "test-support"))]
+    pub async fn seed_runs(&self, runs: &[(NewRun, OffsetDateTime)]) -> Result<(), StoreError> {
+        on_pool!(self, |p| {
+            let mut tx = p.begin().await?;
+            for (run, at) in runs {
+                insert_run!(run, *at).fetch_one(&mut *tx).await?;
+            }
+            tx.commit().await?;
+        });
+        Ok(())
     }
 
     /// Counts API calls made with a connection, by UTC day.
@@ -673,18 +734,27 @@ mod tests {
         assert_eq!(steps[1].outcome, StepOutcome::Failed);
 
         let again = store.resubmit_run(id, retry_at).await.unwrap().unwrap();
+        assert_eq!(
+            store.resubmit_run(id, retry_at).await.unwrap(),
+            Err(ResubmitRefusal::AlreadyResubmitted { id, again }),
+            "a second click queues nothing"
+        );
         let again = store.run(again).await.unwrap().unwrap();
         assert_eq!(again.resubmitted_from, Some(id));
         assert_eq!(again.trigger, RunTrigger::Resubmit);
         assert_eq!(again.input, json!({ "referral_id": "r1" }));
         assert_eq!(store.related_runs(id).await.unwrap()[0].id, again.id);
-        assert!(
-            store
-                .resubmit_run(again.id, retry_at)
-                .await
-                .unwrap()
-                .is_none(),
-            "only failed runs"
+        assert_eq!(
+            store.resubmit_run(again.id, retry_at).await.unwrap(),
+            Err(ResubmitRefusal::NotFinishedUnsuccessfully {
+                id: again.id,
+                status: "queued"
+            }),
+            "only failed or skipped runs"
+        );
+        assert_eq!(
+            store.resubmit_run(i64::MAX, retry_at).await.unwrap(),
+            Err(ResubmitRefusal::NotFound(i64::MAX))
         );
     }
 
@@ -750,6 +820,49 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(resubmitted.len(), 1);
+        assert!(
+            store
+                .resubmit_failed(&RunFilter::default(), 100, start)
+                .await
+                .unwrap()
+                .is_empty(),
+            "a failed run already resubmitted is not queued again"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_child_run_is_resubmitted_through_its_parent() {
+        let db = TestDatabase::new().await;
+        let store = Store::connect(db.url()).await.unwrap();
+        let at = now();
+        let mut parent = new_run("r1");
+        parent.settled = Some((RunStatus::Failed, "the child failed".into()));
+        let parent = store.enqueue_run(&parent, at).await.unwrap();
+        let mut child = new_run("r1");
+        child.flow = Flow::Helper;
+        child.trigger = RunTrigger::Child;
+        child.parent_run_id = Some(parent);
+        child.settled = Some((RunStatus::Failed, "denied".into()));
+        let child = store.enqueue_run(&child, at).await.unwrap();
+        assert_eq!(
+            store.resubmit_run(child, at).await.unwrap(),
+            Err(ResubmitRefusal::ChildRun { id: child, parent })
+        );
+        let again = store
+            .resubmit_failed(&RunFilter::default(), 100, at)
+            .await
+            .unwrap();
+        assert_eq!(again.len(), 1, "the parent only");
+        assert_eq!(again[0].0, parent);
+        assert_eq!(
+            store
+                .run(again[0].1)
+                .await
+                .unwrap()
+                .unwrap()
+                .resubmitted_from,
+            Some(parent)
+        );
     }
 
     #[tokio::test]

@@ -24,6 +24,16 @@ pub struct FlowsView {
     pub flows: Vec<FlowView>,
     pub callback_url: String,
     pub events: Vec<String>,
+    /// The latest run of the registration flow: whether Partner Center knows where to send events.
+    pub last_registration: Option<LastRegistration>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LastRegistration {
+    pub run_id: i64,
+    pub status: String,
+    pub outcome: String,
+    pub at: String,
 }
 
 #[server(endpoint = "list_flows")]
@@ -60,7 +70,28 @@ pub async fn list_flows() -> Result<FlowsView, AppError> {
             active: active.contains(&f),
         })
         .collect();
+    let last_registration = ctx
+        .store
+        .list_runs(
+            &cosell::store::RunFilter {
+                flow: Some(cosell::domain::flows::Flow::WebhookRegistration),
+                ..Default::default()
+            },
+            None,
+            1,
+        )
+        .await
+        .map_err(internal)?
+        .into_iter()
+        .next()
+        .map(|r| LastRegistration {
+            run_id: r.id,
+            status: r.status.as_code().into(),
+            outcome: r.outcome.unwrap_or_default(),
+            at: crate::pages::when(r.created_at),
+        });
     Ok(FlowsView {
+        last_registration,
         crm: crm.label().into(),
         flows,
         callback_url: ctx.callback_url.clone(),
@@ -261,7 +292,13 @@ pub fn FlowsPage() -> impl IntoView {
     let all = ServerAction::<ActivateAll>::new();
     let register = ServerAction::<RegisterWebhook>::new();
     let flows = Resource::new(
-        move || (toggle.version().get(), all.version().get()),
+        move || {
+            (
+                toggle.version().get(),
+                all.version().get(),
+                register.version().get(),
+            )
+        },
         |_| list_flows(),
     );
     let result = move |r: Option<Result<String, AppError>>| {
@@ -326,6 +363,12 @@ pub fn FlowsPage() -> impl IntoView {
                                         <h2>"Partner Center Webhook Registration"</h2>
                                         <p>"Tells Partner Center where to send referral events: this server's receiver, the trigger of “Partner Center to " {v.crm.clone()} "”."</p>
                                         {move || result(register.value().get())}
+                                        {v.last_registration.clone().map(|l| view! {
+                                            <p data-testid="last-registration" data-status=l.status.clone()>
+                                                "Last run: " <a href=format!("/runs/{}", l.run_id)>{format!("#{}", l.run_id)}</a>
+                                                ", " {l.at} ": " {l.outcome}
+                                            </p>
+                                        })}
                                         <ActionForm action=register>
                                             <label>"Callback URL"
                                                 <input type="url" name="callback_url" value=v.callback_url.clone() required=true/>

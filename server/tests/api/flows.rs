@@ -143,6 +143,9 @@ async fn the_webhook_registration_runs_from_the_page_and_respects_overwrite() {
 #[tokio::test]
 async fn a_webhook_while_the_flow_is_off_is_kept_as_a_skipped_run_to_resubmit() {
     let mut app = TestApp::spawn().await;
+    let admin = app.signed_in("admin").await;
+    app.connect(&admin, "partner_center", "admin").await;
+    app.connect(&admin, "dynamics365", "admin").await;
     cosell_sandbox::testing::register_webhook(
         &app.world,
         &app.url("/webhooks/partner-center"),
@@ -174,4 +177,21 @@ async fn a_webhook_while_the_flow_is_off_is_kept_as_a_skipped_run_to_resubmit() 
         .unwrap();
     assert_eq!(audit[0].action, "referral_skipped_flow_off");
     assert_eq!(audit[0].run_id, Some(run.run_id));
+
+    // Once the flows are on, resubmitting the skipped run syncs the referral: no edit needed to "wake" it.
+    let (status, body) = app.call(&admin, "activate_all", &[]).await;
+    assert!(status.is_success(), "{body}");
+    let (status, body) = app
+        .call(&admin, "resubmit_run", &[("id", &run.run_id.to_string())])
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (done, _echo) = app.run_and_echo().await;
+    assert_eq!(done.status, RunStatus::Succeeded, "{}", done.outcome);
+    assert!(
+        app.world
+            .dataverse()
+            .rows("opportunities")
+            .iter()
+            .any(|o| o["msp_referralid"] == referral["id"])
+    );
 }

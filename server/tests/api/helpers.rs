@@ -66,6 +66,24 @@ impl TestApp {
         }
     }
 
+    /// Connected to both systems, every flow on, webhooks registered to this server.
+    pub async fn spawn_ready() -> TestApp {
+        let app = TestApp::spawn().await;
+        let admin = app.signed_in("admin").await;
+        app.connect(&admin, "partner_center", "admin").await;
+        app.connect(&admin, "dynamics365", "admin").await;
+        let (status, body) = app.call(&admin, "activate_all", &[]).await;
+        assert!(status.is_success(), "{body}");
+        cosell_sandbox::testing::register_webhook(
+            &app.world,
+            &app.url("/webhooks/partner-center"),
+            &["referral-created", "referral-updated"],
+            false,
+        )
+        .await;
+        app
+    }
+
     /// A browser-like client: keeps cookies, does not follow redirects (each hop is inspected).
     pub fn client(&self) -> reqwest::Client {
         reqwest::Client::builder()
@@ -184,6 +202,16 @@ impl TestApp {
             .await
             .expect("a run finishes within 30 s")
             .expect("engine running")
+    }
+
+    /// A run and the run of the `referral-updated` event its own write-back causes (the echo). The two
+    /// run on different workers and may finish in either order; the echo was queued second.
+    pub async fn run_and_echo(
+        &mut self,
+    ) -> (cosell::engine::RunFinished, cosell::engine::RunFinished) {
+        let a = self.next_run().await;
+        let b = self.next_run().await;
+        if a.run_id < b.run_id { (a, b) } else { (b, a) }
     }
 
     pub async fn page(&self, client: &reqwest::Client, path: &str) -> (StatusCode, String) {

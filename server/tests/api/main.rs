@@ -6,6 +6,7 @@ mod connections;
 mod flows;
 mod helpers;
 mod ops;
+mod runs;
 mod signin;
 mod sync;
 mod webhooks;

@@ -6,27 +6,9 @@ use cosell::domain::runs::RunStatus;
 use cosell::store::{AuditFilter, RunFilter};
 use serde_json::json;
 
-/// Connected, every flow on, webhooks registered to this server.
-async fn ready() -> TestApp {
-    let app = TestApp::spawn().await;
-    let admin = app.signed_in("admin").await;
-    app.connect(&admin, "partner_center", "admin").await;
-    app.connect(&admin, "dynamics365", "admin").await;
-    let (status, body) = app.call(&admin, "activate_all", &[]).await;
-    assert!(status.is_success(), "{body}");
-    cosell_sandbox::testing::register_webhook(
-        &app.world,
-        &app.url("/webhooks/partner-center"),
-        &["referral-created", "referral-updated"],
-        false,
-    )
-    .await;
-    app
-}
-
 #[tokio::test]
 async fn a_sellers_referral_becomes_an_opportunity_and_the_crm_id_goes_back() {
-    let mut app = ready().await;
+    let mut app = TestApp::spawn_ready().await;
     let referral = app.world.partner_center().seller_creates(json!({
         "name": "Azure migration",
         "customerProfile": { "name": "Northwind Traders", "address": { "postalCode": "98052", "country": "US" } },
@@ -34,7 +16,7 @@ async fn a_sellers_referral_becomes_an_opportunity_and_the_crm_id_goes_back() {
     }));
     let id = referral["id"].as_str().unwrap().to_string();
 
-    let run = app.next_run().await;
+    let (run, echo) = app.run_and_echo().await;
     assert_eq!(run.status, RunStatus::Succeeded, "{}", run.outcome);
     let opportunities = app.world.dataverse().rows("opportunities");
     let opp = opportunities
@@ -56,7 +38,6 @@ async fn a_sellers_referral_becomes_an_opportunity_and_the_crm_id_goes_back() {
     // The CRM id is written back, and that write's own referral-updated event changes nothing.
     let back = app.world.partner_center().referral(&id).unwrap();
     assert_eq!(back["externalReferenceId"], opp_id);
-    let echo = app.next_run().await;
     assert_eq!(echo.status, RunStatus::Succeeded, "{}", echo.outcome);
     assert_eq!(
         app.world.dataverse().rows("opportunities").len(),
@@ -96,18 +77,15 @@ async fn a_sellers_referral_becomes_an_opportunity_and_the_crm_id_goes_back() {
 
 #[tokio::test]
 async fn a_customer_without_a_postal_code_is_matched_not_duplicated() {
-    let mut app = ready().await;
+    let mut app = TestApp::spawn_ready().await;
     for name in ["First deal", "Second deal"] {
         app.world.partner_center().seller_creates(json!({
             "name": name,
             "customerProfile": { "name": "Tailspin Toys", "address": { "postalCode": "", "country": "US" } }
         }));
-        assert_eq!(app.next_run().await.status, RunStatus::Succeeded);
-        assert_eq!(
-            app.next_run().await.status,
-            RunStatus::Succeeded,
-            "the write-back's echo"
-        );
+        let (run, echo) = app.run_and_echo().await;
+        assert_eq!(run.status, RunStatus::Succeeded, "{}", run.outcome);
+        assert_eq!(echo.status, RunStatus::Succeeded, "the write-back's echo");
     }
     let tailspin = app
         .world
@@ -121,7 +99,7 @@ async fn a_customer_without_a_postal_code_is_matched_not_duplicated() {
 
 #[tokio::test]
 async fn an_unknown_crm_id_is_ignored_and_audited() {
-    let mut app = ready().await;
+    let mut app = TestApp::spawn_ready().await;
     let referral = app.world.partner_center().seller_creates(json!({
         "externalReferenceId": "00000000-0000-0000-0000-00000000abcd"
     }));
@@ -146,7 +124,7 @@ async fn an_unknown_crm_id_is_ignored_and_audited() {
 
 #[tokio::test]
 async fn throttling_is_retried_and_a_denial_fails_then_resubmits() {
-    let mut app = ready().await;
+    let mut app = TestApp::spawn_ready().await;
     // Two 429s with Retry-After 1 s, then the call goes through.
     app.control(
         "/faults",
@@ -156,11 +134,10 @@ async fn throttling_is_retried_and_a_denial_fails_then_resubmits() {
     app.world
         .partner_center()
         .seller_creates(json!({ "name": "Throttled" }));
-    let run = app.next_run().await;
+    let (run, _echo) = app.run_and_echo().await;
     assert_eq!(run.status, RunStatus::Succeeded, "{}", run.outcome);
     let stored = app.store.run(run.run_id).await.unwrap().unwrap();
     assert_eq!(stored.attempts, 3);
-    let _echo = app.next_run().await;
 
     // A permanent refusal fails the run with the fix; resubmitting after the fault passes works.
     app.control(
@@ -183,9 +160,9 @@ async fn throttling_is_retried_and_a_denial_fails_then_resubmits() {
         .resubmit_run(failed.run_id, time::OffsetDateTime::now_utc())
         .await
         .unwrap()
-        .unwrap();
+        .expect("a failed run can be resubmitted");
     app.engine.nudge();
-    let done = app.next_run().await;
+    let (done, _echo) = app.run_and_echo().await;
     assert_eq!(done.run_id, again);
     assert_eq!(done.status, RunStatus::Succeeded, "{}", done.outcome);
     let failed_list = app

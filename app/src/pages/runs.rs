@@ -1,0 +1,649 @@
+//! Runs: every run of every flow, newest first, filtered by flow, status, time and record; a run's input,
+//! steps, child runs, resubmissions and audit events; resubmitting one failed run, or every failed run a
+//! filter matches. A resubmission is a new run linked to the one it repeats.
+
+use crate::error::AppError;
+use crate::layout::Gate;
+use crate::pages::audit::{AuditRow, AuditTable};
+use crate::pages::{PAGE_SIZE, query_string};
+use cosell::domain::Access;
+use leptos::prelude::*;
+use leptos_router::hooks::{use_params_map, use_query_map};
+use serde::{Deserialize, Serialize};
+
+/// At most this many runs are queued by one "Resubmit all failed"; the rest stay failed for the next.
+const RESUBMIT_CAP: i64 = 500;
+
+/// The filter as typed: empty fields mean "any".
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct RunQuery {
+    pub flow: String,
+    pub status: String,
+    pub record: String,
+    pub from: String,
+    pub to: String,
+}
+
+impl RunQuery {
+    fn pairs(&self) -> [(&'static str, &str); 5] {
+        [
+            ("flow", &self.flow),
+            ("status", &self.status),
+            ("record", &self.record),
+            ("from", &self.from),
+            ("to", &self.to),
+        ]
+    }
+
+    /// The store's filter, or what is wrong with the one typed.
+    #[cfg(feature = "ssr")]
+    fn filter(
+        &self,
+        crm: cosell::domain::flows::Crm,
+    ) -> Result<cosell::store::RunFilter, AppError> {
+        use cosell::domain::flows::Flow;
+        use cosell::domain::runs::{RunStatus, parse_utc_moment};
+        let text = |s: &str| Some(s.trim().to_string()).filter(|s| !s.is_empty());
+        let moment = |s: &str, what: &str| {
+            text(s)
+                .map(|s| {
+                    parse_utc_moment(&s).ok_or_else(|| {
+                        AppError::Invalid(format!(
+                            "“{s}” in “{what}” is not a date and time: use YYYY-MM-DD HH:MM, in UTC."
+                        ))
+                    })
+                })
+                .transpose()
+        };
+        let filter = cosell::store::RunFilter {
+            flow: text(&self.flow)
+                .map(|code| {
+                    Flow::from_code(&code)
+                        .filter(|f| f.exists_for(crm))
+                        .ok_or_else(|| AppError::Invalid(format!("There is no flow “{code}”.")))
+                })
+                .transpose()?,
+            status: text(&self.status)
+                .map(|code| {
+                    RunStatus::from_code(&code)
+                        .ok_or_else(|| AppError::Invalid(format!("There is no status “{code}”.")))
+                })
+                .transpose()?,
+            record_id: text(&self.record),
+            since: moment(&self.from, "From")?,
+            until: moment(&self.to, "Before")?,
+        };
+        if let (Some(since), Some(until)) = (filter.since, filter.until)
+            && since >= until
+        {
+            return Err(AppError::Invalid(
+                "“From” must come before “Before”: nothing can match.".into(),
+            ));
+        }
+        Ok(filter)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunRow {
+    pub id: i64,
+    pub flow: String,
+    pub status: String,
+    pub trigger: String,
+    pub record_id: Option<String>,
+    pub attempts: i64,
+    pub created: String,
+    pub finished: Option<String>,
+    pub outcome: String,
+    pub parent_run_id: Option<i64>,
+    pub resubmitted_from: Option<i64>,
+    /// Failed or skipped, and not a child run: the dashboard offers "Resubmit".
+    pub resubmittable: bool,
+}
+
+#[cfg(feature = "ssr")]
+impl RunRow {
+    fn new(run: cosell::store::Run, crm: cosell::domain::flows::Crm) -> Self {
+        use cosell::domain::runs::{RunStatus, RunTrigger};
+        RunRow {
+            id: run.id,
+            flow: run.flow.name(crm),
+            status: run.status.as_code().into(),
+            trigger: match run.trigger {
+                RunTrigger::Webhook => "Partner Center webhook",
+                RunTrigger::Manual => "Started from the dashboard",
+                RunTrigger::Child => "Called by its parent run",
+                RunTrigger::Resubmit => "Resubmission",
+                RunTrigger::CrmChange => "Change in the CRM",
+            }
+            .into(),
+            record_id: run.record_id,
+            attempts: run.attempts,
+            created: crate::pages::when(run.created_at),
+            finished: run.finished_at.map(crate::pages::when),
+            outcome: run.outcome.unwrap_or_default(),
+            resubmittable: matches!(run.status, RunStatus::Failed | RunStatus::Skipped)
+                && run.parent_run_id.is_none(),
+            parent_run_id: run.parent_run_id,
+            resubmitted_from: run.resubmitted_from,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunList {
+    pub rows: Vec<RunRow>,
+    /// Where the next page starts, when there is one.
+    pub older: Option<i64>,
+    /// The flows of this installation's CRM: (code, name), for the filter.
+    pub flows: Vec<(String, String)>,
+}
+
+#[server(endpoint = "list_runs")]
+pub async fn list_runs(query: RunQuery, before: Option<i64>) -> Result<RunList, AppError> {
+    use crate::auth::server::{context, internal, require};
+    use cosell::domain::flows::activation_order;
+    require(Access::Viewer).await?;
+    let ctx = context()?;
+    let crm = ctx.engine.crm();
+    let filter = query.filter(crm)?;
+    let mut runs = ctx
+        .store
+        .list_runs(&filter, before, PAGE_SIZE + 1)
+        .await
+        .map_err(internal)?;
+    let older = (runs.len() as i64 > PAGE_SIZE).then(|| {
+        runs.truncate(PAGE_SIZE as usize);
+        runs.last().map(|r| r.id).unwrap_or_default()
+    });
+    Ok(RunList {
+        rows: runs.into_iter().map(|r| RunRow::new(r, crm)).collect(),
+        older,
+        flows: activation_order(crm)
+            .into_iter()
+            .map(|f| (f.as_code().to_string(), f.name(crm)))
+            .collect(),
+    })
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StepRow {
+    pub seq: i64,
+    pub name: String,
+    pub outcome: String,
+    pub detail: String,
+    pub api_calls: i64,
+    pub duration_ms: i64,
+    pub at: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunView {
+    pub run: RunRow,
+    /// The input the run started from (what a resubmission repeats), pretty-printed.
+    pub input: String,
+    pub steps: Vec<StepRow>,
+    /// Child runs and resubmissions of this run.
+    pub related: Vec<RunRow>,
+    pub audit: Vec<AuditRow>,
+}
+
+#[server(endpoint = "run_detail")]
+pub async fn run_detail(id: i64) -> Result<RunView, AppError> {
+    use crate::auth::server::{context, internal, require};
+    require(Access::Viewer).await?;
+    let ctx = context()?;
+    let crm = ctx.engine.crm();
+    let run = ctx
+        .store
+        .run(id)
+        .await
+        .map_err(internal)?
+        .ok_or_else(|| AppError::Invalid(format!("There is no run {id}.")))?;
+    let input = serde_json::to_string_pretty(&run.input).map_err(internal)?;
+    let steps = ctx
+        .store
+        .run_steps(id)
+        .await
+        .map_err(internal)?
+        .into_iter()
+        .map(|s| StepRow {
+            seq: s.seq,
+            name: s.name,
+            outcome: s.outcome.as_code().into(),
+            detail: s.detail,
+            api_calls: s.api_calls,
+            duration_ms: s.duration_ms,
+            at: crate::pages::when(s.at),
+        })
+        .collect();
+    let related = ctx
+        .store
+        .related_runs(id)
+        .await
+        .map_err(internal)?
+        .into_iter()
+        .map(|r| RunRow::new(r, crm))
+        .collect();
+    let audit = ctx
+        .store
+        .list_audit(
+            &cosell::store::AuditFilter {
+                run_id: Some(id),
+                ..Default::default()
+            },
+            None,
+            200,
+        )
+        .await
+        .map_err(internal)?
+        .into_iter()
+        .map(AuditRow::from)
+        .collect();
+    Ok(RunView {
+        run: RunRow::new(run, crm),
+        input,
+        steps,
+        related,
+        audit,
+    })
+}
+
+/// Queues a failed (or skipped) run again, as a new run linked to it, and opens the new run's page.
+#[server(endpoint = "resubmit_run")]
+pub async fn resubmit_run(id: i64) -> Result<String, AppError> {
+    use crate::auth::server::{context, internal, require};
+    let me = require(Access::Admin).await?;
+    let ctx = context()?;
+    let now = time::OffsetDateTime::now_utc();
+    let again = ctx
+        .store
+        .resubmit_run(id, now)
+        .await
+        .map_err(internal)?
+        .map_err(|refusal| AppError::Invalid(refusal.to_string()))?;
+    audit_resubmission(&ctx, &me.name, id, again, now).await?;
+    ctx.engine.nudge();
+    leptos_axum::redirect(&format!("/runs/{again}"));
+    Ok(format!("Run {id} resubmitted as run {again}."))
+}
+
+/// Queues again every failed run the filter matches (not child runs, not runs already resubmitted).
+#[server(endpoint = "resubmit_failed")]
+pub async fn resubmit_failed(
+    flow: String,
+    status: String,
+    record: String,
+    from: String,
+    to: String,
+) -> Result<String, AppError> {
+    use crate::auth::server::{context, internal, require};
+    let me = require(Access::Admin).await?;
+    let ctx = context()?;
+    let query = RunQuery {
+        flow,
+        status,
+        record,
+        from,
+        to,
+    };
+    let filter = query.filter(ctx.engine.crm())?;
+    if filter
+        .status
+        .is_some_and(|s| s != cosell::domain::runs::RunStatus::Failed)
+    {
+        return Err(AppError::Invalid(
+            "The filter shows no failed runs: set Status to “Failed” or “Any”.".into(),
+        ));
+    }
+    let now = time::OffsetDateTime::now_utc();
+    let again = ctx
+        .store
+        .resubmit_failed(&filter, RESUBMIT_CAP, now)
+        .await
+        .map_err(internal)?;
+    for (original, new) in &again {
+        audit_resubmission(&ctx, &me.name, *original, *new, now).await?;
+    }
+    ctx.engine.nudge();
+    Ok(match again.len() {
+        0 => "Nothing to resubmit: no failed run matching the filter is waiting (runs resubmitted before are not queued twice).".into(),
+        1 => "1 failed run resubmitted.".into(),
+        n if n as i64 == RESUBMIT_CAP => format!(
+            "{n} failed runs resubmitted (at most {RESUBMIT_CAP} at a time: resubmit again for the rest)."
+        ),
+        n => format!("{n} failed runs resubmitted."),
+    })
+}
+
+#[cfg(feature = "ssr")]
+async fn audit_resubmission(
+    ctx: &crate::auth::server::ServerContext,
+    by: &str,
+    original: i64,
+    again: i64,
+    at: time::OffsetDateTime,
+) -> Result<(), AppError> {
+    ctx.store
+        .record_audit(
+            &cosell::store::NewAuditEvent {
+                run_id: Some(again),
+                actor: by.to_string(),
+                action: "run_resubmitted".into(),
+                record_kind: "run".into(),
+                record_id: original.to_string(),
+                direction: None,
+                detail: format!("Run {original} resubmitted as run {again}."),
+            },
+            at,
+        )
+        .await
+        .map(|_| ())
+        .map_err(crate::auth::server::internal)
+}
+
+const STATUSES: [(&str, &str); 5] = [
+    ("queued", "Queued"),
+    ("running", "Running"),
+    ("succeeded", "Succeeded"),
+    ("failed", "Failed"),
+    ("skipped", "Skipped"),
+];
+
+fn status_label(code: &str) -> &'static str {
+    STATUSES
+        .iter()
+        .find(|(c, _)| *c == code)
+        .map(|(_, l)| *l)
+        .unwrap_or("Unknown")
+}
+
+fn result_view(r: Option<Result<String, AppError>>) -> Option<AnyView> {
+    r.map(|r| match r {
+        Ok(m) => view! { <p class="notice" role="status">{m}</p> }.into_any(),
+        Err(e) => view! { <p class="error" role="alert">{e.to_string()}</p> }.into_any(),
+    })
+}
+
+/// The "Resubmit" button of one run.
+#[component]
+fn ResubmitButton(action: ServerAction<ResubmitRun>, id: i64) -> impl IntoView {
+    view! {
+        <ActionForm action attr:class="inline">
+            <input type="hidden" name="id" value=id.to_string()/>
+            <button type="submit" aria-label=format!("Resubmit run {id}")>"Resubmit"</button>
+        </ActionForm>
+    }
+}
+
+/// Runs as a table; shared by the list and a run's related runs.
+#[component]
+fn RunTable(rows: Vec<RunRow>, resubmit: Option<ServerAction<ResubmitRun>>) -> impl IntoView {
+    view! {
+        <table class="list" data-testid="runs">
+            <thead><tr>
+                <th scope="col">"Run"</th><th scope="col">"Flow"</th><th scope="col">"Status"</th>
+                <th scope="col">"Record"</th><th scope="col">"Started"</th><th scope="col">"Trigger"</th>
+                <th scope="col">"Attempts"</th><th scope="col">"Outcome"</th>
+            </tr></thead>
+            <tbody>
+                {rows.into_iter().map(|r| {
+                    let button = resubmit
+                        .filter(|_| r.resubmittable)
+                        .map(|action| view! { <ResubmitButton action id=r.id/> });
+                    view! {
+                        <tr data-run=r.id.to_string() data-status=r.status.clone()>
+                            <td><a href=format!("/runs/{}", r.id)>{format!("#{}", r.id)}</a></td>
+                            <td>{r.flow}</td>
+                            <td><span class=format!("badge {}", r.status)>{status_label(&r.status)}</span></td>
+                            <td>{r.record_id.map(|id| view! {
+                                <a href=format!("/runs{}", query_string(&[("record", &id)]))>{id.clone()}</a>
+                            })}</td>
+                            <td>{r.created}</td>
+                            <td>{r.trigger}</td>
+                            <td>{r.attempts}</td>
+                            <td class="wrap">{r.outcome}" "{button}</td>
+                        </tr>
+                    }
+                }).collect_view()}
+            </tbody>
+        </table>
+    }
+}
+
+#[component]
+pub fn RunsPage() -> impl IntoView {
+    let query_map = use_query_map();
+    let param = move |name: &str| query_map.with(|q| q.get(name).unwrap_or_default());
+    let query = move || RunQuery {
+        flow: param("flow"),
+        status: param("status"),
+        record: param("record"),
+        from: param("from"),
+        to: param("to"),
+    };
+    let resubmit = ServerAction::<ResubmitRun>::new();
+    let resubmit_all = ServerAction::<ResubmitFailed>::new();
+    let runs = Resource::new(
+        move || {
+            (
+                query(),
+                param("before").parse::<i64>().ok(),
+                resubmit.version().get(),
+                resubmit_all.version().get(),
+            )
+        },
+        |(q, before, _, _)| list_runs(q, before),
+    );
+    view! {
+        <Gate needed=Access::Viewer title="Runs" content=move |me: crate::auth::Me| {
+            let admin = me.user.access == Access::Admin;
+            view! {
+                <p>"Every run of every flow, newest first. A failed run says why; once the cause is fixed, resubmit it."</p>
+                {move || result_view(resubmit.value().get())}
+                {move || result_view(resubmit_all.value().get())}
+                <Suspense fallback=|| view! { <p class="loading">"Loading…"</p> }>
+                    {move || Suspend::new(async move {
+                        let q = query();
+                        match runs.await {
+                            Err(e) => view! {
+                                <FilterForm q flows=Vec::new()/>
+                                <p class="error" role="alert">{e.to_string()}</p>
+                            }.into_any(),
+                            Ok(list) => {
+                                let older = list.older.map(|before| {
+                                    let before = before.to_string();
+                                    let mut pairs = q.pairs().to_vec();
+                                    pairs.push(("before", &before));
+                                    let href = format!("/runs{}", query_string(&pairs));
+                                    view! { <a class="button" href=href>"Older runs"</a> }
+                                });
+                                let newest = (!param("before").is_empty()).then(|| {
+                                    let href = format!("/runs{}", query_string(&q.pairs()));
+                                    view! { <a class="button" href=href>"Newest runs"</a> }
+                                });
+                                let all = admin.then(|| {
+                                    let q = q.clone();
+                                    view! {
+                                        <ActionForm action=resubmit_all attr:class="inline">
+                                            {q.pairs().into_iter().map(|(k, v)| view! {
+                                                <input type="hidden" name=k value=v.to_string()/>
+                                            }).collect_view()}
+                                            <button type="submit">"Resubmit all failed runs matching the filter"</button>
+                                        </ActionForm>
+                                    }
+                                });
+                                let table = if list.rows.is_empty() {
+                                    view! { <p class="empty">"No runs match."</p> }.into_any()
+                                } else {
+                                    view! { <RunTable rows=list.rows resubmit=admin.then_some(resubmit)/> }.into_any()
+                                };
+                                view! {
+                                    <FilterForm q flows=list.flows/>
+                                    {all}
+                                    {table}
+                                    <nav class="pager" aria-label="Pages">{newest}{older}</nav>
+                                }.into_any()
+                            }
+                        }
+                    })}
+                </Suspense>
+            }.into_any()
+        }/>
+    }
+}
+
+/// The filter, as a plain GET form: the filtered list has an address to bookmark or share.
+#[component]
+fn FilterForm(q: RunQuery, flows: Vec<(String, String)>) -> impl IntoView {
+    view! {
+        <form method="get" action="/runs" class="filters" aria-label="Filter runs">
+            <label>"Flow"
+                <select name="flow">
+                    <option value="" selected=q.flow.is_empty()>"Any"</option>
+                    {flows.into_iter().map(|(code, name)| {
+                        let selected = code == q.flow;
+                        view! { <option value=code selected=selected>{name}</option> }
+                    }).collect_view()}
+                </select>
+            </label>
+            <label>"Status"
+                <select name="status">
+                    <option value="" selected=q.status.is_empty()>"Any"</option>
+                    {STATUSES.iter().map(|(code, label)| view! {
+                        <option value=*code selected=*code == q.status>{*label}</option>
+                    }).collect_view()}
+                </select>
+            </label>
+            <label>"Record (referral or opportunity id)"
+                <input type="search" name="record" value=q.record/>
+            </label>
+            <label>"From (UTC)"
+                <input type="datetime-local" name="from" value=q.from/>
+            </label>
+            <label>"Before (UTC)"
+                <input type="datetime-local" name="to" value=q.to/>
+            </label>
+            <button type="submit">"Filter"</button>
+            <a href="/runs">"Clear"</a>
+        </form>
+    }
+}
+
+#[component]
+pub fn RunPage() -> impl IntoView {
+    let params = use_params_map();
+    let resubmit = ServerAction::<ResubmitRun>::new();
+    let detail = Resource::new(
+        move || {
+            (
+                params.with(|p| p.get("id").unwrap_or_default()),
+                resubmit.version().get(),
+            )
+        },
+        |(id, _)| async move {
+            match id.parse::<i64>() {
+                Ok(id) => run_detail(id).await,
+                Err(_) => Err(AppError::Invalid(format!("“{id}” is not a run number."))),
+            }
+        },
+    );
+    view! {
+        <Gate needed=Access::Viewer title="Run" content=move |me: crate::auth::Me| {
+            let admin = me.user.access == Access::Admin;
+            view! {
+                <p><a href="/runs">"← All runs"</a></p>
+                {move || result_view(resubmit.value().get())}
+                <Suspense fallback=|| view! { <p class="loading">"Loading…"</p> }>
+                    {move || Suspend::new(async move {
+                        match detail.await {
+                            Err(e) => view! { <p class="error" role="alert">{e.to_string()}</p> }.into_any(),
+                            Ok(d) => run_detail_view(d, admin.then_some(resubmit)).into_any(),
+                        }
+                    })}
+                </Suspense>
+            }.into_any()
+        }/>
+    }
+}
+
+fn run_detail_view(d: RunView, resubmit: Option<ServerAction<ResubmitRun>>) -> impl IntoView {
+    let r = d.run;
+    let button = resubmit
+        .filter(|_| r.resubmittable)
+        .map(|action| view! { <ResubmitButton action id=r.id/> });
+    let children: Vec<RunRow> = d
+        .related
+        .iter()
+        .filter(|c| c.parent_run_id == Some(r.id))
+        .cloned()
+        .collect();
+    let resubmissions: Vec<RunRow> = d
+        .related
+        .into_iter()
+        .filter(|c| c.resubmitted_from == Some(r.id))
+        .collect();
+    view! {
+        <section class="card" data-testid="run" data-run=r.id.to_string() data-status=r.status.clone()>
+            <h2>{format!("Run #{} · {}", r.id, r.flow)}</h2>
+            <dl>
+                <dt>"Status"</dt>
+                <dd><span class=format!("badge {}", r.status)>{status_label(&r.status)}</span></dd>
+                <dt>"Outcome"</dt><dd data-testid="outcome">{r.outcome.clone()}</dd>
+                <dt>"Trigger"</dt><dd>{r.trigger.clone()}</dd>
+                <dt>"Record"</dt><dd>{r.record_id.clone().unwrap_or_else(|| "—".into())}</dd>
+                <dt>"Started"</dt><dd>{r.created.clone()}</dd>
+                <dt>"Finished"</dt><dd>{r.finished.clone().unwrap_or_else(|| "—".into())}</dd>
+                <dt>"Attempts"</dt><dd>{r.attempts}</dd>
+                {r.parent_run_id.map(|p| view! {
+                    <dt>"Called by"</dt><dd><a href=format!("/runs/{p}")>{format!("Run #{p}")}</a></dd>
+                })}
+                {r.resubmitted_from.map(|p| view! {
+                    <dt>"Resubmission of"</dt><dd><a href=format!("/runs/{p}")>{format!("Run #{p}")}</a></dd>
+                })}
+            </dl>
+            {button}
+        </section>
+        <h2>"Steps"</h2>
+        {if d.steps.is_empty() {
+            view! { <p class="empty">"No steps recorded."</p> }.into_any()
+        } else {
+            view! {
+                <table class="list" data-testid="steps">
+                    <thead><tr>
+                        <th scope="col">"#"</th><th scope="col">"Step"</th><th scope="col">"Result"</th>
+                        <th scope="col">"Detail"</th><th scope="col">"API calls"</th><th scope="col">"Took"</th><th scope="col">"At"</th>
+                    </tr></thead>
+                    <tbody>
+                        {d.steps.into_iter().map(|s| view! {
+                            <tr data-outcome=s.outcome.clone()>
+                                <td>{s.seq}</td><td>{s.name}</td>
+                                <td><span class=format!("badge {}", s.outcome)>{s.outcome.clone()}</span></td>
+                                <td class="wrap">{s.detail}</td><td>{s.api_calls}</td>
+                                <td>{format!("{} ms", s.duration_ms)}</td><td>{s.at}</td>
+                            </tr>
+                        }).collect_view()}
+                    </tbody>
+                </table>
+            }.into_any()
+        }}
+        {(!children.is_empty()).then(|| view! {
+            <h2>"Child runs"</h2>
+            <RunTable rows=children resubmit=None/>
+        })}
+        {(!resubmissions.is_empty()).then(|| view! {
+            <h2>"Resubmitted as"</h2>
+            <RunTable rows=resubmissions resubmit=None/>
+        })}
+        <h2>"Audit events"</h2>
+        {if d.audit.is_empty() {
+            view! { <p class="empty">"This run changed nothing."</p> }.into_any()
+        } else {
+            view! { <AuditTable rows=d.audit/> }.into_any()
+        }}
+        <details>
+            <summary>"Input"</summary>
+            <pre>{d.input}</pre>
+        </details>
+    }
+}
