@@ -41,7 +41,7 @@ test("a seller's referral becomes an opportunity; a failed run is resubmitted", 
   const registration = page.getByRole("region", { name: "Partner Center Webhook Registration" });
   await expect(registration.getByLabel("Callback URL")).toHaveValue(/\/webhooks\/partner-center$/);
   for (const event of ["referral-created", "referral-updated", "related-referral-created", "related-referral-updated"]) {
-    await expect(registration.getByLabel(event)).toBeChecked();
+    await expect(registration.getByLabel(event, { exact: true })).toBeChecked();
   }
   await registration.getByLabel("Overwrite an existing registration").check();
   await registration.getByRole("button", { name: "Run registration" }).click();
