@@ -3,7 +3,7 @@
 
 use crate::error::AppError;
 use crate::layout::Gate;
-use crate::pages::{PAGE_SIZE, query_string};
+use crate::pages::query_string;
 use cosell::domain::Access;
 use leptos::prelude::*;
 use leptos_router::hooks::use_query_map;
@@ -54,6 +54,7 @@ pub async fn list_audit(
     before: Option<i64>,
 ) -> Result<AuditEvents, AppError> {
     use crate::auth::server::{context, internal, require};
+    use crate::pages::PAGE_SIZE;
     require(Access::Viewer).await?;
     let ctx = context()?;
     let run = run.trim();

@@ -5,13 +5,14 @@
 use crate::error::AppError;
 use crate::layout::Gate;
 use crate::pages::audit::{AuditRow, AuditTable};
-use crate::pages::{PAGE_SIZE, query_string};
+use crate::pages::query_string;
 use cosell::domain::Access;
 use leptos::prelude::*;
 use leptos_router::hooks::{use_params_map, use_query_map};
 use serde::{Deserialize, Serialize};
 
 /// At most this many runs are queued by one "Resubmit all failed"; the rest stay failed for the next.
+#[cfg(feature = "ssr")]
 const RESUBMIT_CAP: i64 = 500;
 
 /// The filter as typed: empty fields mean "any".
@@ -142,6 +143,7 @@ pub struct RunList {
 #[server(endpoint = "list_runs")]
 pub async fn list_runs(query: RunQuery, before: Option<i64>) -> Result<RunList, AppError> {
     use crate::auth::server::{context, internal, require};
+    use crate::pages::PAGE_SIZE;
     use cosell::domain::flows::activation_order;
     require(Access::Viewer).await?;
     let ctx = context()?;

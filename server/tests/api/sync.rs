@@ -179,3 +179,91 @@ async fn throttling_is_retried_and_a_denial_fails_then_resubmits() {
         .unwrap();
     assert_eq!(failed_list.len(), 1);
 }
+
+#[tokio::test]
+async fn a_412_on_the_write_back_is_read_again_and_written_on_the_next_attempt() {
+    let mut app = TestApp::spawn_ready().await;
+    // Partner Center says the referral changed between our read and our write (stale If-Match).
+    app.control(
+        "/faults",
+        json!({ "method": "PATCH", "path_contains": "/engagements/referrals/", "status": 412, "times": 1,
+                "body": { "code": "PreconditionFailed", "message": "The eTag does not match." } }),
+    )
+    .await;
+    let referral = app
+        .world
+        .partner_center()
+        .seller_creates(json!({ "name": "Raced" }));
+    let id = referral["id"].as_str().unwrap().to_string();
+    let (run, _echo) = app.run_and_echo().await;
+    assert_eq!(run.status, RunStatus::Succeeded, "{}", run.outcome);
+    assert_eq!(
+        app.store.run(run.run_id).await.unwrap().unwrap().attempts,
+        2
+    );
+    let steps = app.store.run_steps(run.run_id).await.unwrap();
+    assert!(
+        steps.iter().any(|s| s.detail.contains("412")),
+        "the conflict is on record: {steps:?}"
+    );
+    // One opportunity, found again on the second attempt rather than created twice.
+    let opportunities = app.world.dataverse().rows("opportunities");
+    let ours: Vec<_> = opportunities
+        .iter()
+        .filter(|o| o["msp_referralid"] == id.as_str())
+        .collect();
+    assert_eq!(ours.len(), 1);
+    assert_eq!(
+        app.world.partner_center().referral(&id).unwrap()["externalReferenceId"],
+        ours[0]["opportunityid"]
+    );
+}
+
+#[tokio::test]
+async fn server_errors_are_retried_until_the_crm_answers() {
+    let mut app = TestApp::spawn_ready().await;
+    app.control(
+        "/faults",
+        json!({ "path_contains": "/api/data/v9.2/accounts", "status": 503, "times": 2 }),
+    )
+    .await;
+    app.world
+        .partner_center()
+        .seller_creates(json!({ "name": "Flaky CRM" }));
+    let (run, _echo) = app.run_and_echo().await;
+    assert_eq!(run.status, RunStatus::Succeeded, "{}", run.outcome);
+    assert_eq!(
+        app.store.run(run.run_id).await.unwrap().unwrap().attempts,
+        3
+    );
+}
+
+#[tokio::test]
+async fn an_expired_connection_fails_the_run_with_the_diagnosis_and_the_fix() {
+    let mut app = TestApp::spawn_ready().await;
+    // An hour later the access token has expired, and meanwhile the connected account's password did too.
+    app.control_ok("/entra/users/admin/password", json!({ "expired": true }))
+        .await;
+    app.control_ok("/clock/advance", json!({ "seconds": 3700 }))
+        .await;
+    app.world
+        .partner_center()
+        .seller_creates(json!({ "name": "After the password expired" }));
+    let run = app.next_run().await;
+    assert_eq!(run.status, RunStatus::Failed);
+    assert!(run.outcome.contains("Reconnect"), "{}", run.outcome);
+    let connection = app
+        .store
+        .connection(
+            cosell::domain::connection::System::PartnerCenter,
+            &app.engine_key(),
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        connection.diagnosis,
+        Some(cosell::domain::connection::Diagnosis::PasswordExpired),
+        "the Connections page shows it too"
+    );
+}
