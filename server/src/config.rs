@@ -105,6 +105,9 @@ pub struct ServeArgs {
     /// The first wait before a failed run is tried again, doubled at each attempt.
     #[arg(long, env = "COSELL_RETRY_BASE_MS", default_value_t = 5000)]
     pub retry_base_ms: u64,
+    /// How long one call to Partner Center or the CRM may take before it counts as failed (and is retried).
+    #[arg(long, env = "COSELL_CALL_TIMEOUT_MS", default_value_t = 30_000)]
+    pub call_timeout_ms: u64,
 }
 
 /// A configuration problem, naming the setting.
@@ -335,6 +338,7 @@ impl ServeArgs {
         }
         let retry = cosell::engine::retry::RetryPolicy {
             base: std::time::Duration::from_millis(self.retry_base_ms.max(1)),
+            call_timeout: std::time::Duration::from_millis(self.call_timeout_ms.max(1)),
             ..Default::default()
         };
         Ok(Settings {

@@ -60,6 +60,25 @@ pub enum StoreError {
     Sealed(String),
 }
 
+/// A time to compare stored timestamps with, as SQLite must be given it. SQLite keeps timestamps as the
+/// RFC 3339 text sqlx writes (`…:05Z`, `…:05.482Z`) and compares them as text, where "…:05Z" sorts after
+/// "…:05.482Z" although it is earlier. A bound written with all nine fraction digits sorts right against
+/// every stored form, but for a stored time exactly on a second compared with a bound inside that second
+/// (filter bounds are whole minutes, so never in practice).
+pub(crate) fn sqlite_time_bound(t: time::OffsetDateTime) -> String {
+    let t = t.to_offset(time::UtcOffset::UTC);
+    format!(
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:09}Z",
+        t.year(),
+        u8::from(t.month()),
+        t.day(),
+        t.hour(),
+        t.minute(),
+        t.second(),
+        t.nanosecond()
+    )
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
     Sqlite,

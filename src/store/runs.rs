@@ -195,7 +195,8 @@ fn filter_sql(f: &RunFilter, first: usize) -> String {
 
 /// Binds a filter's values in the order [`filter_sql`] numbered them.
 macro_rules! bind_filter {
-    ($q:expr, $f:expr) => {{
+    ($q:expr, $f:expr, $backend:expr) => {{
+        use super::{Backend, sqlite_time_bound};
         let mut q = $q;
         if let Some(flow) = $f.flow {
             q = q.bind(flow.as_code());
@@ -206,11 +207,11 @@ macro_rules! bind_filter {
         if let Some(record) = &$f.record_id {
             q = q.bind(record.clone());
         }
-        if let Some(since) = $f.since {
-            q = q.bind(since);
-        }
-        if let Some(until) = $f.until {
-            q = q.bind(until);
+        for bound in [$f.since, $f.until].into_iter().flatten() {
+            q = match $backend {
+                Backend::Sqlite => q.bind(sqlite_time_bound(bound)),
+                Backend::Postgres => q.bind(bound),
+            };
         }
         q
     }};
@@ -469,7 +470,8 @@ impl Store {
             sqlx::query_as(&sql)
                 .bind(before.unwrap_or(i64::MAX))
                 .bind(limit),
-            filter
+            filter,
+            self.backend()
         )
         .fetch_all(p)
         .await)?;
@@ -550,7 +552,8 @@ impl Store {
         );
         let ids: Vec<i64> = on_pool!(self, |p| bind_filter!(
             sqlx::query_scalar(&sql).bind(cap),
-            &filter
+            &filter,
+            self.backend()
         )
         .fetch_all(p)
         .await)?;
@@ -756,6 +759,38 @@ mod tests {
             store.resubmit_run(i64::MAX, retry_at).await.unwrap(),
             Err(ResubmitRefusal::NotFound(i64::MAX))
         );
+    }
+
+    #[tokio::test]
+    async fn time_filters_hold_to_the_fraction_of_a_second() {
+        let db = TestDatabase::new().await;
+        let store = Store::connect(db.url()).await.unwrap();
+        let minute = time::macros::datetime!(2026-11-30 14:05:00 UTC);
+        let mut ids = Vec::new();
+        // Just before, exactly on, inside (with a fraction), at the end (excluded), after.
+        for at in [
+            minute - Duration::milliseconds(300),
+            minute,
+            minute + Duration::milliseconds(482),
+            minute + Duration::seconds(59) + Duration::milliseconds(900),
+            minute + Duration::minutes(1),
+            minute + Duration::minutes(1) + Duration::milliseconds(1),
+        ] {
+            ids.push(store.enqueue_run(&new_run("r"), at).await.unwrap());
+        }
+        let window = RunFilter {
+            since: Some(minute),
+            until: Some(minute + Duration::minutes(1)),
+            ..Default::default()
+        };
+        let found: Vec<i64> = store
+            .list_runs(&window, None, 10)
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| r.id)
+            .collect();
+        assert_eq!(found, vec![ids[3], ids[2], ids[1]]);
     }
 
     #[tokio::test]

@@ -68,7 +68,12 @@ impl TestApp {
 
     /// Connected to both systems, every flow on, webhooks registered to this server.
     pub async fn spawn_ready() -> TestApp {
-        let app = TestApp::spawn().await;
+        Self::spawn_ready_with(&[]).await
+    }
+
+    /// [`TestApp::spawn_ready`] with extra command-line flags.
+    pub async fn spawn_ready_with(extra: &[&str]) -> TestApp {
+        let app = TestApp::spawn_with(extra).await;
         let admin = app.signed_in("admin").await;
         app.connect(&admin, "partner_center", "admin").await;
         app.connect(&admin, "dynamics365", "admin").await;

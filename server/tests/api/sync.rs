@@ -239,6 +239,30 @@ async fn server_errors_are_retried_until_the_crm_answers() {
 }
 
 #[tokio::test]
+async fn a_call_that_times_out_is_tried_again() {
+    let mut app = TestApp::spawn_ready_with(&["--call-timeout-ms", "1000"]).await;
+    app.control(
+        "/faults",
+        json!({ "method": "GET", "path_contains": "/engagements/referrals/", "delay_ms": 3000, "times": 1 }),
+    )
+    .await;
+    app.world
+        .partner_center()
+        .seller_creates(json!({ "name": "Slow Partner Center" }));
+    let (run, _echo) = app.run_and_echo().await;
+    assert_eq!(run.status, RunStatus::Succeeded, "{}", run.outcome);
+    assert_eq!(
+        app.store.run(run.run_id).await.unwrap().unwrap().attempts,
+        2
+    );
+    let steps = app.store.run_steps(run.run_id).await.unwrap();
+    assert!(
+        steps.iter().any(|s| s.detail.contains("timed out")),
+        "{steps:?}"
+    );
+}
+
+#[tokio::test]
 async fn an_expired_connection_fails_the_run_with_the_diagnosis_and_the_fix() {
     let mut app = TestApp::spawn_ready().await;
     // An hour later the access token has expired, and meanwhile the connected account's password did too.
