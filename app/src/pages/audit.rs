@@ -70,15 +70,12 @@ pub async fn list_audit(
             })?)
         },
     };
-    let mut rows = ctx
+    let rows = ctx
         .store
         .list_audit(&filter, before, PAGE_SIZE + 1)
         .await
         .map_err(internal)?;
-    let older = (rows.len() as i64 > PAGE_SIZE).then(|| {
-        rows.truncate(PAGE_SIZE as usize);
-        rows.last().map(|r| r.id).unwrap_or_default()
-    });
+    let (rows, older) = crate::pages::page_of(rows, |r| r.id);
     Ok(AuditEvents {
         rows: rows.into_iter().map(AuditRow::from).collect(),
         older,

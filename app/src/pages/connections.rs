@@ -134,10 +134,7 @@ pub fn ConnectionsPage() -> impl IntoView {
                 <p>"cosell works as the accounts connected here. Connect each with an account that has the role it needs: a Partner Center Referrals admin, and a Dynamics 365 System Administrator or System Customizer."</p>
                 {connected.map(|m| view! { <p class="notice" role="status">{m}</p> })}
                 {error.map(|m| view! { <p class="error" role="alert">{m}</p> })}
-                {move || test.value().get().map(|r| match r {
-                    Ok(m) => view! { <p class="notice" role="status">{m}</p> }.into_any(),
-                    Err(e) => view! { <p class="error" role="alert">{e.to_string()}</p> }.into_any(),
-                })}
+                {move || crate::pages::action_result(test.value().get())}
                 <Suspense fallback=|| view! { <p class="loading">"Loading…"</p> }>
                     {move || Suspend::new(async move {
                         match list.await {

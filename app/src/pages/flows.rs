@@ -301,19 +301,13 @@ pub fn FlowsPage() -> impl IntoView {
         },
         |_| list_flows(),
     );
-    let result = move |r: Option<Result<String, AppError>>| {
-        r.map(|r| match r {
-            Ok(m) => view! { <p class="notice" role="status">{m}</p> }.into_any(),
-            Err(e) => view! { <p class="error" role="alert">{e.to_string()}</p> }.into_any(),
-        })
-    };
     view! {
         <Gate needed=Access::Viewer title="Flows" content=move |me: crate::auth::Me| {
             let admin = me.user.access == Access::Admin;
             view! {
                 <p>"The flows of the co-sell solution, in the order they must be switched on: a flow can only run once the flows it calls are on. cosell refuses any other order and says which flow comes first."</p>
-                {move || result(toggle.value().get())}
-                {move || result(all.value().get())}
+                {move || crate::pages::action_result(toggle.value().get())}
+                {move || crate::pages::action_result(all.value().get())}
                 <Suspense fallback=|| view! { <p class="loading">"Loading…"</p> }>
                     {move || Suspend::new(async move {
                         match flows.await {
@@ -362,7 +356,7 @@ pub fn FlowsPage() -> impl IntoView {
                                     <section class="card" aria-label="Partner Center Webhook Registration">
                                         <h2>"Partner Center Webhook Registration"</h2>
                                         <p>"Tells Partner Center where to send referral events: this server's receiver, the trigger of “Partner Center to " {v.crm.clone()} "”."</p>
-                                        {move || result(register.value().get())}
+                                        {move || crate::pages::action_result(register.value().get())}
                                         {v.last_registration.clone().map(|l| view! {
                                             <p data-testid="last-registration" data-status=l.status.clone()>
                                                 "Last run: " <a href=format!("/runs/{}", l.run_id)>{format!("#{}", l.run_id)}</a>

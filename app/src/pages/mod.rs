@@ -19,6 +19,29 @@ pub fn when(at: OffsetDateTime) -> String {
     .unwrap_or_default()
 }
 
+/// What a server action answered, as the page shows it: a notice, or the error with its fix.
+pub fn action_result(
+    r: Option<Result<String, crate::error::AppError>>,
+) -> Option<leptos::prelude::AnyView> {
+    use leptos::prelude::*;
+    r.map(|r| match r {
+        Ok(m) => view! { <p class="notice" role="status">{m}</p> }.into_any(),
+        Err(e) => view! { <p class="error" role="alert">{e.to_string()}</p> }.into_any(),
+    })
+}
+
+/// A page of a newest-first list fetched with one row more than it shows: the rows to show, and the id
+/// the next ("Older") page starts before, when there is one.
+pub fn page_of<T>(mut rows: Vec<T>, id: impl Fn(&T) -> i64) -> (Vec<T>, Option<i64>) {
+    if rows.len() as i64 > PAGE_SIZE {
+        rows.truncate(PAGE_SIZE as usize);
+        let older = rows.last().map(id);
+        (rows, older)
+    } else {
+        (rows, None)
+    }
+}
+
 /// Percent-encodes a value for a URL query or path (RFC 3986 unreserved characters and `/` stay).
 pub fn encode(value: &str) -> String {
     value
@@ -49,6 +72,16 @@ pub fn query_string(pairs: &[(&str, &str)]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_page_knows_where_the_next_one_starts() {
+        let ids: Vec<i64> = (1..=PAGE_SIZE + 1).rev().collect();
+        let (shown, older) = page_of(ids, |id| *id);
+        assert_eq!(shown.len() as i64, PAGE_SIZE);
+        assert_eq!(older, Some(2));
+        let (shown, older) = page_of(vec![3, 2, 1], |id| *id);
+        assert_eq!((shown, older), (vec![3, 2, 1], None));
+    }
 
     #[test]
     fn query_strings_skip_empty_values_and_encode_the_rest() {

@@ -149,15 +149,12 @@ pub async fn list_runs(query: RunQuery, before: Option<i64>) -> Result<RunList, 
     let ctx = context()?;
     let crm = ctx.engine.crm();
     let filter = query.filter(crm)?;
-    let mut runs = ctx
+    let runs = ctx
         .store
         .list_runs(&filter, before, PAGE_SIZE + 1)
         .await
         .map_err(internal)?;
-    let older = (runs.len() as i64 > PAGE_SIZE).then(|| {
-        runs.truncate(PAGE_SIZE as usize);
-        runs.last().map(|r| r.id).unwrap_or_default()
-    });
+    let (runs, older) = crate::pages::page_of(runs, |r| r.id);
     Ok(RunList {
         rows: runs.into_iter().map(|r| RunRow::new(r, crm)).collect(),
         older,
@@ -360,13 +357,6 @@ fn status_label(code: &str) -> &'static str {
         .unwrap_or("Unknown")
 }
 
-fn result_view(r: Option<Result<String, AppError>>) -> Option<AnyView> {
-    r.map(|r| match r {
-        Ok(m) => view! { <p class="notice" role="status">{m}</p> }.into_any(),
-        Err(e) => view! { <p class="error" role="alert">{e.to_string()}</p> }.into_any(),
-    })
-}
-
 /// The "Resubmit" button of one run.
 #[component]
 fn ResubmitButton(action: ServerAction<ResubmitRun>, id: i64) -> impl IntoView {
@@ -442,8 +432,8 @@ pub fn RunsPage() -> impl IntoView {
             let admin = me.user.access == Access::Admin;
             view! {
                 <p>"Every run of every flow, newest first. A failed run says why; once the cause is fixed, resubmit it."</p>
-                {move || result_view(resubmit.value().get())}
-                {move || result_view(resubmit_all.value().get())}
+                {move || crate::pages::action_result(resubmit.value().get())}
+                {move || crate::pages::action_result(resubmit_all.value().get())}
                 <Suspense fallback=|| view! { <p class="loading">"Loading…"</p> }>
                     {move || Suspend::new(async move {
                         let q = query();
@@ -555,7 +545,7 @@ pub fn RunPage() -> impl IntoView {
             let admin = me.user.access == Access::Admin;
             view! {
                 <p><a href="/runs">"← All runs"</a></p>
-                {move || result_view(resubmit.value().get())}
+                {move || crate::pages::action_result(resubmit.value().get())}
                 <Suspense fallback=|| view! { <p class="loading">"Loading…"</p> }>
                     {move || Suspend::new(async move {
                         match detail.await {
