@@ -1,9 +1,11 @@
 //! Domain types. Parse at the edge into these; once you hold one, it is valid.
 
 pub mod access;
+pub mod codes;
 pub mod connection;
 pub mod flows;
 pub mod notification;
+pub mod opportunity;
 pub mod referral;
 pub mod runs;
 
