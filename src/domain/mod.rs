@@ -4,6 +4,7 @@ pub mod access;
 pub mod codes;
 pub mod connection;
 pub mod flows;
+pub mod mapping;
 pub mod notification;
 pub mod opportunity;
 pub mod referral;

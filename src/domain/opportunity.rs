@@ -58,6 +58,8 @@ pub struct Opportunity {
     pub sync: bool,
     pub referral_id: Option<String>,
     pub state: OpportunityState,
+    /// The CRM's status reason label ("In Progress", "Canceled"…), mapped to the referral's status.
+    pub status_reason: Option<String>,
     pub deal_value: Option<f64>,
     /// The ISO code of the opportunity's currency record, if it has one.
     pub currency: Option<String>,
@@ -387,6 +389,7 @@ mod tests {
             sync: true,
             referral_id: None,
             state: OpportunityState::Open,
+            status_reason: Some("In Progress".into()),
             deal_value: Some(48000.0),
             currency: Some("USD".into()),
             closing_date: Some(date!(2027 - 06 - 30)),
