@@ -76,6 +76,7 @@ async fn main() {
                 record_id: format!("opp-{}", i / 5),
                 direction: Some(Direction::ToCrm),
                 detail: format!("event {i}"),
+                ..Default::default()
             },
             start + step * i as f64,
         ));
@@ -182,10 +183,7 @@ async fn main() {
         ),
         (
             "audit: one record",
-            AuditFilter {
-                record_id: Some(format!("opp-{}", rows / 10)),
-                ..Default::default()
-            },
+            AuditFilter::record(format!("opp-{}", rows / 10)),
             None,
         ),
     ];

@@ -233,6 +233,7 @@ async fn callback(
                 record_id: system.as_code().into(),
                 direction: None,
                 detail: format!("{} connected as {}.", system.label(), account.username),
+                ..Default::default()
             },
             now,
         )

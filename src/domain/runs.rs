@@ -58,6 +58,38 @@ coded_enum!(
 );
 
 coded_enum!(
+    /// What an audit event records.
+    #[derive(Default)]
+    AuditOutcome {
+        /// Something changed in a system.
+        #[default]
+        Effect = "effect",
+        /// Nothing was done, on purpose (with the reason): a skip, a validation failure, an echo.
+        Skip = "skip",
+        Failure = "failure",
+        /// Both sides changed the same record; the merge rule decided.
+        Conflict = "conflict",
+    }
+);
+
+impl AuditOutcome {
+    /// The outcome an action's name says, by the naming convention of our actions (`…_skipped`,
+    /// `…_ignored`, `…_unchanged`, `…_suppressed`, `…_failed`, `…_conflict`).
+    pub fn of_action(action: &str) -> AuditOutcome {
+        let has = |w: &str| action.split('_').any(|part| part == w);
+        if has("failed") || has("invalid") {
+            AuditOutcome::Failure
+        } else if has("conflict") {
+            AuditOutcome::Conflict
+        } else if has("skipped") || has("ignored") || has("unchanged") || has("suppressed") {
+            AuditOutcome::Skip
+        } else {
+            AuditOutcome::Effect
+        }
+    }
+}
+
+coded_enum!(
     /// Which way a change went.
     Direction {
         ToCrm = "to_crm",
@@ -127,5 +159,23 @@ mod tests {
             assert_eq!(StepOutcome::from_code(o.as_code()), Some(*o));
         }
         assert_eq!(RunStatus::from_code("nope"), None);
+    }
+
+    #[test]
+    fn an_actions_name_says_its_outcome() {
+        for (action, outcome) in [
+            ("opportunity_created", AuditOutcome::Effect),
+            ("referral_linked", AuditOutcome::Effect),
+            ("referral_skipped_flow_off", AuditOutcome::Skip),
+            ("referral_ignored_unknown_crm_id", AuditOutcome::Skip),
+            ("opportunity_unchanged", AuditOutcome::Skip),
+            ("echo_suppressed", AuditOutcome::Skip),
+            ("run_failed", AuditOutcome::Failure),
+            ("opportunity_invalid", AuditOutcome::Failure),
+            ("referral_update_conflict", AuditOutcome::Conflict),
+            ("flow_activated", AuditOutcome::Effect),
+        ] {
+            assert_eq!(AuditOutcome::of_action(action), outcome, "{action}");
+        }
     }
 }

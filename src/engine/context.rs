@@ -189,6 +189,8 @@ impl<'a> RunContext<'a> {
                     record_id: record_id.into(),
                     direction,
                     detail,
+                    outcome: crate::domain::runs::AuditOutcome::of_action(action),
+                    ..Default::default()
                 },
                 OffsetDateTime::now_utc(),
             )

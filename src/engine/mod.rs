@@ -173,6 +173,8 @@ impl Engine {
                         record_id: referral_id.to_string(),
                         direction: Some(Direction::ToCrm),
                         detail: why.clone(),
+                        outcome: crate::domain::runs::AuditOutcome::Skip,
+                        ..Default::default()
                     },
                     now,
                 )

@@ -1,10 +1,10 @@
 //! The audit trail: every effect on a record and every skip, with the run that caused it.
 
-use super::{Store, StoreError, on_pool};
-use crate::domain::runs::Direction;
+use super::{Backend, Store, StoreError, on_pool, sqlite_time_bound};
+use crate::domain::runs::{AuditOutcome, Direction};
 use time::OffsetDateTime;
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct NewAuditEvent {
     pub run_id: Option<i64>,
     /// `engine`, or the dashboard user who acted.
@@ -17,9 +17,12 @@ pub struct NewAuditEvent {
     pub direction: Option<Direction>,
     /// In words an admin reads: what, and why.
     pub detail: String,
+    pub outcome: AuditOutcome,
+    /// Field-level changes (`[{"path","from","to"}]`), or the failing rules, when there are any.
+    pub changes: Option<serde_json::Value>,
 }
 
-#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct AuditEvent {
     pub id: i64,
     pub at: OffsetDateTime,
@@ -30,12 +33,71 @@ pub struct AuditEvent {
     pub record_id: String,
     pub direction: Option<String>,
     pub detail: String,
+    pub outcome: AuditOutcome,
+    pub changes: Option<serde_json::Value>,
 }
 
+#[derive(sqlx::FromRow)]
+struct Row {
+    id: i64,
+    at: OffsetDateTime,
+    run_id: Option<i64>,
+    actor: String,
+    action: String,
+    record_kind: String,
+    record_id: String,
+    direction: Option<String>,
+    detail: String,
+    outcome: String,
+    changes: Option<String>,
+}
+
+impl TryFrom<Row> for AuditEvent {
+    type Error = StoreError;
+    fn try_from(r: Row) -> Result<AuditEvent, StoreError> {
+        Ok(AuditEvent {
+            outcome: AuditOutcome::from_code(&r.outcome).ok_or_else(|| {
+                StoreError::Corrupt(format!("audit event {}: outcome {:?}", r.id, r.outcome))
+            })?,
+            changes: r
+                .changes
+                .as_deref()
+                .map(serde_json::from_str)
+                .transpose()
+                .map_err(|e| StoreError::Corrupt(format!("audit event {}: changes {e}", r.id)))?,
+            id: r.id,
+            at: r.at,
+            run_id: r.run_id,
+            actor: r.actor,
+            action: r.action,
+            record_kind: r.record_kind,
+            record_id: r.record_id,
+            direction: r.direction,
+            detail: r.detail,
+        })
+    }
+}
+
+/// Which events a list shows. Every field narrows; none means all.
 #[derive(Debug, Clone, Default)]
 pub struct AuditFilter {
-    pub record_id: Option<String>,
+    /// Events about any of these records (an opportunity and its referral, say).
+    pub records: Vec<String>,
     pub run_id: Option<i64>,
+    pub direction: Option<Direction>,
+    pub outcome: Option<AuditOutcome>,
+    pub since: Option<OffsetDateTime>,
+    pub until: Option<OffsetDateTime>,
+}
+
+impl AuditFilter {
+    /// Events about one record.
+    pub fn record(id: impl Into<String>) -> AuditFilter {
+        AuditFilter {
+            records: vec![id.into()],
+            ..Default::default()
+        }
+    }
 }
 
 /// The INSERT of one event, bound, ready for any executor (pool or transaction).
@@ -43,8 +105,9 @@ macro_rules! insert_event {
     ($e:expr, $at:expr) => {{
         let (e, at): (&NewAuditEvent, OffsetDateTime) = ($e, $at);
         sqlx::query_scalar::<_, i64>(
-            "INSERT INTO audit_events (at, run_id, actor, action, record_kind, record_id, direction, detail)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id",
+            "INSERT INTO audit_events (at, run_id, actor, action, record_kind, record_id, direction, detail,
+                                       outcome, changes)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING id",
         )
         .bind(at)
         .bind(e.run_id)
@@ -54,6 +117,8 @@ macro_rules! insert_event {
         .bind(e.record_id.clone())
         .bind(e.direction.map(Direction::as_code))
         .bind(e.detail.clone())
+        .bind(e.outcome.as_code())
+        .bind(e.changes.as_ref().map(|c| c.to_string()))
     }};
 }
 
@@ -90,30 +155,62 @@ impl Store {
         limit: i64,
     ) -> Result<Vec<AuditEvent>, StoreError> {
         let mut sql = String::from(
-            "SELECT id, at, run_id, actor, action, record_kind, record_id, direction, detail
+            "SELECT id, at, run_id, actor, action, record_kind, record_id, direction, detail, outcome, changes
              FROM audit_events WHERE id < $1",
         );
-        let mut n = 3;
-        if filter.record_id.is_some() {
-            sql.push_str(&format!(" AND record_id = ${n}"));
+        let mut n = 2;
+        let mut param = || {
             n += 1;
+            format!("${n}")
+        };
+        if !filter.records.is_empty() {
+            // One equality per record, so that each can use the index.
+            let any: Vec<String> = filter
+                .records
+                .iter()
+                .map(|_| format!("record_id = {}", param()))
+                .collect();
+            sql.push_str(&format!(" AND ({})", any.join(" OR ")));
         }
-        if filter.run_id.is_some() {
-            sql.push_str(&format!(" AND run_id = ${n}"));
+        for (on, clause) in [
+            (filter.run_id.is_some(), "run_id ="),
+            (filter.direction.is_some(), "direction ="),
+            (filter.outcome.is_some(), "outcome ="),
+            (filter.since.is_some(), "at >="),
+            (filter.until.is_some(), "at <"),
+        ] {
+            if on {
+                sql.push_str(&format!(" AND {clause} {}", param()));
+            }
         }
         sql.push_str(" ORDER BY id DESC LIMIT $2");
-        Ok(on_pool!(self, |p| {
+        let sqlite = self.backend() == Backend::Sqlite;
+        let rows: Vec<Row> = on_pool!(self, |p| {
             let mut q = sqlx::query_as(&sql)
                 .bind(before.unwrap_or(i64::MAX))
                 .bind(limit);
-            if let Some(record) = &filter.record_id {
+            for record in &filter.records {
                 q = q.bind(record.clone());
             }
             if let Some(run) = filter.run_id {
                 q = q.bind(run);
             }
+            if let Some(d) = filter.direction {
+                q = q.bind(d.as_code());
+            }
+            if let Some(o) = filter.outcome {
+                q = q.bind(o.as_code());
+            }
+            for bound in [filter.since, filter.until].into_iter().flatten() {
+                q = if sqlite {
+                    q.bind(sqlite_time_bound(bound))
+                } else {
+                    q.bind(bound)
+                };
+            }
             q.fetch_all(p).await
-        })?)
+        })?;
+        rows.into_iter().map(AuditEvent::try_from).collect()
     }
 }
 
@@ -135,6 +232,13 @@ mod tests {
             record_id: record.into(),
             direction: Some(Direction::ToCrm),
             detail: format!("{action} {record}"),
+            outcome: if action == "skipped" {
+                AuditOutcome::Skip
+            } else {
+                AuditOutcome::Effect
+            },
+            changes: (action == "updated")
+                .then(|| serde_json::json!([{ "path": "/name", "from": "a", "to": "b" }])),
         };
         let a = store
             .record_audit(&event("r1", "created"), now)
@@ -158,12 +262,37 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(older.iter().map(|e| e.id).collect::<Vec<_>>(), vec![a]);
-        let r1 = AuditFilter {
-            record_id: Some("r1".into()),
-            ..Default::default()
-        };
-        let r1 = store.list_audit(&r1, None, 10).await.unwrap();
+        let r1 = store
+            .list_audit(&AuditFilter::record("r1"), None, 10)
+            .await
+            .unwrap();
         assert_eq!(r1.iter().map(|e| e.id).collect::<Vec<_>>(), vec![c, a]);
         assert_eq!(r1[0].direction.as_deref(), Some("to_crm"));
+        assert_eq!(r1[0].changes.as_ref().unwrap()[0]["to"], "b");
+        let both = AuditFilter {
+            records: vec!["r1".into(), "r2".into()],
+            ..Default::default()
+        };
+        assert_eq!(store.list_audit(&both, None, 10).await.unwrap().len(), 3);
+        let skips = AuditFilter {
+            outcome: Some(AuditOutcome::Skip),
+            direction: Some(Direction::ToCrm),
+            since: Some(now - time::Duration::minutes(1)),
+            until: Some(now + time::Duration::minutes(1)),
+            ..Default::default()
+        };
+        let skips = store.list_audit(&skips, None, 10).await.unwrap();
+        assert_eq!(skips.iter().map(|e| e.id).collect::<Vec<_>>(), vec![b]);
+        let other_way = AuditFilter {
+            direction: Some(Direction::ToPartnerCenter),
+            ..Default::default()
+        };
+        assert!(
+            store
+                .list_audit(&other_way, None, 10)
+                .await
+                .unwrap()
+                .is_empty()
+        );
     }
 }

@@ -1,5 +1,6 @@
-//! The audit trail: every effect on a record and every skip, newest first, with the run that caused it
-//! and who or what acted. Filtered by record or run; paged by keyset ("Older events").
+//! The audit trail: every effect on a record and every skip, newest first, with the run that caused it,
+//! who or what acted and, for updates, the fields that changed. Filtered by record, run, direction,
+//! outcome and time; paged by keyset ("Older events").
 
 use crate::error::AppError;
 use crate::layout::Gate;
@@ -8,6 +9,14 @@ use cosell::domain::Access;
 use leptos::prelude::*;
 use leptos_router::hooks::use_query_map;
 use serde::{Deserialize, Serialize};
+
+/// One changed field, as the timeline shows it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FieldChange {
+    pub field: String,
+    pub from: String,
+    pub to: String,
+}
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AuditRow {
@@ -20,11 +29,34 @@ pub struct AuditRow {
     pub record_id: String,
     pub direction: Option<String>,
     pub detail: String,
+    pub outcome: String,
+    pub changes: Vec<FieldChange>,
 }
 
 #[cfg(feature = "ssr")]
 impl From<cosell::store::AuditEvent> for AuditRow {
     fn from(e: cosell::store::AuditEvent) -> Self {
+        let show = |v: &serde_json::Value| match v {
+            serde_json::Value::Null => "—".to_string(),
+            serde_json::Value::String(s) => s.clone(),
+            other => other.to_string(),
+        };
+        let changes = e
+            .changes
+            .as_ref()
+            .and_then(|c| c.as_array())
+            .map(|changes| {
+                changes
+                    .iter()
+                    .filter(|c| c.get("path").is_some())
+                    .map(|c| FieldChange {
+                        field: c["path"].as_str().unwrap_or_default().to_string(),
+                        from: show(&c["from"]),
+                        to: show(&c["to"]),
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
         AuditRow {
             id: e.id,
             at: crate::pages::when(e.at),
@@ -35,7 +67,66 @@ impl From<cosell::store::AuditEvent> for AuditRow {
             record_id: e.record_id,
             direction: e.direction,
             detail: e.detail,
+            outcome: e.outcome.as_code().into(),
+            changes,
         }
+    }
+}
+
+/// The filter as typed: empty fields mean "any".
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct AuditQuery {
+    pub record: String,
+    pub run: String,
+    pub direction: String,
+    pub outcome: String,
+    pub from: String,
+    pub to: String,
+}
+
+impl AuditQuery {
+    fn pairs(&self) -> [(&'static str, &str); 6] {
+        [
+            ("record", &self.record),
+            ("run", &self.run),
+            ("direction", &self.direction),
+            ("outcome", &self.outcome),
+            ("from", &self.from),
+            ("to", &self.to),
+        ]
+    }
+
+    #[cfg(feature = "ssr")]
+    fn filter(&self) -> Result<cosell::store::AuditFilter, AppError> {
+        use crate::pages::filter_moment;
+        use cosell::domain::runs::{AuditOutcome, Direction};
+        let text = |s: &str| Some(s.trim().to_string()).filter(|s| !s.is_empty());
+        Ok(cosell::store::AuditFilter {
+            records: text(&self.record).into_iter().collect(),
+            run_id: text(&self.run)
+                .map(|run| {
+                    run.parse::<i64>().map_err(|_| {
+                        AppError::Invalid(format!(
+                            "“{run}” is not a run number: use the number shown in the Runs list."
+                        ))
+                    })
+                })
+                .transpose()?,
+            direction: text(&self.direction)
+                .map(|d| {
+                    Direction::from_code(&d)
+                        .ok_or_else(|| AppError::Invalid(format!("There is no direction “{d}”.")))
+                })
+                .transpose()?,
+            outcome: text(&self.outcome)
+                .map(|o| {
+                    AuditOutcome::from_code(&o)
+                        .ok_or_else(|| AppError::Invalid(format!("There is no outcome “{o}”.")))
+                })
+                .transpose()?,
+            since: filter_moment(&self.from, "From")?,
+            until: filter_moment(&self.to, "Before")?,
+        })
     }
 }
 
@@ -46,33 +137,16 @@ pub struct AuditEvents {
     pub older: Option<i64>,
 }
 
-/// A page of audit events, newest first. `record` and `run` narrow it when not empty.
+/// A page of audit events, newest first, narrowed by the filter.
 #[server(endpoint = "list_audit")]
-pub async fn list_audit(
-    record: String,
-    run: String,
-    before: Option<i64>,
-) -> Result<AuditEvents, AppError> {
+pub async fn list_audit(query: AuditQuery, before: Option<i64>) -> Result<AuditEvents, AppError> {
     use crate::auth::server::{context, internal, require};
     use crate::pages::PAGE_SIZE;
     require(Access::Viewer).await?;
     let ctx = context()?;
-    let run = run.trim();
-    let filter = cosell::store::AuditFilter {
-        record_id: Some(record.trim().to_string()).filter(|r| !r.is_empty()),
-        run_id: if run.is_empty() {
-            None
-        } else {
-            Some(run.parse::<i64>().map_err(|_| {
-                AppError::Invalid(format!(
-                    "“{run}” is not a run number: use the number shown in the Runs list."
-                ))
-            })?)
-        },
-    };
     let rows = ctx
         .store
-        .list_audit(&filter, before, PAGE_SIZE + 1)
+        .list_audit(&query.filter()?, before, PAGE_SIZE + 1)
         .await
         .map_err(internal)?;
     let (rows, older) = crate::pages::page_of(rows, |r| r.id);
@@ -83,7 +157,7 @@ pub async fn list_audit(
 }
 
 /// `opportunity_created` → "Opportunity created".
-fn action_label(action: &str) -> String {
+pub fn action_label(action: &str) -> String {
     let words = action.replace('_', " ");
     let mut chars = words.chars();
     chars
@@ -92,12 +166,41 @@ fn action_label(action: &str) -> String {
         .unwrap_or_default()
 }
 
-fn direction_label(direction: Option<&str>) -> &'static str {
+pub fn direction_label(direction: Option<&str>) -> &'static str {
     match direction {
         Some("to_crm") => "→ CRM",
         Some("to_partner_center") => "→ Partner Center",
         _ => "",
     }
+}
+
+const OUTCOMES: [(&str, &str); 4] = [
+    ("effect", "Change"),
+    ("skip", "Skipped"),
+    ("failure", "Failure"),
+    ("conflict", "Conflict"),
+];
+
+pub fn outcome_label(code: &str) -> &'static str {
+    OUTCOMES
+        .iter()
+        .find(|(c, _)| *c == code)
+        .map(|(_, l)| *l)
+        .unwrap_or("")
+}
+
+/// The fields an update changed: field, before, after.
+#[component]
+pub fn Changes(changes: Vec<FieldChange>) -> impl IntoView {
+    (!changes.is_empty()).then(|| {
+        view! {
+            <ul class="changes">
+                {changes.into_iter().map(|c| view! {
+                    <li><code>{c.field}</code>": " <del>{c.from}</del>" → " <ins>{c.to}</ins></li>
+                }).collect_view()}
+            </ul>
+        }
+    })
 }
 
 /// Audit events as a table; shared by this page and a run's page.
@@ -111,15 +214,18 @@ pub fn AuditTable(rows: Vec<AuditRow>) -> impl IntoView {
             </tr></thead>
             <tbody>
                 {rows.into_iter().map(|e| view! {
-                    <tr data-action=e.action.clone()>
+                    <tr data-action=e.action.clone() data-outcome=e.outcome.clone()>
                         <td>{e.at}</td>
-                        <td>{action_label(&e.action)}</td>
+                        <td>
+                            <span class=format!("badge {}", e.outcome)>{outcome_label(&e.outcome)}</span>" "
+                            {action_label(&e.action)}
+                        </td>
                         <td>
                             <span class="kind">{e.record_kind}</span>" "
                             <a href=format!("/audit{}", query_string(&[("record", &e.record_id)]))>{e.record_id.clone()}</a>
                         </td>
                         <td>{direction_label(e.direction.as_deref())}</td>
-                        <td class="wrap">{e.detail}</td>
+                        <td class="wrap">{e.detail}<Changes changes=e.changes/></td>
                         <td>{e.run_id.map(|id| view! { <a href=format!("/runs/{id}")>{format!("#{id}")}</a> })}</td>
                         <td>{e.actor}</td>
                     </tr>
@@ -131,52 +237,85 @@ pub fn AuditTable(rows: Vec<AuditRow>) -> impl IntoView {
 
 #[component]
 pub fn AuditPage() -> impl IntoView {
-    let query = use_query_map();
-    let param = move |name: &str| query.with(|q| q.get(name).unwrap_or_default());
+    let query_map = use_query_map();
+    let param = move |name: &str| query_map.with(|q| q.get(name).unwrap_or_default());
+    let query = move || AuditQuery {
+        record: param("record"),
+        run: param("run"),
+        direction: param("direction"),
+        outcome: param("outcome"),
+        from: param("from"),
+        to: param("to"),
+    };
     let events = Resource::new(
-        move || (param("record"), param("run"), param("before")),
-        |(record, run, before)| list_audit(record, run, before.parse().ok()),
+        move || (query(), param("before").parse::<i64>().ok()),
+        |(q, before)| list_audit(q, before),
     );
     view! {
-        <Gate needed=Access::Viewer title="Audit" content=move |_me| view! {
-            <p>"Every effect cosell had on a record, and every time it chose not to act, with the reason and the run that did it."</p>
-            <form method="get" action="/audit" class="filters" aria-label="Filter the audit trail">
-                <label>"Record (referral, opportunity or account id)"
-                    <input type="search" name="record" value=param("record")/>
-                </label>
-                <label>"Run"
-                    <input type="text" name="run" inputmode="numeric" size="8" value=param("run")/>
-                </label>
-                <button type="submit">"Filter"</button>
-                <a href="/audit">"Clear"</a>
-            </form>
-            <Suspense fallback=|| view! { <p class="loading">"Loading…"</p> }>
-                {move || Suspend::new(async move {
-                    match events.await {
-                        Err(e) => view! { <p class="error" role="alert">{e.to_string()}</p> }.into_any(),
-                        Ok(page) if page.rows.is_empty() => view! {
-                            <p class="empty">"No audit events match."</p>
-                        }.into_any(),
-                        Ok(page) => {
-                            let older = page.older.map(|before| {
-                                let before = before.to_string();
-                                let href = format!("/audit{}", query_string(&[
-                                    ("record", &param("record")), ("run", &param("run")), ("before", &before),
-                                ]));
-                                view! { <a class="button" href=href>"Older events"</a> }
-                            });
-                            let newest = (!param("before").is_empty()).then(|| {
-                                let href = format!("/audit{}", query_string(&[("record", &param("record")), ("run", &param("run"))]));
-                                view! { <a class="button" href=href>"Newest events"</a> }
-                            });
-                            view! {
-                                <AuditTable rows=page.rows/>
-                                <nav class="pager" aria-label="Pages">{newest}{older}</nav>
-                            }.into_any()
+        <Gate needed=Access::Viewer title="Audit" content=move |_me| {
+            let q = query();
+            view! {
+                <p>"Every effect cosell had on a record, and every time it chose not to act, with the reason and the run that did it."</p>
+                <form method="get" action="/audit" class="filters" aria-label="Filter the audit trail">
+                    <label>"Record (opportunity, referral or account id)"
+                        <input type="search" name="record" value=q.record.clone()/>
+                    </label>
+                    <label>"Run"
+                        <input type="text" name="run" inputmode="numeric" size="8" value=q.run.clone()/>
+                    </label>
+                    <label>"Direction"
+                        <select name="direction">
+                            <option value="" selected=q.direction.is_empty()>"Any"</option>
+                            <option value="to_crm" selected=q.direction == "to_crm">"Partner Center → CRM"</option>
+                            <option value="to_partner_center" selected=q.direction == "to_partner_center">"CRM → Partner Center"</option>
+                        </select>
+                    </label>
+                    <label>"Result"
+                        <select name="outcome">
+                            <option value="" selected=q.outcome.is_empty()>"Any"</option>
+                            {OUTCOMES.iter().map(|(code, label)| view! {
+                                <option value=*code selected=*code == q.outcome>{*label}</option>
+                            }).collect_view()}
+                        </select>
+                    </label>
+                    <label>"From (UTC)"
+                        <input type="datetime-local" name="from" value=q.from.clone()/>
+                    </label>
+                    <label>"Before (UTC)"
+                        <input type="datetime-local" name="to" value=q.to.clone()/>
+                    </label>
+                    <button type="submit">"Filter"</button>
+                    <a href="/audit">"Clear"</a>
+                </form>
+                <Suspense fallback=|| view! { <p class="loading">"Loading…"</p> }>
+                    {move || Suspend::new(async move {
+                        let q = query();
+                        match events.await {
+                            Err(e) => view! { <p class="error" role="alert">{e.to_string()}</p> }.into_any(),
+                            Ok(page) if page.rows.is_empty() => view! {
+                                <p class="empty">"No audit events match."</p>
+                            }.into_any(),
+                            Ok(page) => {
+                                let older = page.older.map(|before| {
+                                    let before = before.to_string();
+                                    let mut pairs = q.pairs().to_vec();
+                                    pairs.push(("before", &before));
+                                    let href = format!("/audit{}", query_string(&pairs));
+                                    view! { <a class="button" href=href>"Older events"</a> }
+                                });
+                                let newest = (!param("before").is_empty()).then(|| {
+                                    let href = format!("/audit{}", query_string(&q.pairs()));
+                                    view! { <a class="button" href=href>"Newest events"</a> }
+                                });
+                                view! {
+                                    <AuditTable rows=page.rows/>
+                                    <nav class="pager" aria-label="Pages">{newest}{older}</nav>
+                                }.into_any()
+                            }
                         }
-                    }
-                })}
-            </Suspense>
-        }.into_any()/>
+                    })}
+                </Suspense>
+            }.into_any()
+        }/>
     }
 }

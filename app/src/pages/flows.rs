@@ -278,6 +278,7 @@ async fn audit_flow(
                 record_id: name.clone(),
                 direction: None,
                 detail: format!("“{name}” switched {}.", if on { "on" } else { "off" }),
+                ..Default::default()
             },
             time::OffsetDateTime::now_utc(),
         )

@@ -19,6 +19,24 @@ pub fn when(at: OffsetDateTime) -> String {
     .unwrap_or_default()
 }
 
+/// A From/Before filter field: None when empty, the moment when it reads as one, or what to type.
+pub fn filter_moment(
+    text: &str,
+    field: &str,
+) -> Result<Option<OffsetDateTime>, crate::error::AppError> {
+    let text = text.trim();
+    if text.is_empty() {
+        return Ok(None);
+    }
+    cosell::domain::runs::parse_utc_moment(text)
+        .map(Some)
+        .ok_or_else(|| {
+            crate::error::AppError::Invalid(format!(
+                "“{text}” in “{field}” is not a date and time: use YYYY-MM-DD HH:MM, in UTC."
+            ))
+        })
+}
+
 /// What a server action answered, as the page shows it: a notice, or the error with its fix.
 pub fn action_result(
     r: Option<Result<String, crate::error::AppError>>,

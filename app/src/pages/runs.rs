@@ -42,20 +42,10 @@ impl RunQuery {
         &self,
         crm: cosell::domain::flows::Crm,
     ) -> Result<cosell::store::RunFilter, AppError> {
+        use crate::pages::filter_moment;
         use cosell::domain::flows::Flow;
-        use cosell::domain::runs::{RunStatus, parse_utc_moment};
+        use cosell::domain::runs::RunStatus;
         let text = |s: &str| Some(s.trim().to_string()).filter(|s| !s.is_empty());
-        let moment = |s: &str, what: &str| {
-            text(s)
-                .map(|s| {
-                    parse_utc_moment(&s).ok_or_else(|| {
-                        AppError::Invalid(format!(
-                            "“{s}” in “{what}” is not a date and time: use YYYY-MM-DD HH:MM, in UTC."
-                        ))
-                    })
-                })
-                .transpose()
-        };
         let filter = cosell::store::RunFilter {
             flow: text(&self.flow)
                 .map(|code| {
@@ -71,8 +61,8 @@ impl RunQuery {
                 })
                 .transpose()?,
             record_id: text(&self.record),
-            since: moment(&self.from, "From")?,
-            until: moment(&self.to, "Before")?,
+            since: filter_moment(&self.from, "From")?,
+            until: filter_moment(&self.to, "Before")?,
         };
         if let (Some(since), Some(until)) = (filter.since, filter.until)
             && since >= until
@@ -333,6 +323,7 @@ async fn audit_resubmission(
                 record_id: original.to_string(),
                 direction: None,
                 detail: format!("Run {original} resubmitted as run {again}."),
+                ..Default::default()
             },
             at,
         )

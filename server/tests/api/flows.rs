@@ -165,14 +165,7 @@ async fn a_webhook_while_the_flow_is_off_is_kept_as_a_skipped_run_to_resubmit() 
     assert_eq!(stored.record_id.as_deref(), Some(id.as_str()));
     let audit = app
         .store
-        .list_audit(
-            &AuditFilter {
-                record_id: Some(id),
-                ..Default::default()
-            },
-            None,
-            10,
-        )
+        .list_audit(&AuditFilter::record(id.clone()), None, 10)
         .await
         .unwrap();
     assert_eq!(audit[0].action, "referral_skipped_flow_off");

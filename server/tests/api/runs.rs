@@ -286,20 +286,62 @@ async fn the_audit_list_filters_by_record_and_run_and_pages_by_keyset() {
                     record_id: format!("opp-{}", i % 2),
                     direction: None,
                     detail: format!("event number {i}."),
+                    ..Default::default()
                 },
                 now,
             )
             .await
             .unwrap();
     }
+    app.store
+        .record_audit(
+            &NewAuditEvent {
+                actor: "engine".into(),
+                action: "referral_updated".into(),
+                record_kind: "referral".into(),
+                record_id: "ref-x".into(),
+                direction: Some(cosell::domain::runs::Direction::ToPartnerCenter),
+                detail: "the odd one out.".into(),
+                outcome: cosell::domain::runs::AuditOutcome::Conflict,
+                changes: Some(json!([{ "path": "/details/dealValue", "from": 100, "to": 250 }])),
+                ..Default::default()
+            },
+            now - time::Duration::hours(3),
+        )
+        .await
+        .unwrap();
     let viewer = app.signed_in("viewer").await;
+    let (_, odd) = app
+        .page(
+            &viewer,
+            "/audit?direction=to_partner_center&outcome=conflict",
+        )
+        .await;
+    assert!(
+        odd.contains("the odd one out.") && !odd.contains("event number"),
+        "{odd}"
+    );
+    assert!(
+        odd.contains("<del>100</del>") && odd.contains("<ins>250</ins>"),
+        "the field diff"
+    );
+    let fmt = time::macros::format_description!("[year]-[month]-[day]T[hour]:[minute]");
+    let cut = (now - time::Duration::hours(1)).format(&fmt).unwrap();
+    let (_, early) = app.page(&viewer, &format!("/audit?to={cut}")).await;
+    assert!(early.contains("the odd one out.") && !early.contains("event number"));
+    let (_, bad) = app.page(&viewer, "/audit?outcome=maybe").await;
+    assert!(bad.contains("There is no outcome"), "{bad}");
     let (status, first) = app.page(&viewer, "/audit").await;
     assert_eq!(status, StatusCode::OK);
-    assert!(first.contains("event number 54.") && first.contains("event number 5."));
-    assert!(!first.contains("event number 4."), "50 per page");
+    // 56 events: the odd one (recorded last) and 54..6 on the first page, 5..0 on the second.
+    assert!(first.contains("the odd one out.") && first.contains("event number 54."));
+    assert!(
+        first.contains("event number 6.") && !first.contains("event number 5."),
+        "50 per page"
+    );
     let (_, second) = app.page(&viewer, &older_link(&first).unwrap()).await;
-    assert!(second.contains("event number 4.") && second.contains("event number 0."));
-    assert!(!second.contains("event number 5."));
+    assert!(second.contains("event number 5.") && second.contains("event number 0."));
+    assert!(!second.contains("event number 6."));
 
     let (_, odd) = app.page(&viewer, "/audit?record=opp-1").await;
     assert!(odd.contains("event number 53.") && !odd.contains("event number 54."));

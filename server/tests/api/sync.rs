@@ -110,10 +110,7 @@ async fn an_unknown_crm_id_is_ignored_and_audited() {
     let audit = app
         .store
         .list_audit(
-            &AuditFilter {
-                record_id: referral["id"].as_str().map(String::from),
-                ..Default::default()
-            },
+            &AuditFilter::record(referral["id"].as_str().unwrap()),
             None,
             10,
         )
