@@ -7,6 +7,7 @@ mod audit;
 mod connections;
 mod flows;
 mod inbox;
+mod opportunities;
 mod runs;
 mod sessions;
 #[cfg(any(test, feature = "test-support"))]
@@ -16,6 +17,7 @@ mod users;
 pub use audit::{AuditEvent, AuditFilter, NewAuditEvent};
 pub use connections::{Connection, NewConnection};
 pub use inbox::Recorded;
+pub use opportunities::{MirroredOpportunity, OpportunityCursor, SeenOpportunity};
 pub use runs::{NewRun, NewStep, ResubmitRefusal, Run, RunFilter, Step};
 pub use sessions::SessionBackend;
 

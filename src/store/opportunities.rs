@@ -1,0 +1,480 @@
+//! The CRM's opportunities as cosell last saw them (the change feed keeps them current), with the last
+//! readiness check and sync result; where each change feed resumes; and dashboard settings.
+//!
+//! The CRM stays the record of truth: this is a mirror for listing and searching, never a source for
+//! what is sent to Partner Center (a run reads the opportunity from the CRM again).
+
+use super::{Store, StoreError, on_pool};
+use crate::domain::opportunity::{OpportunityState, Problem};
+use serde_json::Value;
+use time::OffsetDateTime;
+
+/// What the change feed (or a run) saw of an opportunity.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SeenOpportunity {
+    pub crm_id: String,
+    pub name: String,
+    pub referral_id: Option<String>,
+    pub referral_link: Option<String>,
+    pub sync: bool,
+    pub state: OpportunityState,
+    pub version: Option<String>,
+}
+
+/// An opportunity as the Opportunities page lists it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MirroredOpportunity {
+    pub seen: SeenOpportunity,
+    /// The failing rules at the last check (empty: ready), None when never checked.
+    pub problems: Option<Vec<Problem>>,
+    pub last_result: Option<String>,
+    pub last_run_id: Option<i64>,
+    pub last_synced_at: Option<OffsetDateTime>,
+    /// The Partner Center fields cosell last sent for it (JSON Pointer → value).
+    pub pushed: Option<Value>,
+    /// The CRM row version cosell's own last write produced (a change at this version is our echo).
+    pub written_version: Option<String>,
+}
+
+#[derive(sqlx::FromRow)]
+struct Row {
+    crm_id: String,
+    name: String,
+    referral_id: Option<String>,
+    referral_link: Option<String>,
+    sync: bool,
+    state: String,
+    version: Option<String>,
+    problems: Option<String>,
+    last_result: Option<String>,
+    last_run_id: Option<i64>,
+    last_synced_at: Option<OffsetDateTime>,
+    pushed: Option<String>,
+    written_version: Option<String>,
+}
+
+const COLUMNS: &str = "crm_id, name, referral_id, referral_link, sync, state, version, problems, \
+                       last_result, last_run_id, last_synced_at, pushed, written_version";
+
+fn state_code(s: OpportunityState) -> &'static str {
+    match s {
+        OpportunityState::Open => "open",
+        OpportunityState::Won => "won",
+        OpportunityState::Lost => "lost",
+    }
+}
+
+impl TryFrom<Row> for MirroredOpportunity {
+    type Error = StoreError;
+    fn try_from(r: Row) -> Result<Self, StoreError> {
+        let corrupt = |what: &str| StoreError::Corrupt(format!("opportunity {}: {what}", r.crm_id));
+        let state = match r.state.as_str() {
+            "open" => OpportunityState::Open,
+            "won" => OpportunityState::Won,
+            "lost" => OpportunityState::Lost,
+            _ => return Err(corrupt("state")),
+        };
+        let json = |s: &Option<String>| {
+            s.as_deref()
+                .map(serde_json::from_str::<Value>)
+                .transpose()
+                .map_err(|_| corrupt("JSON"))
+        };
+        let problems = json(&r.problems)?
+            .map(serde_json::from_value::<Vec<Problem>>)
+            .transpose()
+            .map_err(|_| corrupt("problems"))?;
+        let pushed = json(&r.pushed)?;
+        Ok(MirroredOpportunity {
+            seen: SeenOpportunity {
+                crm_id: r.crm_id,
+                name: r.name,
+                referral_id: r.referral_id,
+                referral_link: r.referral_link,
+                sync: r.sync,
+                state,
+                version: r.version,
+            },
+            problems,
+            last_result: r.last_result,
+            last_run_id: r.last_run_id,
+            last_synced_at: r.last_synced_at,
+            pushed,
+            written_version: r.written_version,
+        })
+    }
+}
+
+/// Where a page of the opportunity list starts: after this (name, id).
+pub type OpportunityCursor = (String, String);
+
+impl Store {
+    /// Records what was seen of an opportunity; returns what was known before, to tell what changed.
+    pub async fn see_opportunity(
+        &self,
+        o: &SeenOpportunity,
+        at: OffsetDateTime,
+    ) -> Result<Option<MirroredOpportunity>, StoreError> {
+        let before = self.opportunity(&o.crm_id).await?;
+        on_pool!(self, |p| {
+            sqlx::query(
+            "INSERT INTO crm_opportunities (crm_id, name, name_key, referral_id, referral_link, sync, state,
+                                            version, seen_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+             ON CONFLICT (crm_id) DO UPDATE SET name = excluded.name, name_key = excluded.name_key,
+                 referral_id = excluded.referral_id, referral_link = excluded.referral_link,
+                 sync = excluded.sync, state = excluded.state, version = excluded.version,
+                 seen_at = excluded.seen_at"
+        )
+        .bind(&o.crm_id)
+        .bind(&o.name)
+        .bind(o.name.to_lowercase())
+        .bind(&o.referral_id)
+        .bind(&o.referral_link)
+        .bind(o.sync)
+        .bind(state_code(o.state))
+        .bind(&o.version)
+        .bind(at)
+        .execute(p)
+        .await
+        .map(|_| ())
+        })?;
+        Ok(before)
+    }
+
+    /// An opportunity deleted in the CRM leaves the list.
+    pub async fn forget_opportunity(&self, crm_id: &str) -> Result<(), StoreError> {
+        on_pool!(self, |p| sqlx::query(
+            "DELETE FROM crm_opportunities WHERE crm_id = $1"
+        )
+        .bind(crm_id)
+        .execute(p)
+        .await
+        .map(|_| ()))?;
+        Ok(())
+    }
+
+    pub async fn opportunity(
+        &self,
+        crm_id: &str,
+    ) -> Result<Option<MirroredOpportunity>, StoreError> {
+        let sql = format!("SELECT {COLUMNS} FROM crm_opportunities WHERE crm_id = $1");
+        let row: Option<Row> = on_pool!(self, |p| sqlx::query_as(&sql)
+            .bind(crm_id)
+            .fetch_optional(p)
+            .await)?;
+        row.map(MirroredOpportunity::try_from).transpose()
+    }
+
+    /// The opportunity linked to a referral, if any.
+    pub async fn opportunity_for_referral(
+        &self,
+        referral_id: &str,
+    ) -> Result<Option<MirroredOpportunity>, StoreError> {
+        let sql = format!("SELECT {COLUMNS} FROM crm_opportunities WHERE referral_id = $1");
+        let row: Option<Row> = on_pool!(self, |p| sqlx::query_as(&sql)
+            .bind(referral_id)
+            .fetch_optional(p)
+            .await)?;
+        row.map(MirroredOpportunity::try_from).transpose()
+    }
+
+    /// A page of opportunities by name, after `after` (keyset). `search` matches a CRM id or a referral
+    /// id exactly, or any part of the name, case-insensitively.
+    pub async fn list_opportunities(
+        &self,
+        search: Option<&str>,
+        after: Option<&OpportunityCursor>,
+        limit: i64,
+    ) -> Result<Vec<MirroredOpportunity>, StoreError> {
+        let search = search.map(str::trim).filter(|s| !s.is_empty());
+        let mut sql =
+            format!("SELECT {COLUMNS} FROM crm_opportunities WHERE (name_key, crm_id) > ($1, $2)");
+        if search.is_some() {
+            sql.push_str(" AND (crm_id = $4 OR referral_id = $4 OR name_key LIKE $5 ESCAPE '\\')");
+        }
+        sql.push_str(" ORDER BY name_key, crm_id LIMIT $3");
+        let (name, id) = after.cloned().unwrap_or_default();
+        let rows: Vec<Row> = on_pool!(self, |p| {
+            let mut q = sqlx::query_as(&sql)
+                .bind(name.to_lowercase())
+                .bind(id)
+                .bind(limit);
+            if let Some(s) = search {
+                let like = format!(
+                    "%{}%",
+                    s.to_lowercase()
+                        .replace('\\', "\\\\")
+                        .replace('%', "\\%")
+                        .replace('_', "\\_")
+                );
+                q = q.bind(s.to_string()).bind(like);
+            }
+            q.fetch_all(p).await
+        })?;
+        rows.into_iter()
+            .map(MirroredOpportunity::try_from)
+            .collect()
+    }
+
+    /// The outcome of a readiness check or a sync: the failing rules (empty: ready), a one-line result,
+    /// the run, and, when Partner Center was brought in step, what it now holds.
+    pub async fn record_sync_result(
+        &self,
+        crm_id: &str,
+        problems: &[Problem],
+        result: &str,
+        run_id: Option<i64>,
+        pushed: Option<&Value>,
+        at: OffsetDateTime,
+    ) -> Result<(), StoreError> {
+        let problems = serde_json::to_string(problems)
+            .map_err(|e| StoreError::Corrupt(format!("problems: {e}")))?;
+        on_pool!(self, |p| sqlx::query(
+            "UPDATE crm_opportunities SET problems = $2, last_result = $3, last_run_id = $4,
+                    last_synced_at = $5, pushed = COALESCE($6, pushed)
+             WHERE crm_id = $1"
+        )
+        .bind(crm_id)
+        .bind(problems)
+        .bind(result)
+        .bind(run_id)
+        .bind(at)
+        .bind(pushed.map(Value::to_string))
+        .execute(p)
+        .await
+        .map(|_| ()))?;
+        Ok(())
+    }
+
+    /// Remembers the row version cosell's own write to the opportunity produced.
+    pub async fn record_written_version(
+        &self,
+        crm_id: &str,
+        version: &str,
+    ) -> Result<(), StoreError> {
+        on_pool!(self, |p| sqlx::query(
+            "UPDATE crm_opportunities SET written_version = $2 WHERE crm_id = $1"
+        )
+        .bind(crm_id)
+        .bind(version)
+        .execute(p)
+        .await
+        .map(|_| ()))?;
+        Ok(())
+    }
+
+    /// Where the change feed `feed` resumes.
+    pub async fn change_feed(&self, feed: &str) -> Result<Option<String>, StoreError> {
+        Ok(on_pool!(self, |p| sqlx::query_scalar(
+            "SELECT delta_link FROM change_feeds WHERE feed = $1"
+        )
+        .bind(feed)
+        .fetch_optional(p)
+        .await)?)
+    }
+
+    pub async fn set_change_feed(
+        &self,
+        feed: &str,
+        delta_link: &str,
+        at: OffsetDateTime,
+    ) -> Result<(), StoreError> {
+        on_pool!(self, |p| {
+            sqlx::query(
+            "INSERT INTO change_feeds (feed, delta_link, polled_at) VALUES ($1, $2, $3)
+             ON CONFLICT (feed) DO UPDATE SET delta_link = excluded.delta_link, polled_at = excluded.polled_at"
+        )
+        .bind(feed)
+        .bind(delta_link)
+        .bind(at)
+        .execute(p)
+        .await
+        .map(|_| ())
+        })?;
+        Ok(())
+    }
+
+    /// A dashboard setting (JSON), if it was ever saved.
+    pub async fn setting(&self, key: &str) -> Result<Option<Value>, StoreError> {
+        let text: Option<String> = on_pool!(self, |p| sqlx::query_scalar(
+            "SELECT value FROM settings WHERE key = $1"
+        )
+        .bind(key)
+        .fetch_optional(p)
+        .await)?;
+        text.map(|t| serde_json::from_str(&t))
+            .transpose()
+            .map_err(|e| StoreError::Corrupt(format!("setting {key}: {e}")))
+    }
+
+    pub async fn set_setting(
+        &self,
+        key: &str,
+        value: &Value,
+        by: &str,
+        at: OffsetDateTime,
+    ) -> Result<(), StoreError> {
+        on_pool!(self, |p| {
+            sqlx::query(
+            "INSERT INTO settings (key, value, changed_by, changed_at) VALUES ($1, $2, $3, $4)
+             ON CONFLICT (key) DO UPDATE SET value = excluded.value, changed_by = excluded.changed_by,
+                 changed_at = excluded.changed_at"
+        )
+        .bind(key)
+        .bind(value.to_string())
+        .bind(by)
+        .bind(at)
+        .execute(p)
+        .await
+        .map(|_| ())
+        })?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::test_support::TestDatabase;
+    use super::*;
+    use serde_json::json;
+
+    fn seen(id: &str, name: &str) -> SeenOpportunity {
+        SeenOpportunity {
+            crm_id: id.into(),
+            name: name.into(),
+            referral_id: None,
+            referral_link: None,
+            sync: false,
+            state: OpportunityState::Open,
+            version: Some("1".into()),
+        }
+    }
+
+    #[tokio::test]
+    async fn the_mirror_lists_by_name_searches_and_pages_by_keyset() {
+        let db = TestDatabase::new().await;
+        let store = Store::connect(db.url()).await.unwrap();
+        let now = OffsetDateTime::now_utc();
+        for (id, name) in [
+            ("c", "Contoso 100% cloud"),
+            ("a", "adatum renewal"),
+            ("b", "Fabrikam migration"),
+            ("d", "Fabrikam_data"),
+        ] {
+            assert!(
+                store
+                    .see_opportunity(&seen(id, name), now)
+                    .await
+                    .unwrap()
+                    .is_none()
+            );
+        }
+        let names = |rows: Vec<MirroredOpportunity>| {
+            rows.into_iter().map(|r| r.seen.crm_id).collect::<Vec<_>>()
+        };
+        let first = store.list_opportunities(None, None, 2).await.unwrap();
+        let cursor = (first[1].seen.name.clone(), first[1].seen.crm_id.clone());
+        assert_eq!(names(first), vec!["a", "c"]);
+        let next = store
+            .list_opportunities(None, Some(&cursor), 2)
+            .await
+            .unwrap();
+        assert_eq!(names(next), vec!["b", "d"]);
+        let fab = store
+            .list_opportunities(Some("FABRIKAM"), None, 10)
+            .await
+            .unwrap();
+        assert_eq!(names(fab), vec!["b", "d"]);
+        let pct = store
+            .list_opportunities(Some("100%"), None, 10)
+            .await
+            .unwrap();
+        assert_eq!(names(pct), vec!["c"], "% is literal");
+        let under = store
+            .list_opportunities(Some("m_m"), None, 10)
+            .await
+            .unwrap();
+        assert!(under.is_empty(), "_ is literal");
+
+        let mut linked = seen("b", "Fabrikam migration");
+        linked.referral_id = Some("ref-9".into());
+        linked.version = Some("2".into());
+        let before = store.see_opportunity(&linked, now).await.unwrap().unwrap();
+        assert_eq!(before.seen.version.as_deref(), Some("1"));
+        let by_ref = store
+            .list_opportunities(Some("ref-9"), None, 10)
+            .await
+            .unwrap();
+        assert_eq!(names(by_ref), vec!["b"]);
+        assert_eq!(
+            store
+                .opportunity_for_referral("ref-9")
+                .await
+                .unwrap()
+                .unwrap()
+                .seen
+                .crm_id,
+            "b"
+        );
+        store.forget_opportunity("d").await.unwrap();
+        assert!(store.opportunity("d").await.unwrap().is_none());
+    }
+
+    #[tokio::test]
+    async fn results_feeds_and_settings_are_kept() {
+        let db = TestDatabase::new().await;
+        let store = Store::connect(db.url()).await.unwrap();
+        let now = OffsetDateTime::now_utc();
+        store.see_opportunity(&seen("a", "A"), now).await.unwrap();
+        let problems = vec![Problem::SolutionMissing, Problem::ContactMissing];
+        store
+            .record_sync_result("a", &problems, "2 rules fail", Some(7), None, now)
+            .await
+            .unwrap();
+        let pushed = json!({ "/name": "A" });
+        store
+            .record_sync_result("a", &[], "Referral created", Some(8), Some(&pushed), now)
+            .await
+            .unwrap();
+        store
+            .record_sync_result("a", &[], "Nothing changed", Some(9), None, now)
+            .await
+            .unwrap();
+        store.record_written_version("a", "5").await.unwrap();
+        let a = store.opportunity("a").await.unwrap().unwrap();
+        assert_eq!(a.problems, Some(vec![]));
+        assert_eq!(a.last_run_id, Some(9));
+        assert_eq!(a.pushed, Some(pushed), "kept when a sync sends nothing");
+        assert_eq!(a.written_version.as_deref(), Some("5"));
+        // Seeing the row again keeps what cosell knows of it.
+        store.see_opportunity(&seen("a", "A2"), now).await.unwrap();
+        assert_eq!(
+            store.opportunity("a").await.unwrap().unwrap().last_run_id,
+            Some(9)
+        );
+
+        assert_eq!(store.change_feed("opportunities").await.unwrap(), None);
+        store
+            .set_change_feed("opportunities", "link-1", now)
+            .await
+            .unwrap();
+        store
+            .set_change_feed("opportunities", "link-2", now)
+            .await
+            .unwrap();
+        assert_eq!(
+            store.change_feed("opportunities").await.unwrap().as_deref(),
+            Some("link-2")
+        );
+        assert_eq!(store.setting("mapping").await.unwrap(), None);
+        store
+            .set_setting("mapping", &json!({ "stages": [] }), "Adele", now)
+            .await
+            .unwrap();
+        assert_eq!(
+            store.setting("mapping").await.unwrap(),
+            Some(json!({ "stages": [] }))
+        );
+    }
+}
