@@ -174,6 +174,10 @@ impl Dataverse {
             "@odata.etag": "W/\"1001\"",
             "systemuserid": system_user_id(user),
             "fullname": user.name,
+            "firstname": user.name.split_once(' ').map(|(first, _)| first).unwrap_or(&user.name),
+            "lastname": user.name.split_once(' ').map(|(_, last)| last).unwrap_or_default(),
+            // A demo number per user (the 555-01xx range is reserved for fiction).
+            "address1_telephone1": format!("+1 425 555 01{}", &user.object_id[user.object_id.len() - 2..]),
             "domainname": user.username,
             "internalemailaddress": user.username,
             "azureactivedirectoryobjectid": user.object_id,

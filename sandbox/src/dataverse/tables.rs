@@ -21,6 +21,10 @@ pub const ACCOUNT_FABRIKAM: &str = "a0c0a000-0000-4000-8000-000000000001";
 pub const ACCOUNT_CONTOSO_PHARMA: &str = "a0c0a000-0000-4000-8000-000000000002";
 pub const ACCOUNT_ADATUM: &str = "a0c0a000-0000-4000-8000-000000000003";
 pub const ACCOUNT_LITWARE: &str = "a0c0a000-0000-4000-8000-000000000004";
+/// The seeded opportunities, none shared with Partner Center yet ("Sync with Partner Center" off).
+pub const OPPORTUNITY_FABRIKAM: &str = "0aa0a000-0000-4000-8000-000000000001";
+pub const OPPORTUNITY_ADATUM: &str = "0aa0a000-0000-4000-8000-000000000002";
+pub const OPPORTUNITY_LITWARE: &str = "0aa0a000-0000-4000-8000-000000000003";
 
 /// A lookup's value: the row it points at.
 #[derive(Debug, Clone)]
@@ -1002,6 +1006,43 @@ impl State {
             let body = body.as_object().expect("object");
             self.update(&ACCOUNT, account, body, actor)
                 .expect("seed data is valid");
+        }
+        // Sellers' opportunities as a CRM holds them: free-text countries (so none is ready to share
+        // until its account gets an ISO code), one without solutions, one asking Microsoft for help.
+        let opportunities = [
+            (
+                OPPORTUNITY_FABRIKAM,
+                json!({
+                    "name": "Fabrikam Azure migration", "estimatedvalue": 48000, "estimatedclosedate": "2027-06-30",
+                    "salesstage": 1, "msp_microsoftsolutions": "SOL-AZ-MIG",
+                    "customerid_account@odata.bind": format!("/accounts({ACCOUNT_FABRIKAM})"),
+                    "parentcontactid@odata.bind": "/contacts(c0c0c000-0000-4000-8000-000000000001)",
+                    "transactioncurrencyid@odata.bind": format!("/transactioncurrencies({CURRENCY_USD})"),
+                }),
+            ),
+            (
+                OPPORTUNITY_ADATUM,
+                json!({
+                    "name": "Adatum security assessment", "estimatedvalue": 30000, "estimatedclosedate": "2027-03-31",
+                    "salesstage": 0, "msp_howcanmicrosofthelp": "Proof of concept or demo",
+                    "customerid_account@odata.bind": format!("/accounts({ACCOUNT_ADATUM})"),
+                    "transactioncurrencyid@odata.bind": format!("/transactioncurrencies({CURRENCY_EUR})"),
+                }),
+            ),
+            (
+                OPPORTUNITY_LITWARE,
+                json!({
+                    "name": "Litware data platform", "estimatedvalue": 120000, "estimatedclosedate": "2027-09-30",
+                    "salesstage": 2, "msp_microsoftsolutions": "SOL-DATA-PLAT",
+                    "msp_howcanmicrosofthelp": "Architecture guidance",
+                    "customerid_account@odata.bind": format!("/accounts({ACCOUNT_LITWARE})"),
+                    "parentcontactid@odata.bind": "/contacts(c0c0c000-0000-4000-8000-000000000005)",
+                    "transactioncurrencyid@odata.bind": format!("/transactioncurrencies({CURRENCY_USD})"),
+                }),
+            ),
+        ];
+        for (id, body) in opportunities {
+            self.seed_row(&OPPORTUNITY, id, body, actor);
         }
     }
 

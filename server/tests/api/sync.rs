@@ -106,7 +106,14 @@ async fn an_unknown_crm_id_is_ignored_and_audited() {
     let run = app.next_run().await;
     assert_eq!(run.status, RunStatus::Skipped);
     assert!(run.outcome.contains("does not exist"), "{}", run.outcome);
-    assert!(app.world.dataverse().rows("opportunities").is_empty());
+    assert!(
+        !app.world
+            .dataverse()
+            .rows("opportunities")
+            .iter()
+            .any(|o| o["msp_referralid"] == referral["id"]),
+        "no opportunity made for it"
+    );
     let audit = app
         .store
         .list_audit(
