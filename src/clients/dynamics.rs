@@ -211,6 +211,159 @@ impl DynamicsClient {
     }
 }
 
+/// What changed in a table since a delta link (or every row, the first time), and where to resume.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ChangeSet {
+    pub rows: Vec<Value>,
+    /// Ids of rows deleted since.
+    pub deleted: Vec<String>,
+    pub delta_link: String,
+}
+
+/// The row version Dataverse puts in `@odata.etag` (`W/"12345"`).
+pub fn version_of(row: &Value) -> Option<String> {
+    row["@odata.etag"]
+        .as_str()
+        .and_then(|e| e.strip_prefix("W/\""))
+        .and_then(|e| e.strip_suffix('"'))
+        .map(str::to_string)
+        .or_else(|| row["versionnumber"].as_i64().map(|v| v.to_string()))
+}
+
+const FORMATTED: &str = "odata.include-annotations=\"OData.Community.Display.V1.FormattedValue\"";
+
+impl DynamicsClient {
+    /// One row with the labels of its choices (`x@OData.Community.Display.V1.FormattedValue`), or None.
+    pub async fn row_with_labels(
+        &self,
+        token: &Secret,
+        set: &str,
+        id: &str,
+        select: &str,
+    ) -> Result<Option<Value>, CallError> {
+        if !is_guid(id) {
+            return Ok(None);
+        }
+        let request = self
+            .get(token, &format!("{set}({id})"))
+            .query(&[("$select", select)])
+            .header("Prefer", FORMATTED);
+        match http::send(request).await {
+            Ok(r) => Ok(Some(http::json(r).await?)),
+            Err(CallError::NotFound(_)) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// The rows of one query (a single page: for small, bounded results).
+    pub async fn query(
+        &self,
+        token: &Secret,
+        set: &str,
+        options: &[(&str, &str)],
+    ) -> Result<Vec<Value>, CallError> {
+        let body = http::json(http::send(self.get(token, set).query(options)).await?).await?;
+        Ok(rows(&body).to_vec())
+    }
+
+    /// Updates an existing row and returns the version it now has (to recognise our own write when the
+    /// change feed reports it).
+    pub async fn update_versioned(
+        &self,
+        token: &Secret,
+        set: &str,
+        id: &str,
+        key: &str,
+        fields: &Map<String, Value>,
+        if_match: &str,
+    ) -> Result<String, CallError> {
+        if !is_guid(id) {
+            return Err(CallError::NotFound(format!("{set} id {id:?}")));
+        }
+        let response = http::send(
+            self.http
+                .patch(format!("{}/{set}({id})", self.api))
+                .query(&[("$select", key)])
+                .bearer_auth(token.expose())
+                .header("OData-MaxVersion", "4.0")
+                .header("OData-Version", "4.0")
+                .header("If-Match", if_match)
+                .header("Prefer", "return=representation")
+                .json(fields),
+        )
+        .await?;
+        let row = http::json(response).await?;
+        version_of(&row).ok_or_else(|| CallError::Unexpected("an update without @odata.etag".into()))
+    }
+
+    /// What changed in `set` since `delta_link` (None: every row, and a first delta link), following
+    /// every page (crm-apis.md §2.6). A link that does not point at this organization is refused.
+    pub async fn changes(
+        &self,
+        token: &Secret,
+        set: &str,
+        select: &str,
+        delta_link: Option<&str>,
+    ) -> Result<ChangeSet, CallError> {
+        let mut request = match delta_link {
+            Some(link) if link.starts_with(&format!("{}/{set}", self.api)) => self
+                .http
+                .get(link)
+                .bearer_auth(token.expose())
+                .header("Accept", "application/json")
+                .header("OData-MaxVersion", "4.0")
+                .header("OData-Version", "4.0"),
+            Some(link) => {
+                return Err(CallError::Unexpected(format!(
+                    "a delta link outside the organization: {link}"
+                )));
+            }
+            None => self.get(token, set).query(&[("$select", select)]),
+        };
+        let mut out = ChangeSet::default();
+        loop {
+            let body = http::json(
+                http::send(request.header("Prefer", "odata.track-changes,odata.maxpagesize=500"))
+                    .await?,
+            )
+            .await?;
+            for row in rows(&body) {
+                if row["@odata.context"]
+                    .as_str()
+                    .is_some_and(|c| c.ends_with("$deletedEntity"))
+                {
+                    if let Some(id) = row["id"].as_str() {
+                        out.deleted.push(id.to_string());
+                    }
+                } else {
+                    out.rows.push(row.clone());
+                }
+            }
+            match (
+                body["@odata.nextLink"].as_str(),
+                body["@odata.deltaLink"].as_str(),
+            ) {
+                (Some(next), _) if next.starts_with(&self.api) => {
+                    request = self
+                        .http
+                        .get(next)
+                        .bearer_auth(token.expose())
+                        .header("Accept", "application/json");
+                }
+                (_, Some(delta)) => {
+                    out.delta_link = delta.to_string();
+                    return Ok(out);
+                }
+                _ => {
+                    return Err(CallError::Unexpected(
+                        "a change-tracking answer without a delta link".into(),
+                    ));
+                }
+            }
+        }
+    }
+}
+
 fn rows(body: &Value) -> &[Value] {
     body["value"].as_array().map(Vec::as_slice).unwrap_or(&[])
 }

@@ -8,6 +8,7 @@
 
 pub mod connection_check;
 pub mod context;
+mod crm;
 mod partner_center_to_crm;
 pub mod retry;
 pub mod tokens;

@@ -8,68 +8,17 @@
 //! comes back as "no change" rather than an echo.
 
 use super::context::{CallFailure, RunContext, StepError};
-use crate::clients::dynamics::DynamicsClient;
+use super::crm::Crm;
 use crate::clients::http::CallError;
 use crate::clients::partner_center::referrals::AUDIENCE as PARTNER_CENTER;
-use crate::crypto::Secret;
 use crate::domain::connection::System;
 use crate::domain::flows::Flow;
 use crate::domain::referral::{self, Referral, Standing};
 use crate::domain::runs::{Direction, RunStatus, StepOutcome};
 use serde_json::{Map, Value, json};
-use std::future::Future;
 
 const OPPORTUNITY_COLUMNS: &str = "name,estimatedvalue,estimatedclosedate,description,statecode,\
 msp_syncwithpartnercenter,msp_referralid,msp_referrallink,_customerid_value,_transactioncurrencyid_value";
-
-#[derive(Clone, Copy)]
-struct Crm<'a> {
-    client: &'a DynamicsClient,
-    resource: &'a str,
-}
-
-impl Crm<'_> {
-    /// One Dataverse call as a step of the run; a refusal fails the run with its fix.
-    async fn call<T, Fut>(
-        &self,
-        ctx: &RunContext<'_>,
-        step: &str,
-        f: impl Fn(Secret) -> Fut,
-    ) -> Result<T, StepError>
-    where
-        Fut: Future<Output = Result<T, CallError>>,
-    {
-        ctx.call(step, System::Dynamics365, self.resource, f)
-            .await
-            .map_err(CallFailure::into_step_error)
-    }
-
-    async fn find(
-        &self,
-        ctx: &RunContext<'_>,
-        step: &str,
-        (set, key): (&str, &str),
-        matching: &[(&str, &str)],
-    ) -> Result<Option<String>, StepError> {
-        self.call(ctx, step, |t| async move {
-            self.client.find(&t, set, key, matching).await
-        })
-        .await
-    }
-
-    async fn create(
-        &self,
-        ctx: &RunContext<'_>,
-        step: &str,
-        set: &str,
-        fields: &Map<String, Value>,
-    ) -> Result<String, StepError> {
-        self.call(ctx, step, |t| async move {
-            self.client.create(&t, set, fields).await
-        })
-        .await
-    }
-}
 
 pub(super) async fn run(
     ctx: &RunContext<'_>,
@@ -81,16 +30,7 @@ pub(super) async fn run(
         .filter(|s| !s.is_empty())
         .ok_or_else(|| StepError::Permanent("The run's input names no referral.".into()))?
         .to_string();
-    let (Some(client), Some(resource)) = (
-        engine.dynamics.as_ref(),
-        engine.endpoints.dynamics_resource.as_deref(),
-    ) else {
-        return Err(StepError::Permanent(
-            "No Dynamics 365 organization is configured: set COSELL_DYNAMICS_URL and restart cosell."
-                .into(),
-        ));
-    };
-    let crm = Crm { client, resource };
+    let crm = Crm::of(engine)?;
 
     let fetched = ctx
         .call(

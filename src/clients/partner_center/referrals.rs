@@ -40,10 +40,48 @@ impl ReferralsClient {
     }
 
     pub async fn get(&self, token: &Secret, id: &str) -> Result<Referral, CallError> {
-        let response = http::send(self.http.get(self.url(id)).bearer_auth(token.expose())).await?;
-        let body = http::json(response).await?;
+        let body = self.get_json(token, id).await?;
         serde_json::from_value(body)
             .map_err(|e| CallError::Unexpected(format!("a referral that does not read: {e}")))
+    }
+
+    /// The referral as Partner Center holds it, every field (to compare with what cosell would send).
+    pub async fn get_json(&self, token: &Secret, id: &str) -> Result<Value, CallError> {
+        let response = http::send(self.http.get(self.url(id)).bearer_auth(token.expose())).await?;
+        http::json(response).await
+    }
+
+    /// Creates a referral (partner-center.md §1.5) and returns it as created (id, eTag, links).
+    pub async fn create(&self, token: &Secret, body: &Value) -> Result<Value, CallError> {
+        let response = http::send(
+            self.http
+                .post(format!("{}/v1.0/engagements/referrals", self.base))
+                .bearer_auth(token.expose())
+                .json(body),
+        )
+        .await?;
+        http::json(response).await
+    }
+
+    /// [`Self::patch`], answering the referral as it now is (`Prefer: return=representation`), so its
+    /// new eTag guards the next update without another read.
+    pub async fn patch_returning(
+        &self,
+        token: &Secret,
+        id: &str,
+        e_tag: &str,
+        operations: &Value,
+    ) -> Result<Value, CallError> {
+        let response = http::send(
+            self.http
+                .patch(self.url(id))
+                .bearer_auth(token.expose())
+                .header("If-Match", e_tag)
+                .header("Prefer", "return=representation")
+                .json(operations),
+        )
+        .await?;
+        http::json(response).await
     }
 
     /// JSON Patch (`replace`/`add` only) guarded by the referral's `eTag`; a 412 means it changed since.
