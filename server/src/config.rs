@@ -108,6 +108,9 @@ pub struct ServeArgs {
     /// How long one call to Partner Center or the CRM may take before it counts as failed (and is retried).
     #[arg(long, env = "COSELL_CALL_TIMEOUT_MS", default_value_t = 30_000)]
     pub call_timeout_ms: u64,
+    /// How often the CRM's change feed is read (sellers' edits, "Sync with Partner Center" switched).
+    #[arg(long, env = "COSELL_CRM_POLL_MS", default_value_t = 60_000)]
+    pub crm_poll_ms: u64,
 }
 
 /// A configuration problem, naming the setting.
@@ -181,6 +184,7 @@ pub struct Settings {
     pub dynamics_url: Option<Url>,
     pub workers: usize,
     pub retry: cosell::engine::retry::RetryPolicy,
+    pub crm_poll: std::time::Duration,
 }
 
 /// How inbound Partner Center webhooks are verified. In sandbox mode, unset values come from the sandbox.
@@ -345,6 +349,7 @@ impl ServeArgs {
             dynamics_url,
             workers: self.workers,
             retry,
+            crm_poll: std::time::Duration::from_millis(self.crm_poll_ms.max(100)),
             webhooks,
             addr: self.addr,
             database_url,

@@ -78,6 +78,7 @@ pub struct Application {
     inbox: broadcast::Sender<webhooks::InboxNotice>,
     engine: Arc<Engine>,
     workers: usize,
+    crm_poll: std::time::Duration,
 }
 
 const SESSION_COOKIE: &str = "cosell.sid";
@@ -242,6 +243,7 @@ impl Application {
             inbox,
             engine,
             workers: settings.workers,
+            crm_poll: settings.crm_poll,
         })
     }
 
@@ -307,6 +309,8 @@ impl Application {
             Ok(n) => tracing::info!(events = n, "queued runs for inbox events left unprocessed"),
             Err(e) => tracing::error!(error = %e, "could not recover the inbox"),
         }
+        self.engine
+            .spawn_change_feed(self.crm_poll, stopped.clone());
         self.engine.spawn_workers(self.workers, stopped);
         let result = axum::serve(self.listener, self.router.into_make_service())
             .with_graceful_shutdown(shutdown)

@@ -218,6 +218,8 @@ pub struct ChangeSet {
     /// Ids of rows deleted since.
     pub deleted: Vec<String>,
     pub delta_link: String,
+    /// Requests it took (each counts against the day's API calls).
+    pub pages: i64,
 }
 
 /// The row version Dataverse puts in `@odata.etag` (`W/"12345"`).
@@ -293,7 +295,8 @@ impl DynamicsClient {
         )
         .await?;
         let row = http::json(response).await?;
-        version_of(&row).ok_or_else(|| CallError::Unexpected("an update without @odata.etag".into()))
+        version_of(&row)
+            .ok_or_else(|| CallError::Unexpected("an update without @odata.etag".into()))
     }
 
     /// What changed in `set` since `delta_link` (None: every row, and a first delta link), following
@@ -322,6 +325,7 @@ impl DynamicsClient {
         };
         let mut out = ChangeSet::default();
         loop {
+            out.pages += 1;
             let body = http::json(
                 http::send(request.header("Prefer", "odata.track-changes,odata.maxpagesize=500"))
                     .await?,

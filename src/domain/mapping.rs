@@ -499,7 +499,7 @@ fn subset(want: &Value, have: &Value) -> bool {
 }
 
 /// Sets `value` at `pointer` in `doc`, creating the objects on the way.
-fn set(doc: &mut Value, pointer: &str, value: Value) {
+pub fn set(doc: &mut Value, pointer: &str, value: Value) {
     let mut at = doc;
     let parts: Vec<&str> = pointer.trim_start_matches('/').split('/').collect();
     for (i, part) in parts.iter().enumerate() {

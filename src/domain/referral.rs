@@ -96,11 +96,13 @@ impl Referral {
     /// Where an admin opens the referral in Partner Center. The URL pattern is not in the reference
     /// (unconfirmed); the referral id is what matters, and it is stored alongside.
     pub fn link(&self) -> String {
-        format!(
-            "https://partner.microsoft.com/dashboard/referrals/v2/opportunities/{}",
-            self.id
-        )
+        link_for(&self.id)
     }
+}
+
+/// Where an admin opens referral `id` in Partner Center (the URL pattern is unconfirmed).
+pub fn link_for(id: &str) -> String {
+    format!("https://partner.microsoft.com/dashboard/referrals/v2/opportunities/{id}")
 }
 
 /// The Dataverse columns of an opportunity made from a referral (crm-apis.md §2.9 and the co-sell

@@ -198,6 +198,27 @@ impl<'a> RunContext<'a> {
             .map(|_| ())
     }
 
+    pub fn run_id(&self) -> i64 {
+        self.run_id
+    }
+
+    /// An audit event with everything said (outcome, field changes), tied to this run and its actor.
+    pub async fn record(&self, event: NewAuditEvent) -> Result<(), StepError> {
+        self.engine
+            .store
+            .record_audit(
+                &NewAuditEvent {
+                    run_id: Some(self.run_id),
+                    actor: self.actor.clone(),
+                    ..event
+                },
+                OffsetDateTime::now_utc(),
+            )
+            .await
+            .map(|_| ())
+            .map_err(StepError::store)
+    }
+
     /// Runs a child flow inside this run, recorded as a run of its own linked to this one.
     pub async fn child<T, F, Fut>(
         &self,

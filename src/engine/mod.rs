@@ -6,9 +6,11 @@
 //! with backoff (`Retry-After` honoured). Flows are written to be re-run from the top: a retried run
 //! finds what its earlier attempt already did and does not do it twice.
 
+pub mod change_feed;
 pub mod connection_check;
 pub mod context;
 mod crm;
+mod crm_to_partner_center;
 mod partner_center_to_crm;
 pub mod retry;
 pub mod tokens;
@@ -42,6 +44,9 @@ pub struct Endpoints {
     pub dynamics_api: Option<String>,
 }
 
+/// Where the value mapping is kept among the settings.
+pub const MAPPING_SETTING: &str = "mapping";
+
 /// A run reached a final status (for the dashboard and tests).
 #[derive(Debug, Clone, PartialEq)]
 pub struct RunFinished {
@@ -63,6 +68,8 @@ pub struct Engine {
     owner: String,
     wake: Notify,
     finished: broadcast::Sender<RunFinished>,
+    /// One change-feed poll at a time in this instance.
+    polling: tokio::sync::Mutex<()>,
 }
 
 impl Engine {
@@ -96,6 +103,7 @@ impl Engine {
             owner: format!("worker-{}", uuid_like()),
             wake: Notify::new(),
             finished,
+            polling: tokio::sync::Mutex::new(()),
         }))
     }
 
@@ -115,8 +123,28 @@ impl Engine {
         &self.endpoints
     }
 
+    /// The value mapping the admin configured, or Dynamics 365's defaults.
+    pub async fn mapping(&self) -> Result<crate::domain::mapping::Mapping, StoreError> {
+        Ok(match self.store.setting(MAPPING_SETTING).await? {
+            None => Default::default(),
+            Some(value) => serde_json::from_value(value).map_err(|e| {
+                StoreError::Corrupt(format!("the stored value mapping does not read: {e}"))
+            })?,
+        })
+    }
+
     pub fn subscribe(&self) -> broadcast::Receiver<RunFinished> {
         self.finished.subscribe()
+    }
+
+    /// Tells whoever listens (the dashboard, tests) that a run reached a final status.
+    pub(crate) fn announce(&self, run_id: i64, flow: Flow, status: RunStatus, outcome: String) {
+        let _ = self.finished.send(RunFinished {
+            run_id,
+            flow,
+            status,
+            outcome,
+        });
     }
 
     /// Tells idle workers there is work.
@@ -182,12 +210,7 @@ impl Engine {
                 .await?;
         }
         if let (Some(id), Some((status, outcome))) = (id, settled) {
-            let _ = self.finished.send(RunFinished {
-                run_id: id,
-                flow,
-                status,
-                outcome,
-            });
+            self.announce(id, flow, status, outcome);
         }
         self.nudge();
         Ok(id)
@@ -372,6 +395,7 @@ impl Engine {
         match run.flow {
             Flow::PartnerCenterToCrm => partner_center_to_crm::run(ctx, &run.input).await,
             Flow::WebhookRegistration => webhook_registration::run(ctx, &run.input).await,
+            Flow::CrmToPartnerCenter => crm_to_partner_center::run(ctx, &run.input).await,
             other => Err(StepError::Permanent(format!(
                 "“{}” cannot be run on its own.",
                 other.name(self.crm)

@@ -406,15 +406,34 @@ async fn updates(
             .keys()
             .map(|k| k.trim_end_matches("@odata.bind").to_string())
             .collect();
-        crm.call(ctx, "Update the opportunity", |t| {
-            let (changed, id) = (&changed, &id);
-            async move {
-                crm.client
-                    .update(&t, "opportunities", id, changed, "*")
-                    .await
+        // Guarded by the version read above: if someone (a seller, or cosell's other direction) wrote
+        // in between, read again on the next attempt rather than overwrite their change.
+        let e_tag = current["@odata.etag"].as_str().unwrap_or("*").to_string();
+        let updated = ctx
+            .call(
+                "Update the opportunity",
+                crate::domain::connection::System::Dynamics365,
+                crm.resource,
+                |t| {
+                    let (changed, id, e_tag) = (&changed, &id, &e_tag);
+                    async move {
+                        crm.client
+                            .update(&t, "opportunities", id, changed, e_tag)
+                            .await
+                    }
+                },
+            )
+            .await;
+        match updated {
+            Ok(()) => {}
+            Err(CallFailure::Refused(_, CallError::PreconditionFailed(_))) => {
+                return Err(StepError::Transient(
+                    format!("Opportunity {id} changed in Dynamics 365 while cosell updated it"),
+                    None,
+                ));
             }
-        })
-        .await?;
+            Err(e) => return Err(e.into_step_error()),
+        }
         audit(
             ctx,
             "opportunity_updated",

@@ -566,6 +566,20 @@ impl Store {
         Ok(new)
     }
 
+    /// A run of `flow` for `record_id` still waiting to start, if any (so a change seen twice queues
+    /// one run).
+    pub async fn queued_run(&self, flow: Flow, record_id: &str) -> Result<Option<i64>, StoreError> {
+        Ok(on_pool!(self, |p| {
+            sqlx::query_scalar(
+            "SELECT id FROM runs WHERE record_id = $1 AND flow = $2 AND status = 'queued' ORDER BY id LIMIT 1"
+        )
+        .bind(record_id)
+        .bind(flow.as_code())
+        .fetch_optional(p)
+        .await
+        })?)
+    }
+
     /// Stores many runs in one transaction: volume for benchmarks and tests.
     #[cfg(any(test, feature = "test-support"))]
     pub async fn seed_runs(&self, runs: &[(NewRun, OffsetDateTime)]) -> Result<(), StoreError> {

@@ -17,6 +17,8 @@ pub struct TestApp {
     /// The sync engine, and every run that reaches a final status.
     pub engine: std::sync::Arc<cosell::engine::Engine>,
     pub runs: tokio::sync::broadcast::Receiver<cosell::engine::RunFinished>,
+    /// Runs that finished while a test waited for another one.
+    finished_early: std::collections::VecDeque<cosell::engine::RunFinished>,
     stop: Option<oneshot::Sender<()>>,
     server: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
     _db: TestDatabase,
@@ -60,6 +62,7 @@ impl TestApp {
             inbox,
             engine,
             runs,
+            finished_early: Default::default(),
             stop: Some(stop),
             server: Some(server),
             _db: db,
@@ -203,10 +206,44 @@ impl TestApp {
 
     /// Waits for the next run that reaches a final status.
     pub async fn next_run(&mut self) -> cosell::engine::RunFinished {
+        if let Some(run) = self.finished_early.pop_front() {
+            return run;
+        }
         tokio::time::timeout(std::time::Duration::from_secs(30), self.runs.recv())
             .await
             .expect("a run finishes within 30 s")
             .expect("engine running")
+    }
+
+    /// Waits for run `id` to finish; runs finishing meanwhile stay for [`TestApp::next_run`].
+    pub async fn run_finished(&mut self, id: i64) -> cosell::engine::RunFinished {
+        if let Some(i) = self.finished_early.iter().position(|r| r.run_id == id) {
+            return self.finished_early.remove(i).expect("present");
+        }
+        loop {
+            let run = tokio::time::timeout(std::time::Duration::from_secs(30), self.runs.recv())
+                .await
+                .unwrap_or_else(|_| panic!("run {id} finishes within 30 s"))
+                .expect("engine running");
+            if run.run_id == id {
+                return run;
+            }
+            self.finished_early.push_back(run);
+        }
+    }
+
+    /// Acts as a Microsoft seller editing a referral (JSON Patch), through the sandbox's control API.
+    pub async fn seller_updates(&self, referral_id: &str, ops: serde_json::Value) {
+        let r = reqwest::Client::new()
+            .patch(format!(
+                "{}/_control/partner-center/referrals/{referral_id}",
+                self.sandbox
+            ))
+            .json(&ops)
+            .send()
+            .await
+            .unwrap();
+        assert!(r.status().is_success(), "{}", r.text().await.unwrap());
     }
 
     /// A run and the run of the `referral-updated` event its own write-back causes (the echo). The two
@@ -308,6 +345,9 @@ pub fn sandbox_settings(database_url: &str, extra: &[&str]) -> Settings {
         // Retries come quickly in tests (Retry-After still holds).
         "--retry-base-ms",
         "50",
+        // Tests read the CRM's change feed when they choose (engine.poll_changes), not on a timer.
+        "--crm-poll-ms",
+        "3600000",
         "--secret-key",
         TEST_SEALING_KEY,
     ];

@@ -3,6 +3,7 @@
 
 mod authz;
 mod connections;
+mod crm_sync;
 mod flows;
 mod helpers;
 mod ops;

@@ -1,0 +1,369 @@
+//! Dynamics 365 → Partner Center over HTTP against the sandbox: a seller switches "Sync with Partner
+//! Center" on, the change feed sees it, and the opportunity becomes a co-sell referral — or, when it is
+//! not ready, costs no Partner Center call and says what is missing.
+
+use crate::helpers::*;
+use cosell::domain::runs::RunStatus;
+use cosell::store::AuditFilter;
+use cosell_sandbox::dataverse::{
+    ACCOUNT_FABRIKAM, ACCOUNT_LITWARE, OPPORTUNITY_FABRIKAM, OPPORTUNITY_LITWARE,
+};
+use serde_json::json;
+
+/// Connected, every flow on, webhooks registered, and the CRM's change feed read once (the first read
+/// only mirrors what exists).
+async fn ready() -> TestApp {
+    let app = TestApp::spawn_ready().await;
+    let first = app.engine.poll_changes().await.expect("first poll");
+    assert!(first.initial && first.queued.is_empty(), "{first:?}");
+    app
+}
+
+/// A CRM user's edit, through the sandbox.
+fn crm_edit(app: &TestApp, set: &str, id: &str, patch: serde_json::Value) {
+    app.world
+        .dataverse()
+        .update(set, id, patch)
+        .unwrap_or_else(|e| panic!("edit {set}({id}): {e}"));
+}
+
+/// Partner Center calls a run and its child runs made, by step name.
+async fn partner_center_steps(app: &TestApp, run_id: i64) -> Vec<(String, i64)> {
+    let mut runs = vec![run_id];
+    runs.extend(
+        app.store
+            .related_runs(run_id)
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| r.id),
+    );
+    let mut steps = Vec::new();
+    for id in runs {
+        for s in app.store.run_steps(id).await.unwrap() {
+            if s.name.contains("Partner Center") && s.api_calls > 0 {
+                steps.push((s.name, s.api_calls));
+            }
+        }
+    }
+    steps
+}
+
+/// Polls the change feed and waits for the one run it queued.
+async fn poll_and_run(app: &mut TestApp) -> cosell::engine::RunFinished {
+    let report = app.engine.poll_changes().await.expect("poll");
+    assert_eq!(report.queued.len(), 1, "{report:?}");
+    app.run_finished(report.queued[0]).await
+}
+
+/// Shares the Litware opportunity (its account given an ISO country first); returns the referral id.
+async fn share_litware(app: &mut TestApp) -> String {
+    crm_edit(
+        app,
+        "accounts",
+        ACCOUNT_LITWARE,
+        json!({ "address1_country": "US" }),
+    );
+    crm_edit(
+        app,
+        "opportunities",
+        OPPORTUNITY_LITWARE,
+        json!({ "msp_syncwithpartnercenter": true }),
+    );
+    let run = poll_and_run(app).await;
+    assert_eq!(run.status, RunStatus::Succeeded, "{}", run.outcome);
+    let opportunity = app
+        .world
+        .dataverse()
+        .row("opportunities", OPPORTUNITY_LITWARE)
+        .unwrap();
+    opportunity["msp_referralid"]
+        .as_str()
+        .expect("the referral id on the opportunity")
+        .to_string()
+}
+
+#[tokio::test]
+async fn switching_sync_on_shares_the_opportunity_with_one_partner_center_call() {
+    let mut app = ready().await;
+    crm_edit(
+        &app,
+        "accounts",
+        ACCOUNT_LITWARE,
+        json!({ "address1_country": "US" }),
+    );
+    crm_edit(
+        &app,
+        "opportunities",
+        OPPORTUNITY_LITWARE,
+        json!({ "msp_syncwithpartnercenter": true }),
+    );
+    let run = poll_and_run(&mut app).await;
+    assert_eq!(run.status, RunStatus::Succeeded, "{}", run.outcome);
+    assert_eq!(
+        partner_center_steps(&app, run.run_id).await,
+        vec![("Create the referral in Partner Center".to_string(), 1)],
+        "exactly one Partner Center call"
+    );
+
+    let opportunity = app
+        .world
+        .dataverse()
+        .row("opportunities", OPPORTUNITY_LITWARE)
+        .unwrap();
+    let id = opportunity["msp_referralid"].as_str().unwrap();
+    assert!(
+        opportunity["msp_referrallink"]
+            .as_str()
+            .unwrap()
+            .ends_with(id)
+    );
+    assert!(
+        opportunity["msp_cosellaudit"]
+            .as_str()
+            .unwrap()
+            .starts_with("✔"),
+        "{}",
+        opportunity["msp_cosellaudit"]
+    );
+    let referral = app.world.partner_center().referral(id).unwrap();
+    assert_eq!(referral["externalReferenceId"], OPPORTUNITY_LITWARE);
+    assert_eq!(referral["name"], "Litware data platform");
+    assert_eq!(referral["customerProfile"]["address"]["country"], "US");
+    assert_eq!(referral["customerProfile"]["team"][0]["lastName"], "Patel");
+    assert_eq!(referral["details"]["dealValue"], 120000.0);
+    assert_eq!(referral["details"]["currency"], "USD");
+    assert_eq!(
+        referral["details"]["closingDateTime"],
+        "2027-09-30T00:00:00Z"
+    );
+    assert_eq!(
+        referral["details"]["requirements"]["solutions"][0]["id"],
+        "SOL-DATA-PLAT"
+    );
+    assert_eq!(
+        referral["inviteContext"]["assistanceRequestCode"],
+        "CustomerTechnicalArchitecture"
+    );
+    assert_eq!(referral["team"][0]["lastName"], "Vance");
+    assert!(referral["team"][0]["phoneNumber"].is_string());
+
+    let mirrored = app
+        .store
+        .opportunity(OPPORTUNITY_LITWARE)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(mirrored.seen.referral_id.as_deref(), Some(id));
+    assert_eq!(mirrored.problems, Some(vec![]));
+    let audit = app
+        .store
+        .list_audit(&AuditFilter::record(OPPORTUNITY_LITWARE), None, 20)
+        .await
+        .unwrap();
+    let created = audit
+        .iter()
+        .find(|e| e.action == "referral_created")
+        .expect("audited");
+    assert!(created.changes.as_ref().unwrap().as_array().unwrap().len() > 5);
+}
+
+#[tokio::test]
+async fn an_opportunity_that_is_not_ready_costs_no_call_and_names_what_is_missing() {
+    let mut app = ready().await;
+    // Fabrikam's country is "United States": a name, not an ISO code.
+    crm_edit(
+        &app,
+        "opportunities",
+        OPPORTUNITY_FABRIKAM,
+        json!({ "msp_syncwithpartnercenter": true }),
+    );
+    let run = poll_and_run(&mut app).await;
+    assert_eq!(run.status, RunStatus::Skipped, "{}", run.outcome);
+    assert!(
+        run.outcome.contains("“United States”") && run.outcome.contains("set it to US"),
+        "{}",
+        run.outcome
+    );
+    assert!(
+        partner_center_steps(&app, run.run_id).await.is_empty(),
+        "zero Partner Center calls"
+    );
+    let audit = app
+        .store
+        .list_audit(&AuditFilter::record(OPPORTUNITY_FABRIKAM), None, 20)
+        .await
+        .unwrap();
+    let invalid = audit
+        .iter()
+        .find(|e| e.action == "opportunity_invalid")
+        .expect("audited");
+    assert_eq!(
+        invalid.changes.as_ref().unwrap()[0]["rule"],
+        "country_not_iso"
+    );
+    let opportunity = app
+        .world
+        .dataverse()
+        .row("opportunities", OPPORTUNITY_FABRIKAM)
+        .unwrap();
+    assert_eq!(
+        opportunity["msp_cosellaudit"],
+        "✖ Not sent to Partner Center: Account: Address 1: Country/Region"
+    );
+    let mirrored = app
+        .store
+        .opportunity(OPPORTUNITY_FABRIKAM)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(mirrored.problems.unwrap()[0].rule(), "country_not_iso");
+
+    // Our own write to the Audit column comes back through the feed: suppressed, nothing queued.
+    let report = app.engine.poll_changes().await.unwrap();
+    assert_eq!((report.echoes, report.queued.len()), (1, 0), "{report:?}");
+
+    // The seller fixes the country: the next change shares it.
+    crm_edit(
+        &app,
+        "accounts",
+        ACCOUNT_FABRIKAM,
+        json!({ "address1_country": "US" }),
+    );
+    crm_edit(
+        &app,
+        "opportunities",
+        OPPORTUNITY_FABRIKAM,
+        json!({ "description": "Country fixed" }),
+    );
+    let run = poll_and_run(&mut app).await;
+    assert_eq!(run.status, RunStatus::Succeeded, "{}", run.outcome);
+}
+
+#[tokio::test]
+async fn an_edit_is_one_patch_and_our_own_writes_do_not_echo() {
+    let mut app = ready().await;
+    let id = share_litware(&mut app).await;
+    // Partner Center announces the new referral; that run finds nothing to change in the CRM.
+    let echo = app.next_run().await;
+    assert_eq!(echo.status, RunStatus::Succeeded, "{}", echo.outcome);
+    // The feed reports our own write-back (referral id, link, audit line): suppressed.
+    let report = app.engine.poll_changes().await.unwrap();
+    assert!(report.queued.is_empty(), "no echo: {report:?}");
+
+    crm_edit(
+        &app,
+        "opportunities",
+        OPPORTUNITY_LITWARE,
+        json!({ "estimatedvalue": 150000 }),
+    );
+    let run = poll_and_run(&mut app).await;
+    assert_eq!(run.status, RunStatus::Succeeded, "{}", run.outcome);
+    assert_eq!(
+        partner_center_steps(&app, run.run_id).await,
+        vec![("Update the referral in Partner Center".to_string(), 1)],
+        "exactly one PATCH, no read before it"
+    );
+    let referral = app.world.partner_center().referral(&id).unwrap();
+    assert_eq!(referral["details"]["dealValue"], 150000.0);
+    let audit = app
+        .store
+        .list_audit(&AuditFilter::record(OPPORTUNITY_LITWARE), None, 50)
+        .await
+        .unwrap();
+    let updated = audit
+        .iter()
+        .find(|e| e.action == "referral_updated")
+        .unwrap();
+    assert_eq!(
+        updated.changes.as_ref().unwrap()[0],
+        json!({ "path": "/details/dealValue", "from": 120000.0, "to": 150000.0 })
+    );
+    // The PATCH's own referral-updated event changes nothing in the CRM, and the round trip ends.
+    let echo = app.next_run().await;
+    assert_eq!(echo.status, RunStatus::Succeeded, "{}", echo.outcome);
+    let report = app.engine.poll_changes().await.unwrap();
+    assert!(report.queued.is_empty(), "no echo loop: {report:?}");
+}
+
+#[tokio::test]
+async fn closing_the_opportunity_as_won_closes_the_referral() {
+    let mut app = ready().await;
+    let id = share_litware(&mut app).await;
+    let _echo = app.next_run().await;
+    app.engine.poll_changes().await.unwrap();
+    crm_edit(
+        &app,
+        "opportunities",
+        OPPORTUNITY_LITWARE,
+        json!({ "statecode": 1, "statuscode": 3 }),
+    );
+    let run = poll_and_run(&mut app).await;
+    assert_eq!(run.status, RunStatus::Succeeded, "{}", run.outcome);
+    let referral = app.world.partner_center().referral(&id).unwrap();
+    assert_eq!(
+        (referral["status"].as_str(), referral["substatus"].as_str()),
+        (Some("Closed"), Some("Won"))
+    );
+    let audit = app
+        .store
+        .list_audit(&AuditFilter::record(OPPORTUNITY_LITWARE), None, 50)
+        .await
+        .unwrap();
+    assert!(audit.iter().any(|e| e.action == "referral_closed"));
+}
+
+#[tokio::test]
+async fn a_412_is_read_again_merged_and_audited_as_a_conflict() {
+    let mut app = ready().await;
+    let id = share_litware(&mut app).await;
+    let _echo = app.next_run().await;
+    app.engine.poll_changes().await.unwrap();
+    // A Microsoft seller edits the referral: the eTag cosell holds is stale now.
+    app.seller_updates(
+        &id,
+        json!([{ "op": "add", "path": "/details/notes", "value": "Microsoft: customer wants a PoC" }]),
+    )
+    .await;
+    let _their_echo = app.next_run().await;
+    crm_edit(
+        &app,
+        "opportunities",
+        OPPORTUNITY_LITWARE,
+        json!({ "estimatedvalue": 175000 }),
+    );
+    let report = app.engine.poll_changes().await.unwrap();
+    let run = app.run_finished(*report.queued.last().unwrap()).await;
+    assert_eq!(run.status, RunStatus::Succeeded, "{}", run.outcome);
+    let referral = app.world.partner_center().referral(&id).unwrap();
+    assert_eq!(
+        referral["details"]["dealValue"], 175000.0,
+        "the CRM's value"
+    );
+    assert_eq!(
+        referral["details"]["notes"], "Microsoft: customer wants a PoC",
+        "theirs kept"
+    );
+    let audit = app
+        .store
+        .list_audit(&AuditFilter::record(OPPORTUNITY_LITWARE), None, 50)
+        .await
+        .unwrap();
+    let conflict = audit
+        .iter()
+        .find(|e| e.action == "referral_update_conflict")
+        .expect("the conflict is audited");
+    assert_eq!(
+        conflict.outcome,
+        cosell::domain::runs::AuditOutcome::Conflict
+    );
+    let steps = partner_center_steps(&app, run.run_id).await;
+    assert_eq!(
+        steps.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>(),
+        vec![
+            "Update the referral in Partner Center",
+            "Read the referral from Partner Center",
+            "Update the referral in Partner Center"
+        ]
+    );
+}

@@ -1,0 +1,230 @@
+//! The CRM's change feed: Dataverse change tracking on opportunities, polled at an interval (crm-apis.md
+//! §2.6). Every change keeps the Opportunities page current; a change to an opportunity with "Sync with
+//! Partner Center" on (or just switched off) queues a run of "Dynamics 365 to Partner Center" — unless it
+//! is the echo of cosell's own write, which is audited and dropped.
+//!
+//! The first poll only mirrors what exists (sharing every synced opportunity at once on the first start
+//! would surprise); the position is saved after the runs are queued, so a crash in between repeats
+//! changes rather than losing them, and a change seen twice queues one run.
+
+use super::Engine;
+use super::crm_to_partner_center::{FEED_COLUMNS, seen};
+use super::tokens::TokenProblem;
+use crate::clients::http::CallError;
+use crate::domain::connection::System;
+use crate::domain::flows::Flow;
+use crate::domain::runs::{AuditOutcome, Direction, RunStatus, RunTrigger};
+use crate::store::{NewAuditEvent, NewRun, StoreError};
+use serde_json::json;
+use std::sync::Arc;
+use std::time::Duration;
+use time::OffsetDateTime;
+use tokio::sync::watch;
+
+/// Where the opportunity feed's position is kept.
+pub const OPPORTUNITY_FEED: &str = "dynamics365/opportunities";
+
+/// What one poll did.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct PollReport {
+    /// The first poll: the mirror was filled, nothing was queued.
+    pub initial: bool,
+    pub changed: usize,
+    pub deleted: usize,
+    pub queued: Vec<i64>,
+    pub echoes: usize,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum PollError {
+    #[error("{0}")]
+    Token(#[from] TokenProblem),
+    #[error("Dynamics 365: {0}")]
+    Call(#[from] CallError),
+    #[error("{0}")]
+    Store(#[from] StoreError),
+}
+
+impl Engine {
+    /// Reads what changed in the CRM since the last poll and acts on it (see the module doc).
+    pub async fn poll_changes(&self) -> Result<PollReport, PollError> {
+        let _one_at_a_time = self.polling.lock().await;
+        let (Some(client), Some(resource)) = (
+            self.dynamics.as_ref(),
+            self.endpoints.dynamics_resource.as_deref(),
+        ) else {
+            return Ok(PollReport::default());
+        };
+        let position = self.store.change_feed(OPPORTUNITY_FEED).await?;
+        let mut retried = false;
+        let changes = loop {
+            let token = match self.tokens.token(System::Dynamics365, resource).await {
+                Ok(t) => t,
+                Err(TokenProblem::NotConnected(_)) => return Ok(PollReport::default()),
+                Err(e) => return Err(e.into()),
+            };
+            match client
+                .changes(&token, "opportunities", FEED_COLUMNS, position.as_deref())
+                .await
+            {
+                Err(CallError::Unauthorized(_)) if !retried => {
+                    self.tokens.forget(System::Dynamics365);
+                    retried = true;
+                }
+                other => break other?,
+            }
+        };
+        let now = OffsetDateTime::now_utc();
+        self.store
+            .count_api_calls(System::Dynamics365.as_code(), changes.pages, now)
+            .await?;
+        let mut report = PollReport {
+            initial: position.is_none(),
+            changed: changes.rows.len(),
+            deleted: changes.deleted.len(),
+            ..Default::default()
+        };
+        for row in &changes.rows {
+            let Some(seen) = seen(row) else { continue };
+            let before = self.store.see_opportunity(&seen, now).await?;
+            if report.initial {
+                continue;
+            }
+            let before = before.as_ref();
+            if seen.version.is_some()
+                && before.and_then(|b| b.written_version.as_ref()) == seen.version.as_ref()
+            {
+                report.echoes += 1;
+                self.audit_feed(
+                    &seen.crm_id,
+                    "echo_suppressed",
+                    AuditOutcome::Skip,
+                    "The CRM reported cosell's own write back as a change: nothing to share.",
+                    now,
+                )
+                .await?;
+                continue;
+            }
+            let was_synced = before.is_some_and(|b| b.seen.sync);
+            if !seen.sync && !was_synced {
+                continue;
+            }
+            if let Some(id) = self
+                .queue_opportunity(&seen.crm_id, RunTrigger::CrmChange)
+                .await?
+            {
+                report.queued.push(id);
+            }
+        }
+        for id in &changes.deleted {
+            self.store.forget_opportunity(id).await?;
+        }
+        self.store
+            .set_change_feed(OPPORTUNITY_FEED, &changes.delta_link, now)
+            .await?;
+        if !report.queued.is_empty() {
+            self.nudge();
+        }
+        Ok(report)
+    }
+
+    /// Queues "Dynamics 365 to Partner Center" for an opportunity (one waiting run at most), or, when the
+    /// flow is off, records a skipped run to resubmit once it is on. The run's id, None when one was
+    /// already waiting.
+    pub async fn queue_opportunity(
+        &self,
+        crm_id: &str,
+        trigger: RunTrigger,
+    ) -> Result<Option<i64>, StoreError> {
+        let flow = Flow::CrmToPartnerCenter;
+        let active = self.store.active_flows(self.crm).await?.contains(&flow);
+        if active && self.store.queued_run(flow, crm_id).await?.is_some() {
+            return Ok(None);
+        }
+        let settled = (!active).then(|| {
+            (
+                RunStatus::Skipped,
+                format!(
+                    "“{}” is off: the change to opportunity {crm_id} was not shared. Activate the flow, then resubmit this run.",
+                    flow.name(self.crm)
+                ),
+            )
+        });
+        let now = OffsetDateTime::now_utc();
+        let id = self
+            .store
+            .enqueue_run(
+                &NewRun {
+                    flow,
+                    trigger,
+                    input: json!({ "opportunity_id": crm_id }),
+                    record_id: Some(crm_id.to_string()),
+                    parent_run_id: None,
+                    resubmitted_from: None,
+                    settled: settled.clone(),
+                },
+                now,
+            )
+            .await?;
+        if let Some((status, why)) = settled {
+            self.audit_feed(
+                crm_id,
+                "opportunity_skipped_flow_off",
+                AuditOutcome::Skip,
+                &why,
+                now,
+            )
+            .await?;
+            self.announce(id, flow, status, why);
+        } else {
+            self.nudge();
+        }
+        Ok(Some(id))
+    }
+
+    async fn audit_feed(
+        &self,
+        crm_id: &str,
+        action: &str,
+        outcome: AuditOutcome,
+        detail: &str,
+        at: OffsetDateTime,
+    ) -> Result<(), StoreError> {
+        self.store
+            .record_audit(
+                &NewAuditEvent {
+                    actor: "change feed".into(),
+                    action: action.into(),
+                    record_kind: "opportunity".into(),
+                    record_id: crm_id.to_string(),
+                    direction: Some(Direction::ToPartnerCenter),
+                    detail: detail.to_string(),
+                    outcome,
+                    ..Default::default()
+                },
+                at,
+            )
+            .await
+            .map(|_| ())
+    }
+
+    /// Polls the change feed every `every` until `stop` turns true. Failures are logged and retried at
+    /// the next tick (an expired connection shows on the Connections page).
+    pub fn spawn_change_feed(self: &Arc<Self>, every: Duration, mut stop: watch::Receiver<bool>) {
+        let engine = self.clone();
+        tokio::spawn(async move {
+            loop {
+                if *stop.borrow() {
+                    break;
+                }
+                if let Err(e) = engine.poll_changes().await {
+                    tracing::warn!(error = %e, "CRM change feed: poll failed");
+                }
+                tokio::select! {
+                    _ = tokio::time::sleep(every) => {}
+                    _ = stop.changed() => {}
+                }
+            }
+        });
+    }
+}
