@@ -67,6 +67,8 @@ fn Header(me: Option<Me>) -> impl IntoView {
                     <A href="/" exact=true>"Overview"</A>
                     <A href="/connections">"Connections"</A>
                     <A href="/flows">"Flows"</A>
+                    <A href="/opportunities">"Opportunities"</A>
+                    <A href="/mapping">"Mapping"</A>
                     <A href="/runs">"Runs"</A>
                     <A href="/audit">"Audit"</A>
                     <A href="/users">"Users"</A>

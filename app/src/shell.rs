@@ -3,6 +3,8 @@ use crate::pages::{
     audit::AuditPage,
     connections::ConnectionsPage,
     flows::FlowsPage,
+    mapping::MappingPage,
+    opportunities::{OpportunitiesPage, OpportunityPage},
     overview::OverviewPage,
     runs::{RunPage, RunsPage},
     users::UsersPage,
@@ -55,6 +57,9 @@ pub fn App() -> impl IntoView {
                 <Route path=path!("/") view=OverviewPage ssr=SsrMode::Async/>
                 <Route path=path!("/connections") view=ConnectionsPage ssr=SsrMode::Async/>
                 <Route path=path!("/flows") view=FlowsPage ssr=SsrMode::Async/>
+                <Route path=path!("/opportunities") view=OpportunitiesPage ssr=SsrMode::Async/>
+                <Route path=path!("/opportunities/:id") view=OpportunityPage ssr=SsrMode::Async/>
+                <Route path=path!("/mapping") view=MappingPage ssr=SsrMode::Async/>
                 <Route path=path!("/runs") view=RunsPage ssr=SsrMode::Async/>
                 <Route path=path!("/runs/:id") view=RunPage ssr=SsrMode::Async/>
                 <Route path=path!("/audit") view=AuditPage ssr=SsrMode::Async/>

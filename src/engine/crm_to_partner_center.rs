@@ -211,6 +211,8 @@ pub(super) async fn run(
         .filter(|s| !s.is_empty())
         .ok_or_else(|| StepError::Permanent("The run's input names no opportunity.".into()))?
         .to_string();
+    // "Check" on the Opportunities page: read and judge, send nothing, write nothing to the CRM.
+    let check_only = input["check_only"].as_bool().unwrap_or(false);
     let crm = Crm::of(engine)?;
     let now = OffsetDateTime::now_utc();
     let Some((opportunity, row)) = read(ctx, &crm, &id).await? else {
@@ -233,7 +235,7 @@ pub(super) async fn run(
             .await
             .map_err(StepError::store)?;
     }
-    if !opportunity.sync {
+    if !opportunity.sync && !check_only {
         let why = format!(
             "“{}” has Sync with Partner Center off: nothing was sent.",
             opportunity.name
@@ -284,8 +286,44 @@ pub(super) async fn run(
     };
     let ready = match check(&opportunity, &currencies, purpose) {
         Ok(ready) => ready,
+        Err(problems) if check_only => {
+            let why = format!(
+                "{} {} to fix before “{}” can be shared: {}",
+                problems.len(),
+                if problems.len() == 1 {
+                    "thing"
+                } else {
+                    "things"
+                },
+                opportunity.name,
+                problems
+                    .iter()
+                    .map(Problem::message)
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            );
+            ctx.decide(
+                "Check the opportunity against the rules",
+                StepOutcome::Failed,
+                &why,
+            )
+            .await?;
+            result(ctx, &id, &problems, &why, None).await?;
+            return Ok((RunStatus::Succeeded, why));
+        }
         Err(problems) => return invalid(ctx, &crm, &opportunity, &row, &problems).await,
     };
+    if check_only {
+        let why = format!("“{}” passes every rule: ready to share.", opportunity.name);
+        ctx.decide(
+            "Check the opportunity against the rules",
+            StepOutcome::Ok,
+            &why,
+        )
+        .await?;
+        result(ctx, &id, &[], &why, None).await?;
+        return Ok((RunStatus::Succeeded, why));
+    }
     ctx.decide(
         "Check the opportunity against the rules",
         StepOutcome::Ok,
@@ -752,4 +790,106 @@ async fn result(
         )
         .await
         .map_err(StepError::store)
+}
+
+/// Why "Sync with Partner Center" could not be switched.
+#[derive(Debug, thiserror::Error)]
+pub enum SwitchError {
+    #[error(
+        "No Dynamics 365 organization is configured: set COSELL_DYNAMICS_URL and restart cosell."
+    )]
+    NotConfigured,
+    #[error("{0}. {fix}", fix = .0.fix())]
+    Token(#[from] super::tokens::TokenProblem),
+    #[error("{0}")]
+    Refused(String),
+    #[error("{0}")]
+    Store(#[from] crate::store::StoreError),
+}
+
+impl super::Engine {
+    /// Writes "Sync with Partner Center" through to the opportunity in the CRM (the record of truth),
+    /// then queues the run that acts on it. The run's id (None when one was already waiting).
+    pub async fn set_sync(
+        &self,
+        crm_id: &str,
+        on: bool,
+        by: &str,
+    ) -> Result<Option<i64>, SwitchError> {
+        use crate::domain::runs::RunTrigger;
+        let (Some(client), Some(resource)) = (
+            self.dynamics.as_ref(),
+            self.endpoints.dynamics_resource.as_deref(),
+        ) else {
+            return Err(SwitchError::NotConfigured);
+        };
+        let mut fields = Map::new();
+        fields.insert("msp_syncwithpartnercenter".into(), json!(on));
+        let mut retried = false;
+        let version = loop {
+            let token = self.tokens.token(System::Dynamics365, resource).await?;
+            self.store
+                .count_api_calls(System::Dynamics365.as_code(), 1, OffsetDateTime::now_utc())
+                .await?;
+            match client
+                .update_versioned(
+                    &token,
+                    "opportunities",
+                    crm_id,
+                    "opportunityid",
+                    &fields,
+                    "*",
+                )
+                .await
+            {
+                Err(CallError::Unauthorized(_)) if !retried => {
+                    self.tokens.forget(System::Dynamics365);
+                    retried = true;
+                }
+                Err(CallError::NotFound(_)) => {
+                    return Err(SwitchError::Refused(format!(
+                        "Opportunity {crm_id} no longer exists in Dynamics 365."
+                    )));
+                }
+                Err(e) => {
+                    return Err(SwitchError::Refused(super::context::refusal_message(
+                        System::Dynamics365,
+                        &e,
+                    )));
+                }
+                Ok(v) => break v,
+            }
+        };
+        let now = OffsetDateTime::now_utc();
+        // The feed will report this write: the run below already acts on it.
+        self.store.record_written_version(crm_id, &version).await?;
+        if let Some(mut mirrored) = self.store.opportunity(crm_id).await? {
+            mirrored.seen.sync = on;
+            mirrored.seen.version = Some(version);
+            self.store.see_opportunity(&mirrored.seen, now).await?;
+        }
+        self.store
+            .record_audit(
+                &NewAuditEvent {
+                    actor: by.to_string(),
+                    action: if on {
+                        "sync_switched_on"
+                    } else {
+                        "sync_switched_off"
+                    }
+                    .into(),
+                    record_kind: "opportunity".into(),
+                    record_id: crm_id.to_string(),
+                    direction: Some(Direction::ToPartnerCenter),
+                    detail: format!(
+                        "Sync with Partner Center switched {} (written to the CRM).",
+                        if on { "on" } else { "off" }
+                    ),
+                    ..Default::default()
+                },
+                now,
+            )
+            .await?;
+        Ok(self.queue_opportunity(crm_id, RunTrigger::Manual).await?)
+    }
 }

@@ -10,7 +10,7 @@ pub mod change_feed;
 pub mod connection_check;
 pub mod context;
 mod crm;
-mod crm_to_partner_center;
+pub mod crm_to_partner_center;
 mod partner_center_to_crm;
 pub mod retry;
 pub mod tokens;

@@ -1,6 +1,8 @@
 pub mod audit;
 pub mod connections;
 pub mod flows;
+pub mod mapping;
+pub mod opportunities;
 pub mod overview;
 pub mod runs;
 pub mod users;

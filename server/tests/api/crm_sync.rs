@@ -367,3 +367,168 @@ async fn a_412_is_read_again_merged_and_audited_as_a_conflict() {
         ]
     );
 }
+
+#[tokio::test]
+async fn the_opportunities_page_lists_searches_switches_sync_and_tells_the_story() {
+    let mut app = ready().await;
+    let viewer = app.signed_in("viewer").await;
+    let admin = app.signed_in("admin").await;
+    let (status, page) = app.page(&viewer, "/opportunities").await;
+    assert_eq!(status, reqwest::StatusCode::OK);
+    for name in [
+        "Adatum security assessment",
+        "Fabrikam Azure migration",
+        "Litware data platform",
+    ] {
+        assert!(page.contains(name), "{name}");
+    }
+    assert!(!page.contains("Turn on"), "a viewer switches nothing");
+    let (_, found) = app.page(&viewer, "/opportunities?q=fabri").await;
+    assert!(found.contains("Fabrikam Azure migration") && !found.contains("Litware data platform"));
+    let (_, by_id) = app
+        .page(&viewer, &format!("/opportunities?q={OPPORTUNITY_LITWARE}"))
+        .await;
+    assert!(by_id.contains("Litware data platform") && !by_id.contains("Fabrikam Azure"));
+
+    // "Check" reads and judges without sending: Adatum has a country name and no solution.
+    let (status, body) = app
+        .call(
+            &viewer,
+            "check_opportunity",
+            &[("crm_id", cosell_sandbox::dataverse::OPPORTUNITY_ADATUM)],
+        )
+        .await;
+    assert_eq!(status, reqwest::StatusCode::OK, "{body}");
+    assert!(
+        body.contains("“Deutschland”") && body.contains("Solution ID is required"),
+        "{body}"
+    );
+    let (_, page) = app.page(&viewer, "/opportunities?q=adatum").await;
+    assert!(
+        page.contains("data-rule=\"country_not_iso\"")
+            && page.contains("data-rule=\"solution_missing\"")
+    );
+
+    // The admin switches sync on from the dashboard: written to the CRM, and the run follows.
+    let (status, _) = app
+        .call(
+            &viewer,
+            "set_sync",
+            &[("crm_id", OPPORTUNITY_LITWARE), ("on", "true")],
+        )
+        .await;
+    assert_eq!(status, reqwest::StatusCode::FORBIDDEN);
+    crm_edit(
+        &app,
+        "accounts",
+        ACCOUNT_LITWARE,
+        json!({ "address1_country": "US" }),
+    );
+    let (status, body) = app
+        .call(
+            &admin,
+            "set_sync",
+            &[("crm_id", OPPORTUNITY_LITWARE), ("on", "true")],
+        )
+        .await;
+    assert_eq!(status, reqwest::StatusCode::OK, "{body}");
+    assert_eq!(
+        app.world
+            .dataverse()
+            .row("opportunities", OPPORTUNITY_LITWARE)
+            .unwrap()["msp_syncwithpartnercenter"],
+        true,
+        "the CRM stays the record of truth"
+    );
+    let run_id = app
+        .store
+        .list_runs(&Default::default(), None, 1)
+        .await
+        .unwrap()[0]
+        .id;
+    let run = app.run_finished(run_id).await;
+    assert_eq!(run.status, RunStatus::Succeeded, "{}", run.outcome);
+    let report = app.engine.poll_changes().await.unwrap();
+    assert!(
+        report.queued.is_empty(),
+        "the switch's own write is not a second change: {report:?}"
+    );
+
+    let (_, page) = app.page(&viewer, "/opportunities?q=litware").await;
+    assert!(page.contains("data-testid=\"referral-link\""), "{page}");
+    let (_, story) = app
+        .page(&viewer, &format!("/opportunities/{OPPORTUNITY_LITWARE}"))
+        .await;
+    for action in ["sync_switched_on", "referral_created"] {
+        assert!(
+            story.contains(&format!("data-action=\"{action}\"")),
+            "{action}"
+        );
+    }
+    assert!(
+        story.contains("<code>/details/dealValue</code>"),
+        "the field diff"
+    );
+
+    let (status, body) = app
+        .call(&admin, "sync_now", &[("crm_id", OPPORTUNITY_LITWARE)])
+        .await;
+    assert_eq!(status, reqwest::StatusCode::OK, "{body}");
+    let (_, bad) = app
+        .call(&admin, "sync_now", &[("crm_id", "not-an-opportunity")])
+        .await;
+    assert!(bad.contains("There is no opportunity"), "{bad}");
+}
+
+#[tokio::test]
+async fn the_mapping_is_edited_in_the_dashboard_and_applied_on_the_next_run() {
+    let mut app = ready().await;
+    let admin = app.signed_in("admin").await;
+    let viewer = app.signed_in("viewer").await;
+    let (_, page) = app.page(&viewer, "/mapping").await;
+    assert!(page.contains("Propose = Propose"), "the defaults");
+    let form = |stages: &'static str| {
+        vec![
+            ("stages", stages),
+            (
+                "statuses",
+                "In Progress = Active/Accepted\nWon = Closed/Won\nCanceled = Closed/Lost",
+            ),
+            ("help", "Architecture guidance = ProofOfConceptOrDemo"),
+            ("currencies", ""),
+            ("solutions", "SOL-DATA-PLAT = SOL-12345-ABC"),
+        ]
+    };
+    let (status, _) = app
+        .call(&viewer, "save_mapping", &form("Propose = Close"))
+        .await;
+    assert_eq!(status, reqwest::StatusCode::FORBIDDEN);
+    let (status, body) = app
+        .call(
+            &admin,
+            "save_mapping",
+            &form("Propose = Won\nQualify Qualify"),
+        )
+        .await;
+    assert_ne!(status, reqwest::StatusCode::OK);
+    assert!(
+        body.contains("Nothing was saved") && body.contains("line 1") && body.contains("line 2"),
+        "{body}"
+    );
+    let (status, body) = app
+        .call(&admin, "save_mapping", &form("Propose = Close"))
+        .await;
+    assert_eq!(status, reqwest::StatusCode::OK, "{body}");
+
+    let id = share_litware(&mut app).await;
+    let referral = app.world.partner_center().referral(&id).unwrap();
+    assert_eq!(referral["salesStage"], "Close", "Litware is at Propose");
+    assert_eq!(
+        referral["inviteContext"]["assistanceRequestCode"],
+        "ProofOfConceptOrDemo"
+    );
+    assert_eq!(
+        referral["details"]["requirements"]["solutions"][0]["id"],
+        "SOL-12345-ABC"
+    );
+}

@@ -1,0 +1,132 @@
+//! Mapping: how an opportunity's values become a referral's (sales stages, statuses, help requests,
+//! currencies, solution ids), edited here rather than in code. "[Customize]" applies it on every run.
+
+use crate::error::AppError;
+use crate::layout::Gate;
+use cosell::domain::Access;
+use leptos::prelude::*;
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MappingTableView {
+    pub code: String,
+    pub label: String,
+    pub fallback: String,
+    pub allowed: Option<Vec<String>>,
+    pub text: String,
+}
+
+#[server(endpoint = "get_mapping")]
+pub async fn get_mapping() -> Result<Vec<MappingTableView>, AppError> {
+    use crate::auth::server::{context, internal, require};
+    use cosell::domain::mapping::Table;
+    require(Access::Viewer).await?;
+    let ctx = context()?;
+    let mapping = ctx.engine.mapping().await.map_err(internal)?;
+    Ok(Table::ALL
+        .iter()
+        .map(|t| MappingTableView {
+            code: t.code().into(),
+            label: t.label().into(),
+            fallback: t.fallback().into(),
+            allowed: t
+                .allowed()
+                .map(|a| a.iter().map(|s| s.to_string()).collect()),
+            text: mapping.to_text(*t),
+        })
+        .collect())
+}
+
+/// Replaces the whole mapping; nothing changes unless every line of every table reads.
+#[server(endpoint = "save_mapping")]
+pub async fn save_mapping(
+    stages: String,
+    statuses: String,
+    help: String,
+    currencies: String,
+    solutions: String,
+) -> Result<String, AppError> {
+    use crate::auth::server::{context, internal, require};
+    use cosell::domain::mapping::Table;
+    let me = require(Access::Admin).await?;
+    let ctx = context()?;
+    let mut mapping = ctx.engine.mapping().await.map_err(internal)?;
+    let mut problems = Vec::new();
+    for (table, text) in [
+        (Table::Stages, &stages),
+        (Table::Statuses, &statuses),
+        (Table::Help, &help),
+        (Table::Currencies, &currencies),
+        (Table::Solutions, &solutions),
+    ] {
+        if let Err(errors) = mapping.set_from_text(table, text) {
+            problems.extend(errors.iter().map(|e| e.to_string()));
+        }
+    }
+    if !problems.is_empty() {
+        return Err(AppError::Invalid(format!(
+            "Nothing was saved. {}",
+            problems.join(" ")
+        )));
+    }
+    let now = time::OffsetDateTime::now_utc();
+    let value = serde_json::to_value(&mapping).map_err(internal)?;
+    ctx.store
+        .set_setting(cosell::engine::MAPPING_SETTING, &value, &me.name, now)
+        .await
+        .map_err(internal)?;
+    ctx.store
+        .record_audit(
+            &cosell::store::NewAuditEvent {
+                actor: me.name.clone(),
+                action: "mapping_changed".into(),
+                record_kind: "mapping".into(),
+                record_id: "mapping".into(),
+                detail: "The value mapping was saved; it applies from the next run.".into(),
+                ..Default::default()
+            },
+            now,
+        )
+        .await
+        .map_err(internal)?;
+    Ok("Mapping saved: it applies from the next run.".into())
+}
+
+#[component]
+pub fn MappingPage() -> impl IntoView {
+    let save = ServerAction::<SaveMapping>::new();
+    let tables = Resource::new(move || save.version().get(), |_| get_mapping());
+    view! {
+        <Gate needed=Access::Viewer title="Mapping" content=move |me: crate::auth::Me| {
+            let admin = me.user.access == Access::Admin;
+            view! {
+                <p>"How an opportunity's values become a referral's. One rule per line: "<code>"CRM value = Partner Center value"</code>". A value with no rule is sent as the fallback says."</p>
+                <p>"When both sides changed the same referral, the CRM wins for the fields cosell maps from the opportunity (name, deal value, currency, closing date, solutions, team, help request, stage, status); every other field stays as Partner Center has it. The customer's location is never changed once the referral exists."</p>
+                {move || crate::pages::action_result(save.value().get())}
+                <Suspense fallback=|| view! { <p class="loading">"Loading…"</p> }>
+                    {move || Suspend::new(async move {
+                        match tables.await {
+                            Err(e) => view! { <p class="error" role="alert">{e.to_string()}</p> }.into_any(),
+                            Ok(tables) => view! {
+                                <ActionForm action=save attr:class="mapping">
+                                    {tables.into_iter().map(|t| view! {
+                                        <fieldset data-table=t.code.clone()>
+                                            <legend>{t.label.clone()}</legend>
+                                            <textarea name=t.code.clone() rows="6" cols="60" readonly=!admin
+                                                aria-label=t.label.clone()>{t.text.clone()}</textarea>
+                                            <p class="muted">
+                                                {format!("Unmapped values: {}.", t.fallback)}
+                                                {t.allowed.map(|a| format!(" Partner Center values: {}.", a.join(", ")))}
+                                            </p>
+                                        </fieldset>
+                                    }).collect_view()}
+                                    {admin.then(|| view! { <button type="submit" class="primary">"Save the mapping"</button> })}
+                                </ActionForm>
+                            }.into_any(),
+                        }
+                    })}
+                </Suspense>
+            }.into_any()
+        }/>
+    }
+}
