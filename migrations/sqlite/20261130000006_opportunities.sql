@@ -6,6 +6,7 @@ CREATE TABLE crm_opportunities (
     name_key       TEXT NOT NULL,
     referral_id    TEXT,
     referral_link  TEXT,
+    customer_id    TEXT,
     sync           INTEGER NOT NULL,
     state          TEXT NOT NULL CHECK (state IN ('open', 'won', 'lost')),
     version        TEXT,
@@ -20,6 +21,8 @@ CREATE TABLE crm_opportunities (
 -- The list is ordered by name (keyset on name_key, crm_id); referral ids are looked up exactly.
 CREATE INDEX crm_opportunities_by_name ON crm_opportunities (name_key, crm_id);
 CREATE INDEX crm_opportunities_by_referral ON crm_opportunities (referral_id) WHERE referral_id IS NOT NULL;
+-- A fix to an account (its country, say) re-runs the synced opportunities of that customer.
+CREATE INDEX crm_opportunities_by_customer ON crm_opportunities (customer_id) WHERE customer_id IS NOT NULL;
 
 -- Where each change feed resumes (a Dataverse delta link).
 CREATE TABLE change_feeds (

@@ -23,6 +23,10 @@ use tokio::sync::watch;
 
 /// Where the opportunity feed's position is kept.
 pub const OPPORTUNITY_FEED: &str = "dynamics365/opportunities";
+/// Where the account feed's position is kept.
+pub const ACCOUNT_FEED: &str = "dynamics365/accounts";
+/// The account columns the rules read: a change to one of them can make an opportunity ready.
+const ACCOUNT_COLUMNS: &str = "name,address1_line1,address1_city,address1_stateorprovince,address1_postalcode,address1_country";
 
 /// What one poll did.
 #[derive(Debug, Default, Clone, PartialEq)]
@@ -56,34 +60,27 @@ impl Engine {
             return Ok(PollReport::default());
         };
         let position = self.store.change_feed(OPPORTUNITY_FEED).await?;
-        let mut retried = false;
-        let changes = loop {
-            let token = match self.tokens.token(System::Dynamics365, resource).await {
-                Ok(t) => t,
-                Err(TokenProblem::NotConnected(_)) => return Ok(PollReport::default()),
-                Err(e) => return Err(e.into()),
-            };
-            match client
-                .changes(&token, "opportunities", FEED_COLUMNS, position.as_deref())
-                .await
-            {
-                Err(CallError::Unauthorized(_)) if !retried => {
-                    self.tokens.forget(System::Dynamics365);
-                    retried = true;
-                }
-                other => break other?,
-            }
+        let Some(changes) = self
+            .fetch_changes(
+                client,
+                resource,
+                "opportunities",
+                FEED_COLUMNS,
+                position.as_deref(),
+            )
+            .await?
+        else {
+            return Ok(PollReport::default());
         };
         let now = OffsetDateTime::now_utc();
-        self.store
-            .count_api_calls(System::Dynamics365.as_code(), changes.pages, now)
-            .await?;
         let mut report = PollReport {
             initial: position.is_none(),
             changed: changes.rows.len(),
             deleted: changes.deleted.len(),
             ..Default::default()
         };
+        // Opportunities this poll already acted on (a change to both it and its account is one change).
+        let mut acted_on = std::collections::HashSet::new();
         for row in &changes.rows {
             let Some(seen) = seen(row) else { continue };
             let before = self.store.see_opportunity(&seen, now).await?;
@@ -115,6 +112,7 @@ impl Engine {
             {
                 report.queued.push(id);
             }
+            acted_on.insert(seen.crm_id.clone());
         }
         for id in &changes.deleted {
             self.store.forget_opportunity(id).await?;
@@ -122,10 +120,80 @@ impl Engine {
         self.store
             .set_change_feed(OPPORTUNITY_FEED, &changes.delta_link, now)
             .await?;
+
+        // A fix to a customer account (its country, say) is a change to its synced opportunities.
+        let position = self.store.change_feed(ACCOUNT_FEED).await?;
+        if let Some(accounts) = self
+            .fetch_changes(
+                client,
+                resource,
+                "accounts",
+                ACCOUNT_COLUMNS,
+                position.as_deref(),
+            )
+            .await?
+        {
+            if position.is_some() {
+                for account in &accounts.rows {
+                    let Some(id) = account["accountid"].as_str() else {
+                        continue;
+                    };
+                    for crm_id in self.store.synced_opportunities_of(id).await? {
+                        if !acted_on.insert(crm_id.clone()) {
+                            continue;
+                        }
+                        if let Some(run) = self
+                            .queue_opportunity(&crm_id, RunTrigger::CrmChange)
+                            .await?
+                        {
+                            report.queued.push(run);
+                        }
+                    }
+                }
+            }
+            self.store
+                .set_change_feed(ACCOUNT_FEED, &accounts.delta_link, now)
+                .await?;
+        }
         if !report.queued.is_empty() {
             self.nudge();
         }
         Ok(report)
+    }
+
+    /// One table's changes since `position` with the CRM connection (a 401 refreshes the token once),
+    /// counted against the day's calls; None when the CRM is not connected.
+    async fn fetch_changes(
+        &self,
+        client: &crate::clients::dynamics::DynamicsClient,
+        resource: &str,
+        set: &str,
+        columns: &str,
+        position: Option<&str>,
+    ) -> Result<Option<crate::clients::dynamics::ChangeSet>, PollError> {
+        let mut retried = false;
+        let changes = loop {
+            let token = match self.tokens.token(System::Dynamics365, resource).await {
+                Ok(t) => t,
+                Err(TokenProblem::NotConnected(_)) => return Ok(None),
+                Err(e) => return Err(e.into()),
+            };
+            match client.changes(&token, set, columns, position).await {
+                Err(CallError::Unauthorized(_)) if !retried => {
+                    self.tokens.forget(System::Dynamics365);
+                    retried = true;
+                }
+                other => break other?,
+            }
+        };
+        self.store
+            .count_api_calls(
+                System::Dynamics365.as_code(),
+                changes.pages,
+                OffsetDateTime::now_utc(),
+            )
+            .await?;
+        Ok(Some(changes))
     }
 
     /// Queues "Dynamics 365 to Partner Center" for an opportunity (one waiting run at most), or, when the

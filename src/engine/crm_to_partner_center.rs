@@ -28,7 +28,7 @@ use time::OffsetDateTime;
 
 /// The columns the change feed tracks (enough for the Opportunities page and to decide on a run).
 pub(super) const FEED_COLUMNS: &str =
-    "name,statecode,msp_syncwithpartnercenter,msp_referralid,msp_referrallink";
+    "name,statecode,msp_syncwithpartnercenter,msp_referralid,msp_referrallink,_customerid_value";
 
 const OPPORTUNITY_COLUMNS: &str = "name,description,estimatedvalue,estimatedclosedate,statecode,\
 statuscode,salesstage,msp_syncwithpartnercenter,msp_referralid,msp_referrallink,msp_cosellaudit,\
@@ -65,6 +65,7 @@ pub(super) fn seen(row: &Value) -> Option<SeenOpportunity> {
         name: row["name"].as_str().unwrap_or_default().to_string(),
         referral_id: text(row, "msp_referralid"),
         referral_link: text(row, "msp_referrallink"),
+        customer_id: text(row, "_customerid_value"),
         sync: row["msp_syncwithpartnercenter"].as_bool().unwrap_or(false),
         state: state_of(row),
         version: version_of(row),
@@ -482,6 +483,7 @@ async fn create(
         name: o.name.clone(),
         referral_id: Some(referral_id.clone()),
         referral_link: Some(link),
+        customer_id: text(row, "_customerid_value"),
         sync: true,
         state: o.state,
         version: o.version.clone(),

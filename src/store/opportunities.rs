@@ -16,6 +16,8 @@ pub struct SeenOpportunity {
     pub name: String,
     pub referral_id: Option<String>,
     pub referral_link: Option<String>,
+    /// The customer account.
+    pub customer_id: Option<String>,
     pub sync: bool,
     pub state: OpportunityState,
     pub version: Option<String>,
@@ -42,6 +44,7 @@ struct Row {
     name: String,
     referral_id: Option<String>,
     referral_link: Option<String>,
+    customer_id: Option<String>,
     sync: bool,
     state: String,
     version: Option<String>,
@@ -53,7 +56,7 @@ struct Row {
     written_version: Option<String>,
 }
 
-const COLUMNS: &str = "crm_id, name, referral_id, referral_link, sync, state, version, problems, \
+const COLUMNS: &str = "crm_id, name, referral_id, referral_link, customer_id, sync, state, version, problems, \
                        last_result, last_run_id, last_synced_at, pushed, written_version";
 
 fn state_code(s: OpportunityState) -> &'static str {
@@ -91,6 +94,7 @@ impl TryFrom<Row> for MirroredOpportunity {
                 name: r.name,
                 referral_id: r.referral_id,
                 referral_link: r.referral_link,
+                customer_id: r.customer_id,
                 sync: r.sync,
                 state,
                 version: r.version,
@@ -119,12 +123,12 @@ impl Store {
         on_pool!(self, |p| {
             sqlx::query(
             "INSERT INTO crm_opportunities (crm_id, name, name_key, referral_id, referral_link, sync, state,
-                                            version, seen_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+                                            version, seen_at, customer_id)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
              ON CONFLICT (crm_id) DO UPDATE SET name = excluded.name, name_key = excluded.name_key,
                  referral_id = excluded.referral_id, referral_link = excluded.referral_link,
                  sync = excluded.sync, state = excluded.state, version = excluded.version,
-                 seen_at = excluded.seen_at"
+                 seen_at = excluded.seen_at, customer_id = excluded.customer_id"
         )
         .bind(&o.crm_id)
         .bind(&o.name)
@@ -135,6 +139,7 @@ impl Store {
         .bind(state_code(o.state))
         .bind(&o.version)
         .bind(at)
+        .bind(&o.customer_id)
         .execute(p)
         .await
         .map(|_| ())
@@ -177,6 +182,21 @@ impl Store {
             .fetch_optional(p)
             .await)?;
         row.map(MirroredOpportunity::try_from).transpose()
+    }
+
+    /// The open opportunities of a customer with "Sync with Partner Center" on.
+    pub async fn synced_opportunities_of(
+        &self,
+        customer_id: &str,
+    ) -> Result<Vec<String>, StoreError> {
+        Ok(on_pool!(self, |p| sqlx::query_scalar(
+            "SELECT crm_id FROM crm_opportunities
+             WHERE customer_id = $1 AND sync = $2 AND state = 'open' ORDER BY crm_id"
+        )
+        .bind(customer_id)
+        .bind(true)
+        .fetch_all(p)
+        .await)?)
     }
 
     /// A page of opportunities by name, after `after` (keyset). `search` matches a CRM id or a referral
@@ -345,6 +365,7 @@ mod tests {
             name: name.into(),
             referral_id: None,
             referral_link: None,
+            customer_id: Some("acc".into()),
             sync: false,
             state: OpportunityState::Open,
             version: Some("1".into()),
@@ -416,6 +437,20 @@ mod tests {
                 .seen
                 .crm_id,
             "b"
+        );
+        let mut synced = seen("a", "adatum renewal");
+        synced.sync = true;
+        store.see_opportunity(&synced, now).await.unwrap();
+        assert_eq!(
+            store.synced_opportunities_of("acc").await.unwrap(),
+            vec!["a"]
+        );
+        assert!(
+            store
+                .synced_opportunities_of("other")
+                .await
+                .unwrap()
+                .is_empty()
         );
         store.forget_opportunity("d").await.unwrap();
         assert!(store.opportunity("d").await.unwrap().is_none());

@@ -223,21 +223,22 @@ async fn an_opportunity_that_is_not_ready_costs_no_call_and_names_what_is_missin
     let report = app.engine.poll_changes().await.unwrap();
     assert_eq!((report.echoes, report.queued.len()), (1, 0), "{report:?}");
 
-    // The seller fixes the country: the next change shares it.
+    // The seller fixes the account's country: that change alone shares the opportunity.
     crm_edit(
         &app,
         "accounts",
         ACCOUNT_FABRIKAM,
         json!({ "address1_country": "US" }),
     );
-    crm_edit(
-        &app,
-        "opportunities",
-        OPPORTUNITY_FABRIKAM,
-        json!({ "description": "Country fixed" }),
-    );
     let run = poll_and_run(&mut app).await;
     assert_eq!(run.status, RunStatus::Succeeded, "{}", run.outcome);
+    assert!(
+        app.world
+            .dataverse()
+            .row("opportunities", OPPORTUNITY_FABRIKAM)
+            .unwrap()["msp_referralid"]
+            .is_string()
+    );
 }
 
 #[tokio::test]
@@ -424,6 +425,11 @@ async fn the_opportunities_page_lists_searches_switches_sync_and_tells_the_story
         ACCOUNT_LITWARE,
         json!({ "address1_country": "US" }),
     );
+    let report = app.engine.poll_changes().await.unwrap();
+    assert!(
+        report.queued.is_empty(),
+        "Litware is not synced yet: {report:?}"
+    );
     let (status, body) = app
         .call(
             &admin,
@@ -530,5 +536,54 @@ async fn the_mapping_is_edited_in_the_dashboard_and_applied_on_the_next_run() {
     assert_eq!(
         referral["details"]["requirements"]["solutions"][0]["id"],
         "SOL-12345-ABC"
+    );
+}
+
+#[tokio::test]
+async fn closing_as_lost_closes_the_referral_as_lost() {
+    let mut app = ready().await;
+    let id = share_litware(&mut app).await;
+    let _echo = app.next_run().await;
+    app.engine.poll_changes().await.unwrap();
+    crm_edit(
+        &app,
+        "opportunities",
+        OPPORTUNITY_LITWARE,
+        json!({ "statecode": 2, "statuscode": 5 }),
+    );
+    let run = poll_and_run(&mut app).await;
+    assert_eq!(run.status, RunStatus::Succeeded, "{}", run.outcome);
+    let referral = app.world.partner_center().referral(&id).unwrap();
+    assert_eq!(
+        (referral["status"].as_str(), referral["substatus"].as_str()),
+        (Some("Closed"), Some("Lost"))
+    );
+}
+
+#[tokio::test]
+async fn a_referral_that_no_longer_exists_fails_the_run_with_the_fix() {
+    let mut app = ready().await;
+    crm_edit(
+        &app,
+        "accounts",
+        ACCOUNT_LITWARE,
+        json!({ "address1_country": "US" }),
+    );
+    app.engine.poll_changes().await.unwrap();
+    crm_edit(
+        &app,
+        "opportunities",
+        OPPORTUNITY_LITWARE,
+        json!({ "msp_referralid": "00000000-0000-0000-0000-00000000dead", "msp_syncwithpartnercenter": true }),
+    );
+    let run = poll_and_run(&mut app).await;
+    assert_eq!(run.status, RunStatus::Failed);
+    assert!(
+        run.outcome.contains("no longer exists in Partner Center")
+            && run
+                .outcome
+                .contains("Clear the opportunity's Referral Identifier"),
+        "{}",
+        run.outcome
     );
 }
