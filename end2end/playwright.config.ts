@@ -39,7 +39,7 @@ export default defineConfig({
   webServer: {
     command:
       `../target/debug/cosell serve --sandbox --addr 127.0.0.1:${port} --sandbox-addr 127.0.0.1:${port + 1} ` +
-      `--database-url sqlite://${dataDir}/e2e.db --site-root ../target/site`,
+      `--database-url sqlite://${dataDir}/e2e.db --site-root ../target/site --crm-poll-ms 500`,
     url: `http://127.0.0.1:${port}/healthz`,
     reuseExistingServer: false,
     timeout: 60_000,

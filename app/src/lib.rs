@@ -1,3 +1,4 @@
+#![recursion_limit = "256"]
 //! cosell-app: the dashboard's pages and server functions.
 //!
 //! Server functions are thin: authorize (each one checks the signed-in user's role itself), then call the

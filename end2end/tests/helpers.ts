@@ -19,3 +19,22 @@ export async function expectLive(page: Page, info: TestInfo) {
     await expect(page.locator("html")).not.toHaveAttribute("data-hydrated", "true");
   }
 }
+
+/** Connects `system` through the sandbox's consent page as the admin (from the Connections page). */
+export async function connect(page: Page, system: string) {
+  const card = page.locator(`section[data-connection="${system}"]`);
+  await card.getByRole("button", { name: /^(Connect|Reconnect)$/ }).click();
+  // The sandbox's consent page (Entra ID): pick the admin account; it sends the browser back.
+  await expect(page.getByRole("heading", { name: "Pick an account" })).toBeVisible();
+  await page.locator('button[data-user="admin"]').click();
+  await expect(page).toHaveURL(/\/connections\?connected=/);
+  await expect(card.locator(".status")).toHaveText("Connected");
+}
+
+/** Reloads `path` until `check` passes: the engine works in the background, the page does not push. */
+export async function eventually(page: Page, path: string, check: () => Promise<void>) {
+  await expect(async () => {
+    await page.goto(path);
+    await check();
+  }).toPass({ timeout: 20_000 });
+}

@@ -1,28 +1,10 @@
-import { expect, test, type Page } from "@playwright/test";
-import { expectLive, sandbox, signIn } from "./helpers";
+import { expect, test } from "@playwright/test";
+import { connect, eventually, expectLive, sandbox, signIn } from "./helpers";
 
 // The whole Partner Center → Dynamics 365 story, as an admin lives it: connect both systems, switch the
 // flows on, register the webhook, watch a seller's referral become an opportunity; then a failure, its
 // reason, and the resubmission that fixes it. Both projects (JavaScript on, then off) share one server,
 // so each step accepts what the other project already did (e.g. "Reconnect" instead of "Connect").
-
-async function connect(page: Page, system: string) {
-  const card = page.locator(`section[data-connection="${system}"]`);
-  await card.getByRole("button", { name: /^(Connect|Reconnect)$/ }).click();
-  // The sandbox's consent page (Entra ID): pick the admin account; it sends the browser back.
-  await expect(page.getByRole("heading", { name: "Pick an account" })).toBeVisible();
-  await page.locator('button[data-user="admin"]').click();
-  await expect(page).toHaveURL(/\/connections\?connected=/);
-  await expect(card.locator(".status")).toHaveText("Connected");
-}
-
-/** Reloads `path` until `check` passes: the engine works in the background, the page does not push. */
-async function eventually(page: Page, path: string, check: () => Promise<void>) {
-  await expect(async () => {
-    await page.goto(path);
-    await check();
-  }).toPass({ timeout: 20_000 });
-}
 
 test("a seller's referral becomes an opportunity; a failed run is resubmitted", async ({ page, request }, info) => {
   test.setTimeout(90_000);
