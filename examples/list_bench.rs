@@ -7,9 +7,10 @@
 //! `cargo run --release --features test-support --example list_bench -- [ROWS]`
 
 use cosell::domain::flows::Flow;
+use cosell::domain::opportunity::OpportunityState;
 use cosell::domain::runs::{Direction, RunStatus, RunTrigger};
 use cosell::store::test_support::TestDatabase;
-use cosell::store::{AuditFilter, NewAuditEvent, NewRun, RunFilter, Store};
+use cosell::store::{AuditFilter, NewAuditEvent, NewRun, RunFilter, SeenOpportunity, Store};
 use serde_json::json;
 use std::time::{Duration, Instant};
 use time::OffsetDateTime;
@@ -193,6 +194,68 @@ async fn main() {
                 .list_audit(filter, *before, PAGE)
                 .await
                 .expect("list audit")
+                .len()
+        })
+        .await;
+        report(name, &times, n);
+    }
+
+    // The Opportunities page: by name, a page far down, and each kind of search.
+    let mut mirror = Vec::with_capacity(rows);
+    for i in 0..rows {
+        mirror.push(SeenOpportunity {
+            crm_id: format!("{:08x}-0000-4000-8000-{:012x}", i, i),
+            name: format!(
+                "{} deal {i}",
+                ["Contoso", "Fabrikam", "Litware", "Adatum", "Tailspin"][i % 5]
+            ),
+            referral_id: (i % 3 == 0).then(|| format!("ref-{i}")),
+            referral_link: None,
+            customer_id: Some(format!("acc-{}", i / 10)),
+            sync: i % 3 == 0,
+            state: OpportunityState::Open,
+            version: Some(i.to_string()),
+        });
+    }
+    let seeding = Instant::now();
+    for chunk in mirror.chunks(10_000) {
+        store
+            .seed_opportunities(chunk, start)
+            .await
+            .expect("seed opportunities");
+    }
+    println!(
+        "seeded {rows} opportunities in {:.1} s",
+        seeding.elapsed().as_secs_f64()
+    );
+    let halfway = store
+        .list_opportunities(None, None, (rows / 2) as i64)
+        .await
+        .unwrap()
+        .last()
+        .map(|o| (o.seen.name.clone(), o.seen.crm_id.clone()));
+    let by_id = mirror[rows / 3].crm_id.clone();
+    let opportunity_cases: Vec<(&str, Option<String>, Option<(String, String)>)> = vec![
+        ("opportunities: first page", None, None),
+        ("opportunities: a page halfway down (keyset)", None, halfway),
+        ("opportunities: search by CRM id", Some(by_id), None),
+        (
+            "opportunities: search by referral id",
+            Some(format!("ref-{}", rows / 3 * 3 / 3 * 3)),
+            None,
+        ),
+        (
+            "opportunities: search by part of the name",
+            Some("tailspin deal 99".into()),
+            None,
+        ),
+    ];
+    for (name, search, after) in &opportunity_cases {
+        let (times, n) = measure(|| async {
+            store
+                .list_opportunities(search.as_deref(), after.as_ref(), PAGE)
+                .await
+                .expect("list opportunities")
                 .len()
         })
         .await;

@@ -147,6 +147,39 @@ impl Store {
         Ok(before)
     }
 
+    /// Stores many opportunities in one transaction: volume for benchmarks and tests.
+    #[cfg(any(test, feature = "test-support"))]
+    pub async fn seed_opportunities(
+        &self,
+        rows: &[SeenOpportunity],
+        at: OffsetDateTime,
+    ) -> Result<(), StoreError> {
+        on_pool!(self, |p| {
+            let mut tx = p.begin().await?;
+            for o in rows {
+                sqlx::query(
+                    "INSERT INTO crm_opportunities (crm_id, name, name_key, referral_id, referral_link, sync,
+                                                    state, version, seen_at, customer_id)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+                )
+                .bind(&o.crm_id)
+                .bind(&o.name)
+                .bind(o.name.to_lowercase())
+                .bind(&o.referral_id)
+                .bind(&o.referral_link)
+                .bind(o.sync)
+                .bind(state_code(o.state))
+                .bind(&o.version)
+                .bind(at)
+                .bind(&o.customer_id)
+                .execute(&mut *tx)
+                .await?;
+            }
+            tx.commit().await?;
+        });
+        Ok(())
+    }
+
     /// An opportunity deleted in the CRM leaves the list.
     pub async fn forget_opportunity(&self, crm_id: &str) -> Result<(), StoreError> {
         on_pool!(self, |p| sqlx::query(
