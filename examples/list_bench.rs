@@ -10,7 +10,9 @@ use cosell::domain::flows::Flow;
 use cosell::domain::opportunity::OpportunityState;
 use cosell::domain::runs::{Direction, RunStatus, RunTrigger};
 use cosell::store::test_support::TestDatabase;
-use cosell::store::{AuditFilter, NewAuditEvent, NewRun, RunFilter, SeenOpportunity, Store};
+use cosell::store::{
+    AuditFilter, NewAuditEvent, NewRun, OpportunityCursor, RunFilter, SeenOpportunity, Store,
+};
 use serde_json::json;
 use std::time::{Duration, Instant};
 use time::OffsetDateTime;
@@ -235,13 +237,13 @@ async fn main() {
         .last()
         .map(|o| (o.seen.name.clone(), o.seen.crm_id.clone()));
     let by_id = mirror[rows / 3].crm_id.clone();
-    let opportunity_cases: Vec<(&str, Option<String>, Option<(String, String)>)> = vec![
+    let opportunity_cases: Vec<(&str, Option<String>, Option<OpportunityCursor>)> = vec![
         ("opportunities: first page", None, None),
         ("opportunities: a page halfway down (keyset)", None, halfway),
         ("opportunities: search by CRM id", Some(by_id), None),
         (
             "opportunities: search by referral id",
-            Some(format!("ref-{}", rows / 3 * 3 / 3 * 3)),
+            Some(format!("ref-{}", rows / 3 * 3)),
             None,
         ),
         (
