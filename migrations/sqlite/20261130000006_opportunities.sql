@@ -46,3 +46,8 @@ ALTER TABLE audit_events ADD COLUMN outcome TEXT NOT NULL DEFAULT 'effect'
 ALTER TABLE audit_events ADD COLUMN changes TEXT;
 CREATE INDEX audit_by_direction ON audit_events (direction, id DESC);
 CREATE INDEX audit_by_outcome ON audit_events (outcome, id DESC);
+
+-- One run at a time per record and flow: a second change to the same opportunity (or event for the same
+-- referral) waits for the first run, which might be creating the referral (or opportunity) right now.
+CREATE UNIQUE INDEX runs_one_running_per_record ON runs (flow, record_id)
+    WHERE status = 'running' AND record_id IS NOT NULL AND parent_run_id IS NULL;

@@ -318,6 +318,8 @@ impl Engine {
                 .await?;
             }
             let _ = self.finished.send(done.clone());
+            // A run of the same record may have been waiting for this one.
+            self.nudge();
         }
         Ok(done)
     }

@@ -58,6 +58,8 @@ pub enum StoreError {
     Database(#[from] sqlx::Error),
     #[error("stored value is corrupt: {0}")]
     Corrupt(String),
+    #[error("busy: {0}")]
+    Busy(String),
     #[error("a sealed secret does not open with COSELL_SECRET_KEY (was the key changed?): {0}")]
     Sealed(String),
 }

@@ -241,10 +241,25 @@ impl Store {
         limit: i64,
     ) -> Result<Vec<MirroredOpportunity>, StoreError> {
         let search = search.map(str::trim).filter(|s| !s.is_empty());
+        // An id is looked up exactly, through its index; only when nothing has that id is it a name.
+        if let Some(id) = search.filter(|s| after.is_none() && !s.contains(char::is_whitespace)) {
+            let sql = format!(
+                "SELECT {COLUMNS} FROM crm_opportunities WHERE crm_id = $1
+                 UNION SELECT {COLUMNS} FROM crm_opportunities WHERE referral_id = $1"
+            );
+            let rows: Vec<Row> =
+                on_pool!(self, |p| sqlx::query_as(&sql).bind(id).fetch_all(p).await)?;
+            if !rows.is_empty() {
+                return rows
+                    .into_iter()
+                    .map(MirroredOpportunity::try_from)
+                    .collect();
+            }
+        }
         let mut sql =
             format!("SELECT {COLUMNS} FROM crm_opportunities WHERE (name_key, crm_id) > ($1, $2)");
         if search.is_some() {
-            sql.push_str(" AND (crm_id = $4 OR referral_id = $4 OR name_key LIKE $5 ESCAPE '\\')");
+            sql.push_str(" AND name_key LIKE $4 ESCAPE '\\'");
         }
         sql.push_str(" ORDER BY name_key, crm_id LIMIT $3");
         let (name, id) = after.cloned().unwrap_or_default();
@@ -261,7 +276,7 @@ impl Store {
                         .replace('%', "\\%")
                         .replace('_', "\\_")
                 );
-                q = q.bind(s.to_string()).bind(like);
+                q = q.bind(like);
             }
             q.fetch_all(p).await
         })?;

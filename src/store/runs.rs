@@ -59,6 +59,11 @@ pub struct Step {
     pub at: OffsetDateTime,
 }
 
+fn is_unique_violation(e: &sqlx::Error) -> bool {
+    e.as_database_error()
+        .is_some_and(|d| d.is_unique_violation())
+}
+
 /// Why a run cannot be resubmitted, in words for the admin who asked.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ResubmitRefusal {
@@ -237,7 +242,7 @@ impl Store {
                                attempts, not_before, lease_owner, lease_until, created_at, started_at)
              VALUES ($1, 'running', $2, $3, $4, $5, $6, 1, $7, $8, $9, $7, $7) RETURNING {COLUMNS}"
         );
-        let row: Row = on_pool!(self, |p| sqlx::query_as(&sql)
+        let row: Result<Row, sqlx::Error> = on_pool!(self, |p| sqlx::query_as(&sql)
             .bind(run.flow.as_code())
             .bind(run.trigger.as_code())
             .bind(run.input.to_string())
@@ -248,8 +253,14 @@ impl Store {
             .bind(owner)
             .bind(lease_until)
             .fetch_one(p)
-            .await)?;
-        Run::try_from(row)
+            .await);
+        match row {
+            Err(e) if is_unique_violation(&e) => Err(StoreError::Busy(format!(
+                "a run of this flow is already working on {}",
+                run.record_id.as_deref().unwrap_or("this record")
+            ))),
+            other => Run::try_from(other?),
+        }
     }
 
     /// Queues the run an inbox event calls for and marks the event processed, together: an event is
@@ -313,28 +324,44 @@ impl Store {
             "UPDATE runs SET status = 'running', lease_owner = $1, lease_until = $2,
                     attempts = attempts + 1, started_at = COALESCE(started_at, $3)
              WHERE id = (SELECT id FROM runs
-                         WHERE (status = 'queued' AND not_before <= $3)
-                            OR (status = 'running' AND lease_until < $3)
+                         WHERE ((status = 'queued' AND not_before <= $3)
+                                OR (status = 'running' AND lease_until < $3))
+                           -- Not while another run of the same flow works on the same record.
+                           AND NOT EXISTS (SELECT 1 FROM runs busy
+                                           WHERE busy.record_id = runs.record_id AND busy.flow = runs.flow
+                                             AND busy.status = 'running' AND busy.id <> runs.id
+                                             AND busy.parent_run_id IS NULL)
                          ORDER BY not_before, id LIMIT 1 {pick})
              RETURNING {COLUMNS}"
         );
-        let row: Option<Row> = on_pool!(self, |p| sqlx::query_as(&sql)
+        let row: Result<Option<Row>, sqlx::Error> = on_pool!(self, |p| sqlx::query_as(&sql)
             .bind(owner)
             .bind(lease_until)
             .bind(now)
             .fetch_optional(p)
-            .await)?;
-        row.map(Run::try_from).transpose()
+            .await);
+        match row {
+            // Another instance claimed a run of the same record at the same moment: nothing for us now.
+            Err(e) if is_unique_violation(&e) => Ok(None),
+            other => other?.map(Run::try_from).transpose(),
+        }
     }
 
     /// When the next queued run is due, if any (so an idle worker knows how long to wait).
     pub async fn next_run_due(&self) -> Result<Option<OffsetDateTime>, StoreError> {
-        Ok(on_pool!(self, |p| sqlx::query_scalar(
+        Ok(on_pool!(self, |p| {
+            sqlx::query_scalar(
             "SELECT MIN(CASE WHEN status = 'queued' THEN not_before ELSE lease_until END)
-             FROM runs WHERE status IN ('queued', 'running')"
+             FROM runs WHERE status IN ('queued', 'running')
+               -- A run waiting for its record's running run is due when that one ends (or its lease does).
+               AND NOT (status = 'queued' AND EXISTS (
+                   SELECT 1 FROM runs busy
+                   WHERE busy.record_id = runs.record_id AND busy.flow = runs.flow
+                     AND busy.status = 'running' AND busy.parent_run_id IS NULL))"
         )
         .fetch_one(p)
-        .await)?)
+        .await
+        })?)
     }
 
     pub async fn record_step(
@@ -511,10 +538,7 @@ impl Store {
         match self.enqueue_run(&new, at).await {
             Ok(again) => Ok(Ok(again)),
             // Another click or instance got there first (the unique index on resubmitted_from).
-            Err(StoreError::Database(e))
-                if e.as_database_error()
-                    .is_some_and(|d| d.is_unique_violation()) =>
-            {
+            Err(StoreError::Database(e)) if is_unique_violation(&e) => {
                 let again = self.resubmission_of(id).await?.unwrap_or_default();
                 Ok(Err(ResubmitRefusal::AlreadyResubmitted { id, again }))
             }
@@ -877,6 +901,49 @@ mod tests {
                 .is_empty(),
             "a failed run already resubmitted is not queued again"
         );
+    }
+
+    #[tokio::test]
+    async fn runs_of_one_record_take_turns() {
+        let db = TestDatabase::new().await;
+        let store = Store::connect(db.url()).await.unwrap();
+        let now = now();
+        let lease = now + Duration::minutes(5);
+        let first = store.enqueue_run(&new_run("r1"), now).await.unwrap();
+        let second = store.enqueue_run(&new_run("r1"), now).await.unwrap();
+        let other = store.enqueue_run(&new_run("r2"), now).await.unwrap();
+        let claim = |owner: &'static str| {
+            let store = store.clone();
+            async move {
+                store
+                    .claim_run(owner, now, lease)
+                    .await
+                    .unwrap()
+                    .map(|r| r.id)
+            }
+        };
+        assert_eq!(claim("a").await, Some(first));
+        assert_eq!(claim("b").await, Some(other), "r1 waits for its first run");
+        assert_eq!(claim("c").await, None);
+        assert_eq!(
+            store.next_run_due().await.unwrap(),
+            Some(lease),
+            "the waiting run is not due before the running one's lease ends"
+        );
+        let mut now_run = new_run("r1");
+        now_run.trigger = RunTrigger::Manual;
+        assert!(
+            matches!(
+                store.start_run(&now_run, "d", lease, now).await,
+                Err(StoreError::Busy(_))
+            ),
+            "a run started at once waits its turn too"
+        );
+        store
+            .finish_run(first, "a", RunStatus::Succeeded, "done", now)
+            .await
+            .unwrap();
+        assert_eq!(claim("c").await, Some(second));
     }
 
     #[tokio::test]

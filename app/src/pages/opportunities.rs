@@ -178,7 +178,15 @@ pub async fn check_opportunity(crm_id: String) -> Result<String, AppError> {
         resubmitted_from: None,
         settled: None,
     };
-    let done = ctx.engine.run_now(&run, &me.name).await.map_err(internal)?;
+    let done = match ctx.engine.run_now(&run, &me.name).await {
+        Ok(done) => done,
+        Err(cosell::store::StoreError::Busy(_)) => {
+            return Err(AppError::Invalid(
+                "A run for this opportunity is in progress: check again in a moment.".into(),
+            ));
+        }
+        Err(e) => return Err(internal(e)),
+    };
     match done.status {
         RunStatus::Succeeded => Ok(done.outcome),
         _ => Err(AppError::Invalid(done.outcome)),
