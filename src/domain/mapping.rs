@@ -519,46 +519,10 @@ pub fn set(doc: &mut Value, pointer: &str, value: Value) {
 mod tests {
     use super::*;
     use crate::domain::codes::CurrencyCode;
-    use crate::domain::opportunity::{Customer, Opportunity, Person, Purpose, check};
-    use time::macros::date;
+    use crate::domain::opportunity::{Opportunity, Purpose, check};
 
     fn opportunity() -> Opportunity {
-        Opportunity {
-            id: "opp-1".into(),
-            name: "Fabrikam Azure migration".into(),
-            sync: true,
-            referral_id: None,
-            state: OpportunityState::Open,
-            status_reason: Some("In Progress".into()),
-            deal_value: Some(48000.0),
-            currency: Some("USD".into()),
-            closing_date: Some(date!(2027 - 06 - 30)),
-            sales_stage: Some("Develop".into()),
-            help: Some("Architecture guidance".into()),
-            solutions: vec!["SOL-AZ-MIG".into()],
-            notes: None,
-            customer: Some(Customer {
-                id: "acc-1".into(),
-                name: "Fabrikam, Inc.".into(),
-                country: Some("US".into()),
-                postal_code: Some("98052".into()),
-                city: Some("Redmond".into()),
-                ..Default::default()
-            }),
-            contact: Some(Person {
-                first_name: Some("Ray".into()),
-                last_name: Some("Tanaka".into()),
-                email: Some("ray@fabrikam.example".into()),
-                phone: None,
-            }),
-            owner: Some(Person {
-                first_name: Some("Adele".into()),
-                last_name: Some("Vance".into()),
-                email: Some("adele@contoso.example".into()),
-                phone: Some("+1 425 555 0100".into()),
-            }),
-            version: None,
-        }
+        crate::domain::opportunity::fixture::ready()
     }
 
     fn usd() -> Vec<CurrencyCode> {

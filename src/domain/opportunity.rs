@@ -359,19 +359,13 @@ pub fn check<'a>(
     }
 }
 
+/// A sample opportunity that passes every rule, for tests here and in the mapping.
 #[cfg(test)]
-mod tests {
+pub(crate) mod fixture {
     use super::*;
     use time::macros::date;
 
-    fn currencies() -> Vec<CurrencyCode> {
-        ["USD", "EUR", "GBP"]
-            .iter()
-            .map(|c| CurrencyCode::parse(c).unwrap())
-            .collect()
-    }
-
-    fn person(first: &str, email: &str, phone: &str) -> Person {
+    pub(crate) fn person(first: &str, email: &str, phone: &str) -> Person {
         let some = |s: &str| Some(s.to_string()).filter(|s| !s.is_empty());
         Person {
             first_name: some(first),
@@ -382,7 +376,7 @@ mod tests {
     }
 
     /// An opportunity that passes every rule.
-    fn ready() -> Opportunity {
+    pub(crate) fn ready() -> Opportunity {
         Opportunity {
             id: "opp-1".into(),
             name: "Fabrikam Azure migration".into(),
@@ -408,6 +402,20 @@ mod tests {
             owner: Some(person("Adele", "adele@contoso.example", "+1 425 555 0100")),
             version: None,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::fixture::ready;
+    use super::*;
+    use time::macros::date;
+
+    fn currencies() -> Vec<CurrencyCode> {
+        ["USD", "EUR", "GBP"]
+            .iter()
+            .map(|c| CurrencyCode::parse(c).unwrap())
+            .collect()
     }
 
     /// The rules, one row each: a change to a ready opportunity, the purpose, and the rules that fail.

@@ -178,24 +178,16 @@ impl<'a> RunContext<'a> {
         direction: Option<Direction>,
         detail: String,
     ) -> Result<(), StoreError> {
-        self.engine
-            .store
-            .record_audit(
-                &NewAuditEvent {
-                    run_id: Some(self.run_id),
-                    actor: self.actor.clone(),
-                    action: action.into(),
-                    record_kind: record_kind.into(),
-                    record_id: record_id.into(),
-                    direction,
-                    detail,
-                    outcome: crate::domain::runs::AuditOutcome::of_action(action),
-                    ..Default::default()
-                },
-                OffsetDateTime::now_utc(),
-            )
-            .await
-            .map(|_| ())
+        self.insert_audit(NewAuditEvent {
+            action: action.into(),
+            record_kind: record_kind.into(),
+            record_id: record_id.into(),
+            direction,
+            detail,
+            outcome: crate::domain::runs::AuditOutcome::of_action(action),
+            ..Default::default()
+        })
+        .await
     }
 
     pub fn run_id(&self) -> i64 {
@@ -204,6 +196,10 @@ impl<'a> RunContext<'a> {
 
     /// An audit event with everything said (outcome, field changes), tied to this run and its actor.
     pub async fn record(&self, event: NewAuditEvent) -> Result<(), StepError> {
+        self.insert_audit(event).await.map_err(StepError::store)
+    }
+
+    async fn insert_audit(&self, event: NewAuditEvent) -> Result<(), StoreError> {
         self.engine
             .store
             .record_audit(
@@ -216,7 +212,6 @@ impl<'a> RunContext<'a> {
             )
             .await
             .map(|_| ())
-            .map_err(StepError::store)
     }
 
     /// Runs a child flow inside this run, recorded as a run of its own linked to this one.

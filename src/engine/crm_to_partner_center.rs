@@ -651,12 +651,7 @@ async fn patch(
             PARTNER_CENTER,
             |t| {
                 let ops = ops.clone();
-                async move {
-                    engine
-                        .referrals
-                        .patch_returning(&t, referral_id, e_tag, &ops)
-                        .await
-                }
+                async move { engine.referrals.patch(&t, referral_id, e_tag, &ops).await }
             },
         )
         .await;

@@ -143,7 +143,13 @@ pub(super) async fn run(
                 PARTNER_CENTER,
                 |t| {
                     let (id, tag, ops) = (referral.id.clone(), referral.e_tag.clone(), ops.clone());
-                    async move { engine.referrals.patch(&t, &id, &tag, &ops).await }
+                    async move {
+                        engine
+                            .referrals
+                            .patch(&t, &id, &tag, &ops)
+                            .await
+                            .map(|_| ())
+                    }
                 },
             )
             .await;

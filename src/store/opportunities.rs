@@ -204,19 +204,6 @@ impl Store {
         row.map(MirroredOpportunity::try_from).transpose()
     }
 
-    /// The opportunity linked to a referral, if any.
-    pub async fn opportunity_for_referral(
-        &self,
-        referral_id: &str,
-    ) -> Result<Option<MirroredOpportunity>, StoreError> {
-        let sql = format!("SELECT {COLUMNS} FROM crm_opportunities WHERE referral_id = $1");
-        let row: Option<Row> = on_pool!(self, |p| sqlx::query_as(&sql)
-            .bind(referral_id)
-            .fetch_optional(p)
-            .await)?;
-        row.map(MirroredOpportunity::try_from).transpose()
-    }
-
     /// The open opportunities of a customer with "Sync with Partner Center" on.
     pub async fn synced_opportunities_of(
         &self,
@@ -476,16 +463,6 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(names(by_ref), vec!["b"]);
-        assert_eq!(
-            store
-                .opportunity_for_referral("ref-9")
-                .await
-                .unwrap()
-                .unwrap()
-                .seen
-                .crm_id,
-            "b"
-        );
         let mut synced = seen("a", "adatum renewal");
         synced.sync = true;
         store.see_opportunity(&synced, now).await.unwrap();

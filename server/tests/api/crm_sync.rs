@@ -288,33 +288,6 @@ async fn an_edit_is_one_patch_and_our_own_writes_do_not_echo() {
 }
 
 #[tokio::test]
-async fn closing_the_opportunity_as_won_closes_the_referral() {
-    let mut app = ready().await;
-    let id = share_litware(&mut app).await;
-    let _echo = app.next_run().await;
-    app.engine.poll_changes().await.unwrap();
-    crm_edit(
-        &app,
-        "opportunities",
-        OPPORTUNITY_LITWARE,
-        json!({ "statecode": 1, "statuscode": 3 }),
-    );
-    let run = poll_and_run(&mut app).await;
-    assert_eq!(run.status, RunStatus::Succeeded, "{}", run.outcome);
-    let referral = app.world.partner_center().referral(&id).unwrap();
-    assert_eq!(
-        (referral["status"].as_str(), referral["substatus"].as_str()),
-        (Some("Closed"), Some("Won"))
-    );
-    let audit = app
-        .store
-        .list_audit(&AuditFilter::record(OPPORTUNITY_LITWARE), None, 50)
-        .await
-        .unwrap();
-    assert!(audit.iter().any(|e| e.action == "referral_closed"));
-}
-
-#[tokio::test]
 async fn a_412_is_read_again_merged_and_audited_as_a_conflict() {
     let mut app = ready().await;
     let id = share_litware(&mut app).await;
@@ -539,8 +512,8 @@ async fn the_mapping_is_edited_in_the_dashboard_and_applied_on_the_next_run() {
     );
 }
 
-#[tokio::test]
-async fn closing_as_lost_closes_the_referral_as_lost() {
+/// A shared opportunity closed in the CRM closes its referral with the matching status.
+async fn closing_closes_the_referral(state: i64, status_reason: i64, substatus: &str) {
     let mut app = ready().await;
     let id = share_litware(&mut app).await;
     let _echo = app.next_run().await;
@@ -549,15 +522,32 @@ async fn closing_as_lost_closes_the_referral_as_lost() {
         &app,
         "opportunities",
         OPPORTUNITY_LITWARE,
-        json!({ "statecode": 2, "statuscode": 5 }),
+        json!({ "statecode": state, "statuscode": status_reason }),
     );
     let run = poll_and_run(&mut app).await;
     assert_eq!(run.status, RunStatus::Succeeded, "{}", run.outcome);
     let referral = app.world.partner_center().referral(&id).unwrap();
     assert_eq!(
         (referral["status"].as_str(), referral["substatus"].as_str()),
-        (Some("Closed"), Some("Lost"))
+        (Some("Closed"), Some(substatus))
     );
+    let audit = app
+        .store
+        .list_audit(&AuditFilter::record(OPPORTUNITY_LITWARE), None, 50)
+        .await
+        .unwrap();
+    assert!(audit.iter().any(|e| e.action == "referral_closed"));
+}
+
+#[tokio::test]
+async fn closing_the_opportunity_as_won_closes_the_referral() {
+    closing_closes_the_referral(1, 3, "Won").await;
+}
+
+#[tokio::test]
+async fn closing_as_lost_closes_the_referral_as_lost() {
+    // Out-Sold, a Lost status reason.
+    closing_closes_the_referral(2, 5, "Lost").await;
 }
 
 #[tokio::test]

@@ -63,9 +63,10 @@ impl ReferralsClient {
         http::json(response).await
     }
 
-    /// [`Self::patch`], answering the referral as it now is (`Prefer: return=representation`), so its
-    /// new eTag guards the next update without another read.
-    pub async fn patch_returning(
+    /// JSON Patch (`replace`/`add` only) guarded by the referral's `eTag` (a 412 means it changed
+    /// since); answers the referral as it now is (`Prefer: return=representation`), so its new eTag
+    /// guards the next update without another read.
+    pub async fn patch(
         &self,
         token: &Secret,
         id: &str,
@@ -82,24 +83,5 @@ impl ReferralsClient {
         )
         .await?;
         http::json(response).await
-    }
-
-    /// JSON Patch (`replace`/`add` only) guarded by the referral's `eTag`; a 412 means it changed since.
-    pub async fn patch(
-        &self,
-        token: &Secret,
-        id: &str,
-        e_tag: &str,
-        operations: &Value,
-    ) -> Result<(), CallError> {
-        http::send(
-            self.http
-                .patch(self.url(id))
-                .bearer_auth(token.expose())
-                .header("If-Match", e_tag)
-                .json(operations),
-        )
-        .await
-        .map(|_| ())
     }
 }
