@@ -161,13 +161,14 @@ pub async fn sync_now(crm_id: String) -> Result<String, AppError> {
     )
 }
 
-/// Reads the opportunity from the CRM and checks every rule now, sending nothing.
+/// Reads the opportunity from the CRM and checks every rule now, sending nothing to Partner Center.
 #[server(endpoint = "check_opportunity")]
 pub async fn check_opportunity(crm_id: String) -> Result<String, AppError> {
     use crate::auth::server::{context, internal, require};
     use cosell::domain::flows::Flow;
     use cosell::domain::runs::{RunStatus, RunTrigger};
-    let me = require(Access::Viewer).await?;
+    // A check records a run and the result: a change, however small, so an admin's.
+    let me = require(Access::Admin).await?;
     let ctx = context()?;
     let run = cosell::store::NewRun {
         flow: Flow::CrmToPartnerCenter,
@@ -297,7 +298,7 @@ fn opportunity_row(
             </ActionForm>
         }
     });
-    let check = {
+    let check = admin.then(|| {
         let (id, name) = (id.clone(), name.clone());
         view! {
             <ActionForm action=checking attr:class="inline">
@@ -305,7 +306,7 @@ fn opportunity_row(
                 <button type="submit" class="link" aria-label=format!("Check {name}")>"Check"</button>
             </ActionForm>
         }
-    };
+    });
     let readiness = match o.problems {
         None => view! { <span class="muted">"Not checked"</span>" "{check}}.into_any(),
         Some(p) if p.is_empty() => view! { <span class="badge ok">"Ready"</span> }.into_any(),

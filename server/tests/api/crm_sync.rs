@@ -365,9 +365,21 @@ async fn the_opportunities_page_lists_searches_switches_sync_and_tells_the_story
     assert!(by_id.contains("Litware data platform") && !by_id.contains("Fabrikam Azure"));
 
     // "Check" reads and judges without sending: Adatum has a country name and no solution.
-    let (status, body) = app
+    let (status, _) = app
         .call(
             &viewer,
+            "check_opportunity",
+            &[("crm_id", cosell_sandbox::dataverse::OPPORTUNITY_ADATUM)],
+        )
+        .await;
+    assert_eq!(
+        status,
+        reqwest::StatusCode::FORBIDDEN,
+        "a check records a run: admins only"
+    );
+    let (status, body) = app
+        .call(
+            &admin,
             "check_opportunity",
             &[("crm_id", cosell_sandbox::dataverse::OPPORTUNITY_ADATUM)],
         )
