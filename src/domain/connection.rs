@@ -5,6 +5,10 @@
 
 use serde::{Deserialize, Serialize};
 
+/// API calls a connection may make per UTC day on Partner Center's paid plan (ARCHITECTURE.md, sync rules);
+/// the Overview warns from 80% on.
+pub const DAILY_CALL_QUOTA: i64 = 10_000;
+
 /// A system cosell connects to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

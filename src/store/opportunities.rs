@@ -350,6 +350,30 @@ impl Store {
         Ok(())
     }
 
+    /// When the change feed `feed` was last read, if ever.
+    pub async fn change_feed_polled_at(
+        &self,
+        feed: &str,
+    ) -> Result<Option<OffsetDateTime>, StoreError> {
+        Ok(on_pool!(self, |p| sqlx::query_scalar(
+            "SELECT polled_at FROM change_feeds WHERE feed = $1"
+        )
+        .bind(feed)
+        .fetch_optional(p)
+        .await)?)
+    }
+
+    /// Synced opportunities whose last check found something to fix.
+    pub async fn opportunities_to_fix(&self) -> Result<i64, StoreError> {
+        Ok(on_pool!(self, |p| sqlx::query_scalar(
+            "SELECT COUNT(*) FROM crm_opportunities
+             WHERE sync = $1 AND problems IS NOT NULL AND problems <> '[]'"
+        )
+        .bind(true)
+        .fetch_one(p)
+        .await)?)
+    }
+
     /// A dashboard setting (JSON), if it was ever saved.
     pub async fn setting(&self, key: &str) -> Result<Option<Value>, StoreError> {
         let text: Option<String> = on_pool!(self, |p| sqlx::query_scalar(
@@ -507,6 +531,11 @@ mod tests {
         assert_eq!(a.last_run_id, Some(9));
         assert_eq!(a.pushed, Some(pushed), "kept when a sync sends nothing");
         assert_eq!(a.written_version.as_deref(), Some("5"));
+        assert_eq!(
+            store.opportunities_to_fix().await.unwrap(),
+            0,
+            "ready now, and not synced"
+        );
         // Seeing the row again keeps what cosell knows of it.
         store.see_opportunity(&seen("a", "A2"), now).await.unwrap();
         assert_eq!(
@@ -515,6 +544,10 @@ mod tests {
         );
 
         assert_eq!(store.change_feed("opportunities").await.unwrap(), None);
+        assert_eq!(
+            store.change_feed_polled_at("opportunities").await.unwrap(),
+            None
+        );
         store
             .set_change_feed("opportunities", "link-1", now)
             .await
@@ -527,6 +560,28 @@ mod tests {
             store.change_feed("opportunities").await.unwrap().as_deref(),
             Some("link-2")
         );
+        assert!(
+            store
+                .change_feed_polled_at("opportunities")
+                .await
+                .unwrap()
+                .is_some()
+        );
+        let mut synced = seen("b", "B");
+        synced.sync = true;
+        store.see_opportunity(&synced, now).await.unwrap();
+        store
+            .record_sync_result(
+                "b",
+                &[Problem::SolutionMissing],
+                "1 rule fails",
+                None,
+                None,
+                now,
+            )
+            .await
+            .unwrap();
+        assert_eq!(store.opportunities_to_fix().await.unwrap(), 1);
         assert_eq!(store.setting("mapping").await.unwrap(), None);
         store
             .set_setting("mapping", &json!({ "stages": [] }), "Adele", now)

@@ -590,6 +590,18 @@ impl Store {
         Ok(new)
     }
 
+    /// How many runs match `filter`.
+    pub async fn count_runs(&self, filter: &RunFilter) -> Result<i64, StoreError> {
+        let sql = format!("SELECT COUNT(*) FROM runs WHERE {}", filter_sql(filter, 1));
+        Ok(on_pool!(self, |p| bind_filter!(
+            sqlx::query_scalar(&sql),
+            filter,
+            self.backend()
+        )
+        .fetch_one(p)
+        .await)?)
+    }
+
     /// A run of `flow` for `record_id` still waiting to start, if any (so a change seen twice queues
     /// one run).
     pub async fn queued_run(&self, flow: Flow, record_id: &str) -> Result<Option<i64>, StoreError> {
@@ -886,6 +898,8 @@ mod tests {
                 .collect::<Vec<_>>(),
             vec![ids[3], ids[2]]
         );
+        assert_eq!(store.count_runs(&even).await.unwrap(), 4);
+        assert_eq!(store.count_runs(&window).await.unwrap(), 2);
         let resubmitted = store.resubmit_failed(&even, 100, start).await.unwrap();
         assert!(resubmitted.is_empty(), "the failed run is odd");
         let resubmitted = store

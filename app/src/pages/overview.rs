@@ -1,18 +1,262 @@
-//! The landing page: who is signed in and what their role lets them do.
+//! The landing page: is the connector healthy, and if not, the one thing to do next for each part —
+//! connections, flows, the webhook, failed runs, opportunities waiting for a fix, the CRM's change feed —
+//! then who is signed in.
 
+use crate::error::AppError;
 use crate::layout::Gate;
 use cosell::domain::Access;
 use leptos::prelude::*;
+use serde::{Deserialize, Serialize};
+
+/// One part of the connector and how it is doing.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HealthCheck {
+    pub key: String,
+    pub label: String,
+    /// `ok`, `warn` or `bad`.
+    pub state: String,
+    pub detail: String,
+    /// Where to act, and what the link says.
+    pub href: String,
+    pub action: String,
+}
+
+#[server(endpoint = "health")]
+pub async fn health() -> Result<Vec<HealthCheck>, AppError> {
+    use crate::auth::server::{context, internal, require};
+    use cosell::domain::connection::{DAILY_CALL_QUOTA, System};
+    use cosell::domain::flows::{Flow, activation_order};
+    use cosell::domain::runs::RunStatus;
+    use cosell::store::RunFilter;
+    require(Access::Viewer).await?;
+    let ctx = context()?;
+    let now = time::OffsetDateTime::now_utc();
+    let crm = ctx.engine.crm();
+    let check = |key: &str, label: &str, state: &str, detail: String, href: &str, action: &str| {
+        HealthCheck {
+            key: key.into(),
+            label: label.into(),
+            state: state.into(),
+            detail,
+            href: href.into(),
+            action: action.into(),
+        }
+    };
+    let mut checks = Vec::new();
+
+    for system in [System::PartnerCenter, System::Dynamics365] {
+        let connection = ctx
+            .store
+            .connection(system, &ctx.sealing_key)
+            .await
+            .map_err(internal)?;
+        let calls = ctx
+            .store
+            .api_calls_on(system.as_code(), now)
+            .await
+            .map_err(internal)?;
+        let label = system.label();
+        checks.push(match connection {
+            None => check(
+                system.as_code(),
+                label,
+                "bad",
+                format!("{label} is not connected: nothing can sync."),
+                "/connections",
+                "Connect",
+            ),
+            Some(c) => match c.diagnosis {
+                Some(d) => check(
+                    system.as_code(),
+                    label,
+                    "bad",
+                    format!("{} {}", d.headline(system), d.fix(system)),
+                    "/connections",
+                    "Open Connections",
+                ),
+                None => check(
+                    system.as_code(),
+                    label,
+                    if calls * 5 >= DAILY_CALL_QUOTA * 4 {
+                        "warn"
+                    } else {
+                        "ok"
+                    },
+                    format!(
+                        "Runs as {}; {calls} of {DAILY_CALL_QUOTA} API calls used today (UTC).",
+                        c.account_name
+                    ),
+                    "/connections",
+                    "Open Connections",
+                ),
+            },
+        });
+    }
+
+    let catalog = activation_order(crm);
+    let active = ctx.store.active_flows(crm).await.map_err(internal)?;
+    let on = catalog.iter().filter(|f| active.contains(f)).count();
+    checks.push(check(
+        "flows",
+        "Flows",
+        match on {
+            0 => "bad",
+            n if n < catalog.len() => "warn",
+            _ => "ok",
+        },
+        format!("{on} of {} flows are on.", catalog.len()),
+        "/flows",
+        if on < catalog.len() {
+            "Activate all in order"
+        } else {
+            "Open Flows"
+        },
+    ));
+
+    let registration = ctx
+        .store
+        .list_runs(
+            &RunFilter {
+                flow: Some(Flow::WebhookRegistration),
+                ..Default::default()
+            },
+            None,
+            1,
+        )
+        .await
+        .map_err(internal)?
+        .into_iter()
+        .next();
+    checks.push(match registration {
+        None => check(
+            "webhook",
+            "Partner Center webhook",
+            "bad",
+            "Not registered: Partner Center does not tell cosell about new referrals.".into(),
+            "/flows",
+            "Register the webhook",
+        ),
+        Some(r) if r.status == RunStatus::Succeeded => check(
+            "webhook",
+            "Partner Center webhook",
+            "ok",
+            format!("Registered {}.", crate::pages::when(r.created_at)),
+            "/flows",
+            "Open Flows",
+        ),
+        Some(r) => check(
+            "webhook",
+            "Partner Center webhook",
+            "bad",
+            format!(
+                "The last registration failed: {}",
+                r.outcome.unwrap_or_default()
+            ),
+            "/flows",
+            "Register again",
+        ),
+    });
+
+    let since = now - time::Duration::hours(24);
+    let failed = ctx
+        .store
+        .count_runs(&RunFilter {
+            status: Some(RunStatus::Failed),
+            since: Some(since),
+            ..Default::default()
+        })
+        .await
+        .map_err(internal)?;
+    let from = since
+        .format(time::macros::format_description!(
+            "[year]-[month]-[day]T[hour]:[minute]"
+        ))
+        .unwrap_or_default();
+    checks.push(check(
+        "runs",
+        "Runs",
+        if failed == 0 { "ok" } else { "bad" },
+        match failed {
+            0 => "No run failed in the last 24 hours.".to_string(),
+            1 => "1 run failed in the last 24 hours: it says why.".to_string(),
+            n => format!("{n} runs failed in the last 24 hours: each says why."),
+        },
+        &format!("/runs?status=failed&from={from}"),
+        if failed == 0 {
+            "Open Runs"
+        } else {
+            "See the failed runs"
+        },
+    ));
+
+    let to_fix = ctx.store.opportunities_to_fix().await.map_err(internal)?;
+    let polled = ctx
+        .store
+        .change_feed_polled_at(cosell::engine::change_feed::OPPORTUNITY_FEED)
+        .await
+        .map_err(internal)?;
+    checks.push(check(
+        "opportunities",
+        "Opportunities",
+        match (to_fix, polled) {
+            (_, None) => "warn",
+            (0, _) => "ok",
+            _ => "warn",
+        },
+        format!(
+            "{}. {}",
+            match to_fix {
+                0 => "No synced opportunity is waiting for a fix".to_string(),
+                1 => "1 synced opportunity needs a fix before it can be shared".to_string(),
+                n => format!("{n} synced opportunities need a fix before they can be shared"),
+            },
+            match polled {
+                Some(at) => format!(
+                    "The CRM's changes were last read {}.",
+                    crate::pages::when(at)
+                ),
+                None => "The CRM's changes have not been read yet (connect Dynamics 365).".into(),
+            }
+        ),
+        "/opportunities",
+        "Open Opportunities",
+    ));
+    Ok(checks)
+}
 
 #[component]
 pub fn OverviewPage() -> impl IntoView {
+    let checks = Resource::new(|| (), |_| health());
     view! {
-        <Gate needed=Access::Viewer title="Overview" content=|me: crate::auth::Me| {
+        <Gate needed=Access::Viewer title="Overview" content=move |me: crate::auth::Me| {
             let can = match me.user.access {
                 Access::Admin => "You may change everything: connections, flows, mappings, and resubmitting runs.",
                 _ => "You may read everything here; changes need the referrals admin role.",
             };
             view! {
+                <Suspense fallback=|| view! { <p class="loading">"Loading…"</p> }>
+                    {move || Suspend::new(async move {
+                        match checks.await {
+                            Err(e) => view! { <p class="error" role="alert">{e.to_string()}</p> }.into_any(),
+                            Ok(checks) => view! {
+                                <ul class="health" data-testid="health" aria-label="Health">
+                                    {checks.into_iter().map(|c| view! {
+                                        <li class=format!("check {}", c.state) data-check=c.key.clone() data-state=c.state.clone()>
+                                            <span class=format!("badge {}", c.state)>{match c.state.as_str() {
+                                                "ok" => "OK",
+                                                "warn" => "Attention",
+                                                _ => "Action needed",
+                                            }}</span>
+                                            <strong>{c.label}</strong>
+                                            <span class="detail">{c.detail}</span>
+                                            <a href=c.href>{c.action}</a>
+                                        </li>
+                                    }).collect_view()}
+                                </ul>
+                            }.into_any(),
+                        }
+                    })}
+                </Suspense>
                 <section class="card" data-testid="identity">
                     <h2>"Signed in"</h2>
                     <dl>

@@ -87,3 +87,99 @@ async fn an_unreachable_database_stops_start_up_naming_the_setting() {
     assert!(message.starts_with("DATABASE_URL"), "{message}");
     assert!(!message.contains("secret"), "{message}");
 }
+
+/// The Overview's checks, as (key, state) pairs.
+async fn health(app: &TestApp, client: &reqwest::Client) -> Vec<(String, String)> {
+    let (status, page) = app.page(client, "/").await;
+    assert_eq!(status, StatusCode::OK);
+    page.split("data-check=\"")
+        .skip(1)
+        .map(|rest| {
+            let key = rest.split('"').next().unwrap().to_string();
+            let state = rest
+                .split("data-state=\"")
+                .nth(1)
+                .and_then(|s| s.split('"').next())
+                .unwrap()
+                .to_string();
+            (key, state)
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn the_overview_says_what_needs_doing_until_everything_is_healthy() {
+    let mut app = TestApp::spawn().await;
+    let viewer = app.signed_in("viewer").await;
+    let pairs = |v: &[(&str, &str)]| {
+        v.iter()
+            .map(|(k, s)| (k.to_string(), s.to_string()))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        health(&app, &viewer).await,
+        pairs(&[
+            ("partner_center", "bad"),
+            ("dynamics365", "bad"),
+            ("flows", "bad"),
+            ("webhook", "bad"),
+            ("runs", "ok"),
+            ("opportunities", "warn"),
+        ])
+    );
+
+    let admin = app.signed_in("admin").await;
+    app.connect(&admin, "partner_center", "admin").await;
+    app.connect(&admin, "dynamics365", "admin").await;
+    app.call(&admin, "activate_all", &[]).await;
+    let callback = app.url("/webhooks/partner-center");
+    let (status, body) = app
+        .call(
+            &admin,
+            "register_webhook",
+            &[
+                ("callback_url", callback.as_str()),
+                ("referral_created", "on"),
+                ("referral_updated", "on"),
+                ("related_referral_created", "on"),
+                ("related_referral_updated", "on"),
+            ],
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    app.engine.poll_changes().await.unwrap();
+    assert!(
+        health(&app, &viewer)
+            .await
+            .iter()
+            .all(|(_, state)| state == "ok"),
+        "{:?}",
+        health(&app, &viewer).await
+    );
+
+    // A run fails: the Overview says so and links to the failed runs.
+    app.control(
+        "/faults",
+        serde_json::json!({ "method": "GET", "path_contains": "/engagements/referrals/", "status": 403, "times": 1 }),
+    )
+    .await;
+    app.world
+        .partner_center()
+        .seller_creates(serde_json::json!({ "name": "Denied" }));
+    let failed = loop {
+        // The registration run above announced itself too.
+        let run = app.next_run().await;
+        if run.flow == cosell::domain::flows::Flow::PartnerCenterToCrm {
+            break run;
+        }
+    };
+    assert_eq!(failed.status, cosell::domain::runs::RunStatus::Failed);
+    let checks = health(&app, &viewer).await;
+    assert!(
+        checks.contains(&("runs".to_string(), "bad".to_string())),
+        "{checks:?}"
+    );
+    let (_, page) = app.page(&viewer, "/").await;
+    assert!(page.contains("1 run failed in the last 24 hours"));
+    assert!(page.contains("/runs?status=failed&amp;from="));
+}
