@@ -226,9 +226,10 @@ pub async fn health() -> Result<Vec<HealthCheck>, AppError> {
 
 #[component]
 pub fn OverviewPage() -> impl IntoView {
-    let checks = Resource::new(|| (), |_| health());
     view! {
         <Gate needed=Access::Viewer title="Overview" content=move |me: crate::auth::Me| {
+            // Asked for only once someone with a role is signed in (a signed-out visit stays a 200 page).
+            let checks = Resource::new(|| (), |_| health());
             let can = match me.user.access {
                 Access::Admin => "You may change everything: connections, flows, mappings, and resubmitting runs.",
                 _ => "You may read everything here; changes need the referrals admin role.",
