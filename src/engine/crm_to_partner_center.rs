@@ -546,10 +546,21 @@ async fn update(
         return Ok((why.clone(), why));
     }
     let (updated, applied) = match patch(ctx, &referral_id, &e_tag, &current, &changes).await? {
-        Some(updated) => (updated, changes),
-        None => {
-            // 412: Partner Center changed since. Read it again and merge.
+        Patched::Done(updated) => (updated, changes),
+        first => {
+            // Stale (412), or refused: Partner Center changed since. Read it again.
             let (fresh, fresh_tag) = read_referral(ctx, &referral_id).await?;
+            if let Some(why) = closed(&fresh, &referral_id) {
+                // Closed on Microsoft's side meanwhile (declined, expired, won): final.
+                ctx.decide("Update the referral", StepOutcome::Skipped, &why)
+                    .await?;
+                skip(ctx, &o.id, "referral_skipped_closed", &why).await?;
+                result(ctx, &o.id, &[], &why, None).await?;
+                return Ok((why.clone(), why));
+            }
+            if let Patched::Refused(why) = first {
+                return Err(StepError::Permanent(why));
+            }
             let theirs: Vec<Value> = owned
                 .iter()
                 .filter(|(path, _)| current.pointer(path) != fresh.pointer(path))
@@ -587,8 +598,9 @@ async fn update(
                 return Ok((why.clone(), why));
             }
             match patch(ctx, &referral_id, &fresh_tag, &fresh, &merged).await? {
-                Some(updated) => (updated, merged),
-                None => {
+                Patched::Done(updated) => (updated, merged),
+                Patched::Refused(why) => return Err(StepError::Permanent(why)),
+                Patched::Stale => {
                     return Err(StepError::Transient(
                         format!(
                             "Referral {referral_id} changed again in Partner Center while cosell merged"
@@ -634,14 +646,25 @@ async fn update(
     Ok((what.clone(), what))
 }
 
-/// One PATCH with `If-Match`: the referral as it now is, or None on 412.
+/// What one PATCH came to.
+enum Patched {
+    /// The referral as it now is.
+    Done(Value),
+    /// 412: the eTag is stale.
+    Stale,
+    /// Refused (400), with the message for the admin: perhaps because cosell's picture of the referral
+    /// is stale (Partner Center refuses edits to a referral closed meanwhile before it checks the eTag).
+    Refused(String),
+}
+
+/// One PATCH with `If-Match`.
 async fn patch(
     ctx: &RunContext<'_>,
     referral_id: &str,
     e_tag: &str,
     current: &Value,
     changes: &[Change],
-) -> Result<Option<Value>, StepError> {
+) -> Result<Patched, StepError> {
     let engine = ctx.engine();
     let ops = mapping::patch(current, changes);
     let patched = ctx
@@ -656,8 +679,11 @@ async fn patch(
         )
         .await;
     match patched {
-        Ok(updated) => Ok(Some(updated)),
-        Err(CallFailure::Refused(_, CallError::PreconditionFailed(_))) => Ok(None),
+        Ok(updated) => Ok(Patched::Done(updated)),
+        Err(CallFailure::Refused(_, CallError::PreconditionFailed(_))) => Ok(Patched::Stale),
+        Err(CallFailure::Refused(system, e @ CallError::Rejected { .. })) => Ok(Patched::Refused(
+            super::context::refusal_message(system, &e),
+        )),
         Err(CallFailure::Refused(_, CallError::NotFound(_))) => Err(StepError::Permanent(format!(
             "Referral {referral_id} no longer exists in Partner Center. Clear the opportunity's Referral Identifier to share it as a new referral."
         ))),

@@ -589,3 +589,42 @@ async fn a_referral_that_no_longer_exists_fails_the_run_with_the_fix() {
         run.outcome
     );
 }
+
+#[tokio::test]
+async fn a_referral_closed_by_microsoft_takes_no_more_updates() {
+    let mut app = ready().await;
+    let id = share_litware(&mut app).await;
+    let _echo = app.next_run().await;
+    app.engine.poll_changes().await.unwrap();
+    // Microsoft declines the deal; "Partner Center to Dynamics 365" closes the opportunity as lost.
+    app.seller_updates(
+        &id,
+        json!([
+            { "op": "replace", "path": "/status", "value": "Closed" },
+            { "op": "replace", "path": "/substatus", "value": "Declined" }
+        ]),
+    )
+    .await;
+    let theirs = app.next_run().await;
+    assert_eq!(theirs.status, RunStatus::Succeeded, "{}", theirs.outcome);
+    let opportunity = app
+        .world
+        .dataverse()
+        .row("opportunities", OPPORTUNITY_LITWARE)
+        .unwrap();
+    assert_eq!(opportunity["statecode"], 2, "closed as lost in the CRM");
+
+    // That change comes back through the feed; the referral is final, so nothing more is sent.
+    let run = poll_and_run(&mut app).await;
+    assert_eq!(run.status, RunStatus::Succeeded, "{}", run.outcome);
+    assert!(
+        run.outcome.contains("closed referrals are final"),
+        "{}",
+        run.outcome
+    );
+    let referral = app.world.partner_center().referral(&id).unwrap();
+    assert_eq!(
+        referral["substatus"], "Declined",
+        "Microsoft's decision stands"
+    );
+}
