@@ -111,6 +111,25 @@ fn switch_error(e: cosell::engine::crm_to_partner_center::SwitchError) -> AppErr
     }
 }
 
+/// Refuses an id that is not in the list (a typo, or a forged form), before any work.
+#[cfg(feature = "ssr")]
+async fn known_opportunity(
+    ctx: &crate::auth::server::ServerContext,
+    crm_id: &str,
+) -> Result<(), AppError> {
+    match ctx
+        .store
+        .opportunity(crm_id)
+        .await
+        .map_err(crate::auth::server::internal)?
+    {
+        Some(_) => Ok(()),
+        None => Err(AppError::Invalid(format!(
+            "There is no opportunity {crm_id} in the list."
+        ))),
+    }
+}
+
 /// Switches "Sync with Partner Center" in the CRM, then runs "Dynamics 365 to Partner Center".
 #[server(endpoint = "set_sync")]
 pub async fn set_sync(crm_id: String, on: String) -> Result<String, AppError> {
@@ -137,17 +156,7 @@ pub async fn sync_now(crm_id: String) -> Result<String, AppError> {
     use crate::auth::server::{context, internal, require};
     require(Access::Admin).await?;
     let ctx = context()?;
-    if ctx
-        .store
-        .opportunity(&crm_id)
-        .await
-        .map_err(internal)?
-        .is_none()
-    {
-        return Err(AppError::Invalid(format!(
-            "There is no opportunity {crm_id} in the list."
-        )));
-    }
+    known_opportunity(&ctx, &crm_id).await?;
     Ok(
         match ctx
             .engine
@@ -170,6 +179,7 @@ pub async fn check_opportunity(crm_id: String) -> Result<String, AppError> {
     // A check records a run and the result: a change, however small, so an admin's.
     let me = require(Access::Admin).await?;
     let ctx = context()?;
+    known_opportunity(&ctx, &crm_id).await?;
     let run = cosell::store::NewRun {
         flow: Flow::CrmToPartnerCenter,
         trigger: RunTrigger::Manual,
