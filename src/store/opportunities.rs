@@ -109,6 +109,33 @@ impl TryFrom<Row> for MirroredOpportunity {
     }
 }
 
+/// The upsert of what was seen of one opportunity, bound, ready for any executor (pool or transaction).
+/// What cosell knows of it (last check, result, pushed fields) is kept.
+macro_rules! upsert {
+    ($o:expr, $at:expr) => {{
+        let (o, at): (&SeenOpportunity, OffsetDateTime) = ($o, $at);
+        sqlx::query(
+            "INSERT INTO crm_opportunities (crm_id, name, name_key, referral_id, referral_link, sync, state,
+                                            version, seen_at, customer_id)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+             ON CONFLICT (crm_id) DO UPDATE SET name = excluded.name, name_key = excluded.name_key,
+                 referral_id = excluded.referral_id, referral_link = excluded.referral_link,
+                 sync = excluded.sync, state = excluded.state, version = excluded.version,
+                 seen_at = excluded.seen_at, customer_id = excluded.customer_id",
+        )
+        .bind(o.crm_id.clone())
+        .bind(o.name.clone())
+        .bind(o.name.to_lowercase())
+        .bind(o.referral_id.clone())
+        .bind(o.referral_link.clone())
+        .bind(o.sync)
+        .bind(state_code(o.state))
+        .bind(o.version.clone())
+        .bind(at)
+        .bind(o.customer_id.clone())
+    }};
+}
+
 /// Where a page of the opportunity list starts: after this (name, id).
 pub type OpportunityCursor = (String, String);
 
@@ -120,30 +147,7 @@ impl Store {
         at: OffsetDateTime,
     ) -> Result<Option<MirroredOpportunity>, StoreError> {
         let before = self.opportunity(&o.crm_id).await?;
-        on_pool!(self, |p| {
-            sqlx::query(
-            "INSERT INTO crm_opportunities (crm_id, name, name_key, referral_id, referral_link, sync, state,
-                                            version, seen_at, customer_id)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
-             ON CONFLICT (crm_id) DO UPDATE SET name = excluded.name, name_key = excluded.name_key,
-                 referral_id = excluded.referral_id, referral_link = excluded.referral_link,
-                 sync = excluded.sync, state = excluded.state, version = excluded.version,
-                 seen_at = excluded.seen_at, customer_id = excluded.customer_id"
-        )
-        .bind(&o.crm_id)
-        .bind(&o.name)
-        .bind(o.name.to_lowercase())
-        .bind(&o.referral_id)
-        .bind(&o.referral_link)
-        .bind(o.sync)
-        .bind(state_code(o.state))
-        .bind(&o.version)
-        .bind(at)
-        .bind(&o.customer_id)
-        .execute(p)
-        .await
-        .map(|_| ())
-        })?;
+        on_pool!(self, |p| upsert!(o, at).execute(p).await.map(|_| ()))?;
         Ok(before)
     }
 
@@ -157,23 +161,7 @@ impl Store {
         on_pool!(self, |p| {
             let mut tx = p.begin().await?;
             for o in rows {
-                sqlx::query(
-                    "INSERT INTO crm_opportunities (crm_id, name, name_key, referral_id, referral_link, sync,
-                                                    state, version, seen_at, customer_id)
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
-                )
-                .bind(&o.crm_id)
-                .bind(&o.name)
-                .bind(o.name.to_lowercase())
-                .bind(&o.referral_id)
-                .bind(&o.referral_link)
-                .bind(o.sync)
-                .bind(state_code(o.state))
-                .bind(&o.version)
-                .bind(at)
-                .bind(&o.customer_id)
-                .execute(&mut *tx)
-                .await?;
+                upsert!(o, at).execute(&mut *tx).await?;
             }
             tx.commit().await?;
         });

@@ -49,6 +49,17 @@ async fn partner_center_steps(app: &TestApp, run_id: i64) -> Vec<(String, i64)> 
     steps
 }
 
+/// The newest audit event `action` about `record`; the test fails when there is none.
+async fn audit_event(app: &TestApp, record: &str, action: &str) -> cosell::store::AuditEvent {
+    app.store
+        .list_audit(&AuditFilter::record(record), None, 100)
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|e| e.action == action)
+        .unwrap_or_else(|| panic!("no {action} event for {record}"))
+}
+
 /// Polls the change feed and waits for the one run it queued.
 async fn poll_and_run(app: &mut TestApp) -> cosell::engine::RunFinished {
     let report = app.engine.poll_changes().await.expect("poll");
@@ -156,15 +167,7 @@ async fn switching_sync_on_shares_the_opportunity_with_one_partner_center_call()
         .unwrap();
     assert_eq!(mirrored.seen.referral_id.as_deref(), Some(id));
     assert_eq!(mirrored.problems, Some(vec![]));
-    let audit = app
-        .store
-        .list_audit(&AuditFilter::record(OPPORTUNITY_LITWARE), None, 20)
-        .await
-        .unwrap();
-    let created = audit
-        .iter()
-        .find(|e| e.action == "referral_created")
-        .expect("audited");
+    let created = audit_event(&app, OPPORTUNITY_LITWARE, "referral_created").await;
     assert!(created.changes.as_ref().unwrap().as_array().unwrap().len() > 5);
 }
 
@@ -189,15 +192,7 @@ async fn an_opportunity_that_is_not_ready_costs_no_call_and_names_what_is_missin
         partner_center_steps(&app, run.run_id).await.is_empty(),
         "zero Partner Center calls"
     );
-    let audit = app
-        .store
-        .list_audit(&AuditFilter::record(OPPORTUNITY_FABRIKAM), None, 20)
-        .await
-        .unwrap();
-    let invalid = audit
-        .iter()
-        .find(|e| e.action == "opportunity_invalid")
-        .expect("audited");
+    let invalid = audit_event(&app, OPPORTUNITY_FABRIKAM, "opportunity_invalid").await;
     assert_eq!(
         invalid.changes.as_ref().unwrap()[0]["rule"],
         "country_not_iso"
@@ -267,15 +262,7 @@ async fn an_edit_is_one_patch_and_our_own_writes_do_not_echo() {
     );
     let referral = app.world.partner_center().referral(&id).unwrap();
     assert_eq!(referral["details"]["dealValue"], 150000.0);
-    let audit = app
-        .store
-        .list_audit(&AuditFilter::record(OPPORTUNITY_LITWARE), None, 50)
-        .await
-        .unwrap();
-    let updated = audit
-        .iter()
-        .find(|e| e.action == "referral_updated")
-        .unwrap();
+    let updated = audit_event(&app, OPPORTUNITY_LITWARE, "referral_updated").await;
     assert_eq!(
         updated.changes.as_ref().unwrap()[0],
         json!({ "path": "/details/dealValue", "from": 120000.0, "to": 150000.0 })
@@ -318,15 +305,7 @@ async fn a_412_is_read_again_merged_and_audited_as_a_conflict() {
         referral["details"]["notes"], "Microsoft: customer wants a PoC",
         "theirs kept"
     );
-    let audit = app
-        .store
-        .list_audit(&AuditFilter::record(OPPORTUNITY_LITWARE), None, 50)
-        .await
-        .unwrap();
-    let conflict = audit
-        .iter()
-        .find(|e| e.action == "referral_update_conflict")
-        .expect("the conflict is audited");
+    let conflict = audit_event(&app, OPPORTUNITY_LITWARE, "referral_update_conflict").await;
     assert_eq!(
         conflict.outcome,
         cosell::domain::runs::AuditOutcome::Conflict
@@ -543,12 +522,7 @@ async fn closing_closes_the_referral(state: i64, status_reason: i64, substatus: 
         (referral["status"].as_str(), referral["substatus"].as_str()),
         (Some("Closed"), Some(substatus))
     );
-    let audit = app
-        .store
-        .list_audit(&AuditFilter::record(OPPORTUNITY_LITWARE), None, 50)
-        .await
-        .unwrap();
-    assert!(audit.iter().any(|e| e.action == "referral_closed"));
+    audit_event(&app, OPPORTUNITY_LITWARE, "referral_closed").await;
 }
 
 #[tokio::test]
