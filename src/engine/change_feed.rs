@@ -102,6 +102,10 @@ impl Engine {
                 .await?;
                 continue;
             }
+            // A full read after an expired delta link repeats rows nothing changed.
+            if before.is_some_and(|b| b.seen.version == seen.version && seen.version.is_some()) {
+                continue;
+            }
             let was_synced = before.is_some_and(|b| b.seen.sync);
             if !seen.sync && !was_synced {
                 continue;
@@ -172,6 +176,7 @@ impl Engine {
         position: Option<&str>,
     ) -> Result<Option<crate::clients::dynamics::ChangeSet>, PollError> {
         let mut retried = false;
+        let mut position = position;
         let changes = loop {
             let token = match self.tokens.token(System::Dynamics365, resource).await {
                 Ok(t) => t,
@@ -182,6 +187,12 @@ impl Engine {
                 Err(CallError::Unauthorized(_)) if !retried => {
                     self.tokens.forget(System::Dynamics365);
                     retried = true;
+                }
+                // Delta tokens expire (7 days by default, crm-apis.md §2.7): read everything again,
+                // and let the caller compare it with what it knew.
+                Err(CallError::Rejected { message, .. }) if position.is_some() => {
+                    tracing::warn!(%set, %message, "CRM change feed: delta link refused, reading everything again");
+                    position = None;
                 }
                 other => break other?,
             }

@@ -602,3 +602,39 @@ async fn a_referral_closed_by_microsoft_takes_no_more_updates() {
         "Microsoft's decision stands"
     );
 }
+
+#[tokio::test]
+async fn an_expired_delta_link_reads_everything_again_and_misses_nothing() {
+    let mut app = ready().await;
+    crm_edit(
+        &app,
+        "accounts",
+        ACCOUNT_LITWARE,
+        json!({ "address1_country": "US" }),
+    );
+    crm_edit(
+        &app,
+        "opportunities",
+        OPPORTUNITY_LITWARE,
+        json!({ "msp_syncwithpartnercenter": true }),
+    );
+    // cosell was down for eight days: the CRM keeps changes for seven.
+    app.control_ok("/clock/advance", json!({ "seconds": 8 * 24 * 3600 }))
+        .await;
+    let run = poll_and_run(&mut app).await;
+    assert_eq!(run.status, RunStatus::Succeeded, "{}", run.outcome);
+    assert!(
+        app.world
+            .dataverse()
+            .row("opportunities", OPPORTUNITY_LITWARE)
+            .unwrap()["msp_referralid"]
+            .is_string(),
+        "the change made while the link expired was not lost"
+    );
+    let _echo = app.next_run().await;
+    let report = app.engine.poll_changes().await.unwrap();
+    assert!(
+        report.queued.is_empty(),
+        "back on a fresh delta link: {report:?}"
+    );
+}
