@@ -31,6 +31,13 @@ CREATE TABLE change_feeds (
     polled_at  TEXT NOT NULL
 );
 
+-- Which instance reads a change feed right now (several instances share one database; one reads).
+CREATE TABLE feed_leases (
+    feed  TEXT PRIMARY KEY,
+    owner TEXT NOT NULL,
+    until TEXT NOT NULL
+);
+
 -- Settings an admin changes in the dashboard (the value mapping), as JSON, with who changed them.
 CREATE TABLE settings (
     key        TEXT PRIMARY KEY,

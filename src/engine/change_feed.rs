@@ -23,6 +23,8 @@ use tokio::sync::watch;
 
 /// Where the opportunity feed's position is kept.
 pub const OPPORTUNITY_FEED: &str = "dynamics365/opportunities";
+/// How long an instance may hold the feed (a poll takes seconds; a dead instance's lease runs out).
+const FEED_LEASE: time::Duration = time::Duration::minutes(2);
 /// Where the account feed's position is kept.
 pub const ACCOUNT_FEED: &str = "dynamics365/accounts";
 /// The account columns the rules read: a change to one of them can make an opportunity ready.
@@ -53,6 +55,23 @@ impl Engine {
     /// Reads what changed in the CRM since the last poll and acts on it (see the module doc).
     pub async fn poll_changes(&self) -> Result<PollReport, PollError> {
         let _one_at_a_time = self.polling.lock().await;
+        // Several instances may share the database: one reads the feed at a time.
+        let now = OffsetDateTime::now_utc();
+        if !self
+            .store
+            .take_feed_lease(OPPORTUNITY_FEED, &self.owner, now, now + FEED_LEASE)
+            .await?
+        {
+            return Ok(PollReport::default());
+        }
+        let result = self.poll_leased().await;
+        self.store
+            .release_feed_lease(OPPORTUNITY_FEED, &self.owner, OffsetDateTime::now_utc())
+            .await?;
+        result
+    }
+
+    async fn poll_leased(&self) -> Result<PollReport, PollError> {
         let (Some(client), Some(resource)) = (
             self.dynamics.as_ref(),
             self.endpoints.dynamics_resource.as_deref(),

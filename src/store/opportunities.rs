@@ -338,6 +338,48 @@ impl Store {
         Ok(())
     }
 
+    /// Takes (or renews) the right to read `feed` until `until`, unless another owner holds it.
+    pub async fn take_feed_lease(
+        &self,
+        feed: &str,
+        owner: &str,
+        now: OffsetDateTime,
+        until: OffsetDateTime,
+    ) -> Result<bool, StoreError> {
+        let taken = on_pool!(self, |p| sqlx::query(
+            "INSERT INTO feed_leases (feed, owner, until) VALUES ($1, $2, $3)
+             ON CONFLICT (feed) DO UPDATE SET owner = excluded.owner, until = excluded.until
+             WHERE feed_leases.until < $4 OR feed_leases.owner = excluded.owner"
+        )
+        .bind(feed)
+        .bind(owner)
+        .bind(until)
+        .bind(now)
+        .execute(p)
+        .await
+        .map(|r| r.rows_affected()))?;
+        Ok(taken == 1)
+    }
+
+    /// Gives the right to read `feed` back, for the next instance.
+    pub async fn release_feed_lease(
+        &self,
+        feed: &str,
+        owner: &str,
+        now: OffsetDateTime,
+    ) -> Result<(), StoreError> {
+        on_pool!(self, |p| sqlx::query(
+            "UPDATE feed_leases SET until = $3 WHERE feed = $1 AND owner = $2"
+        )
+        .bind(feed)
+        .bind(owner)
+        .bind(now)
+        .execute(p)
+        .await
+        .map(|_| ()))?;
+        Ok(())
+    }
+
     /// When the change feed `feed` was last read, if ever.
     pub async fn change_feed_polled_at(
         &self,
@@ -491,6 +533,41 @@ mod tests {
         );
         store.forget_opportunity("d").await.unwrap();
         assert!(store.opportunity("d").await.unwrap().is_none());
+    }
+
+    #[tokio::test]
+    async fn one_instance_reads_a_feed_at_a_time() {
+        let db = TestDatabase::new().await;
+        let store = Store::connect(db.url()).await.unwrap();
+        let now = OffsetDateTime::now_utc();
+        let later = now + time::Duration::minutes(2);
+        assert!(store.take_feed_lease("f", "a", now, later).await.unwrap());
+        assert!(
+            !store.take_feed_lease("f", "b", now, later).await.unwrap(),
+            "a holds it"
+        );
+        assert!(
+            store.take_feed_lease("f", "a", now, later).await.unwrap(),
+            "a renews"
+        );
+        assert!(
+            store.take_feed_lease("g", "b", now, later).await.unwrap(),
+            "another feed"
+        );
+        store.release_feed_lease("f", "a", now).await.unwrap();
+        let after = now + time::Duration::seconds(1);
+        assert!(
+            store.take_feed_lease("f", "b", after, later).await.unwrap(),
+            "released"
+        );
+        let expired = later + time::Duration::seconds(1);
+        assert!(
+            store
+                .take_feed_lease("f", "a", expired, expired + time::Duration::minutes(2))
+                .await
+                .unwrap(),
+            "b's lease ran out"
+        );
     }
 
     #[tokio::test]
