@@ -87,10 +87,39 @@ impl DynamicsClient {
         id: &str,
         select: &str,
     ) -> Result<Option<Value>, CallError> {
+        self.fetch_row(token, set, id, select, None).await
+    }
+
+    /// One row with the labels of its choices (`x@OData.Community.Display.V1.FormattedValue`), or None.
+    pub async fn row_with_labels(
+        &self,
+        token: &Secret,
+        set: &str,
+        id: &str,
+        select: &str,
+    ) -> Result<Option<Value>, CallError> {
+        self.fetch_row(token, set, id, select, Some(FORMATTED))
+            .await
+    }
+
+    async fn fetch_row(
+        &self,
+        token: &Secret,
+        set: &str,
+        id: &str,
+        select: &str,
+        prefer: Option<&str>,
+    ) -> Result<Option<Value>, CallError> {
         if !is_guid(id) {
             return Ok(None);
         }
-        match http::send(self.get(token, &format!("{set}({id})?$select={select}"))).await {
+        let mut request = self
+            .get(token, &format!("{set}({id})"))
+            .query(&[("$select", select)]);
+        if let Some(prefer) = prefer {
+            request = request.header("Prefer", prefer);
+        }
+        match http::send(request).await {
             Ok(r) => Ok(Some(http::json(r).await?)),
             Err(CallError::NotFound(_)) => Ok(None),
             Err(e) => Err(e),
@@ -235,28 +264,6 @@ pub fn version_of(row: &Value) -> Option<String> {
 const FORMATTED: &str = "odata.include-annotations=\"OData.Community.Display.V1.FormattedValue\"";
 
 impl DynamicsClient {
-    /// One row with the labels of its choices (`x@OData.Community.Display.V1.FormattedValue`), or None.
-    pub async fn row_with_labels(
-        &self,
-        token: &Secret,
-        set: &str,
-        id: &str,
-        select: &str,
-    ) -> Result<Option<Value>, CallError> {
-        if !is_guid(id) {
-            return Ok(None);
-        }
-        let request = self
-            .get(token, &format!("{set}({id})"))
-            .query(&[("$select", select)])
-            .header("Prefer", FORMATTED);
-        match http::send(request).await {
-            Ok(r) => Ok(Some(http::json(r).await?)),
-            Err(CallError::NotFound(_)) => Ok(None),
-            Err(e) => Err(e),
-        }
-    }
-
     /// The rows of one query (a single page: for small, bounded results).
     pub async fn query(
         &self,

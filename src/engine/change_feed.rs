@@ -8,8 +8,10 @@
 //! changes rather than losing them, and a change seen twice queues one run.
 
 use super::Engine;
+use super::crm::CrmCallError;
 use super::crm_to_partner_center::{FEED_COLUMNS, seen};
 use super::tokens::TokenProblem;
+use crate::clients::dynamics::ChangeSet;
 use crate::clients::http::CallError;
 use crate::domain::connection::System;
 use crate::domain::flows::Flow;
@@ -41,19 +43,9 @@ pub struct PollReport {
     pub echoes: usize,
 }
 
-#[derive(Debug, thiserror::Error)]
-pub enum PollError {
-    #[error("{0}")]
-    Token(#[from] TokenProblem),
-    #[error("Dynamics 365: {0}")]
-    Call(#[from] CallError),
-    #[error("{0}")]
-    Store(#[from] StoreError),
-}
-
 impl Engine {
     /// Reads what changed in the CRM since the last poll and acts on it (see the module doc).
-    pub async fn poll_changes(&self) -> Result<PollReport, PollError> {
+    pub async fn poll_changes(&self) -> Result<PollReport, CrmCallError> {
         let _one_at_a_time = self.polling.lock().await;
         // Several instances may share the database: one reads the feed at a time.
         let now = OffsetDateTime::now_utc();
@@ -71,26 +63,20 @@ impl Engine {
         result
     }
 
-    async fn poll_leased(&self) -> Result<PollReport, PollError> {
-        let (Some(client), Some(resource)) = (
-            self.dynamics.as_ref(),
-            self.endpoints.dynamics_resource.as_deref(),
-        ) else {
-            return Ok(PollReport::default());
-        };
+    async fn poll_leased(&self) -> Result<PollReport, CrmCallError> {
         let position = self.store.change_feed(OPPORTUNITY_FEED).await?;
         let Some(changes) = self
-            .fetch_changes(
-                client,
-                resource,
-                "opportunities",
-                FEED_COLUMNS,
-                position.as_deref(),
-            )
+            .fetch_changes("opportunities", FEED_COLUMNS, position.as_deref())
             .await?
         else {
             return Ok(PollReport::default());
         };
+        // Read once for the whole poll, not once per change.
+        let active = self
+            .store
+            .active_flows(self.crm)
+            .await?
+            .contains(&Flow::CrmToPartnerCenter);
         let now = OffsetDateTime::now_utc();
         let mut report = PollReport {
             initial: position.is_none(),
@@ -130,7 +116,7 @@ impl Engine {
                 continue;
             }
             if let Some(id) = self
-                .queue_opportunity(&seen.crm_id, RunTrigger::CrmChange)
+                .queue(&seen.crm_id, RunTrigger::CrmChange, active)
                 .await?
             {
                 report.queued.push(id);
@@ -147,13 +133,7 @@ impl Engine {
         // A fix to a customer account (its country, say) is a change to its synced opportunities.
         let position = self.store.change_feed(ACCOUNT_FEED).await?;
         if let Some(accounts) = self
-            .fetch_changes(
-                client,
-                resource,
-                "accounts",
-                ACCOUNT_COLUMNS,
-                position.as_deref(),
-            )
+            .fetch_changes("accounts", ACCOUNT_COLUMNS, position.as_deref())
             .await?
         {
             if position.is_some() {
@@ -165,9 +145,8 @@ impl Engine {
                         if !acted_on.insert(crm_id.clone()) {
                             continue;
                         }
-                        if let Some(run) = self
-                            .queue_opportunity(&crm_id, RunTrigger::CrmChange)
-                            .await?
+                        if let Some(run) =
+                            self.queue(&crm_id, RunTrigger::CrmChange, active).await?
                         {
                             report.queued.push(run);
                         }
@@ -184,46 +163,46 @@ impl Engine {
         Ok(report)
     }
 
-    /// One table's changes since `position` with the CRM connection (a 401 refreshes the token once),
-    /// counted against the day's calls; None when the CRM is not connected.
+    /// One table's changes since `position`, counted against the day's calls; None when no CRM is
+    /// configured or connected.
     async fn fetch_changes(
         &self,
-        client: &crate::clients::dynamics::DynamicsClient,
-        resource: &str,
         set: &str,
         columns: &str,
         position: Option<&str>,
-    ) -> Result<Option<crate::clients::dynamics::ChangeSet>, PollError> {
-        let mut retried = false;
+    ) -> Result<Option<ChangeSet>, CrmCallError> {
         let mut position = position;
-        let changes = loop {
-            let token = match self.tokens.token(System::Dynamics365, resource).await {
-                Ok(t) => t,
-                Err(TokenProblem::NotConnected(_)) => return Ok(None),
-                Err(e) => return Err(e.into()),
-            };
-            match client.changes(&token, set, columns, position).await {
-                Err(CallError::Unauthorized(_)) if !retried => {
-                    self.tokens.forget(System::Dynamics365);
-                    retried = true;
-                }
+        loop {
+            let fetched = self
+                .crm_call(|client, token| async move {
+                    client.changes(&token, set, columns, position).await
+                })
+                .await;
+            match fetched {
+                Err(CrmCallError::NotConfigured)
+                | Err(CrmCallError::Token(TokenProblem::NotConnected(_))) => return Ok(None),
                 // Delta tokens expire (7 days by default, crm-apis.md §2.7): read everything again,
                 // and let the caller compare it with what it knew.
-                Err(CallError::Rejected { message, .. }) if position.is_some() => {
+                Err(CrmCallError::Call(CallError::Rejected { message, .. }))
+                    if position.is_some() =>
+                {
                     tracing::warn!(%set, %message, "CRM change feed: delta link refused, reading everything again");
                     position = None;
                 }
-                other => break other?,
+                Err(e) => return Err(e),
+                Ok(changes) => {
+                    // The first page is counted with the call; the pages it followed are calls too.
+                    self.store
+                        .count_api_calls(
+                            System::Dynamics365.as_code(),
+                            changes.pages - 1,
+                            OffsetDateTime::now_utc(),
+                        )
+                        .await?;
+                    return Ok(Some(changes));
+                }
             }
-        };
-        self.store
-            .count_api_calls(
-                System::Dynamics365.as_code(),
-                changes.pages,
-                OffsetDateTime::now_utc(),
-            )
-            .await?;
-        Ok(Some(changes))
+        }
     }
 
     /// Queues "Dynamics 365 to Partner Center" for an opportunity (one waiting run at most), or, when the
@@ -234,8 +213,22 @@ impl Engine {
         crm_id: &str,
         trigger: RunTrigger,
     ) -> Result<Option<i64>, StoreError> {
+        let active = self
+            .store
+            .active_flows(self.crm)
+            .await?
+            .contains(&Flow::CrmToPartnerCenter);
+        self.queue(crm_id, trigger, active).await
+    }
+
+    /// [`Engine::queue_opportunity`], knowing whether the flow is on.
+    async fn queue(
+        &self,
+        crm_id: &str,
+        trigger: RunTrigger,
+        active: bool,
+    ) -> Result<Option<i64>, StoreError> {
         let flow = Flow::CrmToPartnerCenter;
-        let active = self.store.active_flows(self.crm).await?.contains(&flow);
         if active && self.store.queued_run(flow, crm_id).await?.is_some() {
             return Ok(None);
         }

@@ -1,12 +1,15 @@
-//! Dynamics 365 calls as steps of a run: the organization's client and token audience, with the
-//! find/create helpers the flows share.
+//! Dynamics 365 calls as steps of a run (the organization's client and token audience, with the
+//! find/create helpers the flows share), and the same calls made outside a run (the change feed, the
+//! dashboard's switch).
 
 use super::Engine;
 use super::context::{CallFailure, RunContext, StepError};
+use super::tokens::TokenProblem;
 use crate::clients::dynamics::DynamicsClient;
 use crate::clients::http::CallError;
 use crate::crypto::Secret;
 use crate::domain::connection::System;
+use crate::store::StoreError;
 use serde_json::{Map, Value};
 use std::future::Future;
 
@@ -70,5 +73,56 @@ impl<'a> Crm<'a> {
             self.client.create(&t, set, fields).await
         })
         .await
+    }
+}
+
+/// Why a Dynamics 365 call made outside a run gave no answer.
+#[derive(Debug, thiserror::Error)]
+pub enum CrmCallError {
+    #[error(
+        "No Dynamics 365 organization is configured: set COSELL_DYNAMICS_URL and restart cosell."
+    )]
+    NotConfigured,
+    #[error("{0}. {fix}", fix = .0.fix())]
+    Token(#[from] TokenProblem),
+    #[error("Dynamics 365: {0}")]
+    Call(#[from] CallError),
+    #[error("{0}")]
+    Store(#[from] StoreError),
+}
+
+impl Engine {
+    /// One Dynamics 365 call outside a run: with the connection's token (refreshed once on a 401), each
+    /// attempt counted against the day's calls.
+    pub(crate) async fn crm_call<'a, T, F, Fut>(&'a self, f: F) -> Result<T, CrmCallError>
+    where
+        F: Fn(&'a DynamicsClient, Secret) -> Fut,
+        Fut: Future<Output = Result<T, CallError>>,
+    {
+        let (Some(client), Some(resource)) = (
+            self.dynamics.as_ref(),
+            self.endpoints.dynamics_resource.as_deref(),
+        ) else {
+            return Err(CrmCallError::NotConfigured);
+        };
+        let mut retried = false;
+        loop {
+            let token = self.tokens.token(System::Dynamics365, resource).await?;
+            self.store
+                .count_api_calls(
+                    System::Dynamics365.as_code(),
+                    1,
+                    time::OffsetDateTime::now_utc(),
+                )
+                .await?;
+            match f(client, token).await {
+                Err(CallError::Unauthorized(_)) if !retried => {
+                    // An access token revoked early: get a fresh one, once.
+                    self.tokens.forget(System::Dynamics365);
+                    retried = true;
+                }
+                other => return Ok(other?),
+            }
+        }
     }
 }

@@ -226,16 +226,16 @@ pub(super) async fn run(
         skip(ctx, &id, "opportunity_skipped_missing", &why).await?;
         return Ok((RunStatus::Skipped, why));
     };
-    if let Some(seen) = seen(&row).map(|s| SeenOpportunity {
-        crm_id: id.clone(),
-        ..s
-    }) {
-        engine
+    // What cosell knew of it before this read: among it, what it last sent to Partner Center.
+    let last_sent = match seen(&row) {
+        Some(seen) => engine
             .store
             .see_opportunity(&seen, now)
             .await
-            .map_err(StepError::store)?;
-    }
+            .map_err(StepError::store)?
+            .and_then(|known| known.pushed),
+        None => None,
+    };
     if !opportunity.sync && !check_only {
         let why = format!(
             "“{}” has Sync with Partner Center off: nothing was sent.",
@@ -349,7 +349,7 @@ pub(super) async fn run(
                 json!({ "opportunity_id": id, "referral_id": opportunity.referral_id }),
                 |child| {
                     let (ready, mapping, row) = (ready.clone(), mapping.clone(), row.clone());
-                    async move { update(&child, &crm, &ready, &mapping, &row).await }
+                    async move { update(&child, &crm, &ready, &mapping, &row, last_sent).await }
                 },
             )
             .await
@@ -478,21 +478,18 @@ async fn create(
         ..Default::default()
     })
     .await?;
-    let seen = SeenOpportunity {
-        crm_id: o.id.clone(),
-        name: o.name.clone(),
-        referral_id: Some(referral_id.clone()),
-        referral_link: Some(link),
-        customer_id: text(row, "_customerid_value"),
-        sync: true,
-        state: o.state,
-        version: o.version.clone(),
-    };
-    engine
-        .store
-        .see_opportunity(&seen, OffsetDateTime::now_utc())
-        .await
-        .map_err(StepError::store)?;
+    if let Some(seen) = seen(row) {
+        let linked = SeenOpportunity {
+            referral_id: Some(referral_id.clone()),
+            referral_link: Some(link),
+            ..seen
+        };
+        engine
+            .store
+            .see_opportunity(&linked, OffsetDateTime::now_utc())
+            .await
+            .map_err(StepError::store)?;
+    }
     let pushed = pushed(&owned, created["eTag"].as_str());
     result(ctx, &o.id, &[], &what, Some(&pushed)).await?;
     Ok((what.clone(), what))
@@ -506,18 +503,12 @@ async fn update(
     ready: &Ready<'_>,
     mapping: &Mapping,
     row: &Value,
+    last_sent: Option<Value>,
 ) -> Result<(String, String), StepError> {
-    let engine = ctx.engine();
     let o = ready.opportunity;
     let referral_id = o.referral_id.clone().unwrap_or_default();
     let owned = mapping::owned_fields(ready, mapping);
-    let before = engine
-        .store
-        .opportunity(&o.id)
-        .await
-        .map_err(StepError::store)?
-        .and_then(|m| m.pushed);
-    let known = before.as_ref().and_then(|p| {
+    let known = last_sent.as_ref().and_then(|p| {
         Some((
             fields_doc(p.get("fields")?),
             p.get("eTag")?.as_str()?.to_string(),
@@ -815,21 +806,6 @@ async fn result(
         .map_err(StepError::store)
 }
 
-/// Why "Sync with Partner Center" could not be switched.
-#[derive(Debug, thiserror::Error)]
-pub enum SwitchError {
-    #[error(
-        "No Dynamics 365 organization is configured: set COSELL_DYNAMICS_URL and restart cosell."
-    )]
-    NotConfigured,
-    #[error("{0}. {fix}", fix = .0.fix())]
-    Token(#[from] super::tokens::TokenProblem),
-    #[error("{0}")]
-    Refused(String),
-    #[error("{0}")]
-    Store(#[from] crate::store::StoreError),
-}
-
 impl super::Engine {
     /// Writes "Sync with Partner Center" through to the opportunity in the CRM (the record of truth),
     /// then queues the run that acts on it. The run's id (None when one was already waiting).
@@ -838,51 +814,25 @@ impl super::Engine {
         crm_id: &str,
         on: bool,
         by: &str,
-    ) -> Result<Option<i64>, SwitchError> {
+    ) -> Result<Option<i64>, super::CrmCallError> {
         use crate::domain::runs::RunTrigger;
-        let (Some(client), Some(resource)) = (
-            self.dynamics.as_ref(),
-            self.endpoints.dynamics_resource.as_deref(),
-        ) else {
-            return Err(SwitchError::NotConfigured);
-        };
         let mut fields = Map::new();
         fields.insert("msp_syncwithpartnercenter".into(), json!(on));
-        let mut retried = false;
-        let version = loop {
-            let token = self.tokens.token(System::Dynamics365, resource).await?;
-            self.store
-                .count_api_calls(System::Dynamics365.as_code(), 1, OffsetDateTime::now_utc())
-                .await?;
-            match client
-                .update_versioned(
-                    &token,
-                    "opportunities",
-                    crm_id,
-                    "opportunityid",
-                    &fields,
-                    "*",
-                )
-                .await
-            {
-                Err(CallError::Unauthorized(_)) if !retried => {
-                    self.tokens.forget(System::Dynamics365);
-                    retried = true;
-                }
-                Err(CallError::NotFound(_)) => {
-                    return Err(SwitchError::Refused(format!(
-                        "Opportunity {crm_id} no longer exists in Dynamics 365."
-                    )));
-                }
-                Err(e) => {
-                    return Err(SwitchError::Refused(super::context::refusal_message(
-                        System::Dynamics365,
-                        &e,
-                    )));
-                }
-                Ok(v) => break v,
-            }
-        };
+        let fields = &fields;
+        let version = self
+            .crm_call(|client, token| async move {
+                client
+                    .update_versioned(
+                        &token,
+                        "opportunities",
+                        crm_id,
+                        "opportunityid",
+                        fields,
+                        "*",
+                    )
+                    .await
+            })
+            .await?;
         let now = OffsetDateTime::now_utc();
         // The feed will report this write: the run below already acts on it.
         self.store.record_written_version(crm_id, &version).await?;

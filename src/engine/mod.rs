@@ -10,6 +10,7 @@ pub mod change_feed;
 pub mod connection_check;
 pub mod context;
 mod crm;
+pub use crm::CrmCallError;
 pub mod crm_to_partner_center;
 mod partner_center_to_crm;
 pub mod retry;
@@ -317,7 +318,7 @@ impl Engine {
                 )
                 .await?;
             }
-            let _ = self.finished.send(done.clone());
+            self.announce(done.run_id, done.flow, done.status, done.outcome.clone());
             // A run of the same record may have been waiting for this one.
             self.nudge();
         }

@@ -98,9 +98,9 @@ impl AuditQuery {
 
     #[cfg(feature = "ssr")]
     fn filter(&self) -> Result<cosell::store::AuditFilter, AppError> {
-        use crate::pages::filter_moment;
         use cosell::domain::runs::{AuditOutcome, Direction};
         let text = |s: &str| Some(s.trim().to_string()).filter(|s| !s.is_empty());
+        let (since, until) = crate::pages::filter_window(&self.from, &self.to)?;
         Ok(cosell::store::AuditFilter {
             records: text(&self.record).into_iter().collect(),
             run_id: text(&self.run)
@@ -124,8 +124,8 @@ impl AuditQuery {
                         .ok_or_else(|| AppError::Invalid(format!("There is no outcome “{o}”.")))
                 })
                 .transpose()?,
-            since: filter_moment(&self.from, "From")?,
-            until: filter_moment(&self.to, "Before")?,
+            since,
+            until,
         })
     }
 }

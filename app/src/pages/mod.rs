@@ -21,22 +21,35 @@ pub fn when(at: OffsetDateTime) -> String {
     .unwrap_or_default()
 }
 
-/// A From/Before filter field: None when empty, the moment when it reads as one, or what to type.
-pub fn filter_moment(
-    text: &str,
-    field: &str,
-) -> Result<Option<OffsetDateTime>, crate::error::AppError> {
-    let text = text.trim();
-    if text.is_empty() {
-        return Ok(None);
+/// From (inclusive) and Before (exclusive), each when given.
+pub type TimeWindow = (Option<OffsetDateTime>, Option<OffsetDateTime>);
+
+/// A filter's From/Before fields: each None when empty, else the moment it reads as (UTC); refused with
+/// what to type when it does not read, or when From is not before Before.
+pub fn filter_window(from: &str, before: &str) -> Result<TimeWindow, crate::error::AppError> {
+    use crate::error::AppError;
+    let moment = |text: &str, field: &str| {
+        let text = text.trim();
+        if text.is_empty() {
+            return Ok(None);
+        }
+        cosell::domain::runs::parse_utc_moment(text)
+            .map(Some)
+            .ok_or_else(|| {
+                AppError::Invalid(format!(
+                    "“{text}” in “{field}” is not a date and time: use YYYY-MM-DD HH:MM, in UTC."
+                ))
+            })
+    };
+    let window = (moment(from, "From")?, moment(before, "Before")?);
+    if let (Some(since), Some(until)) = window
+        && since >= until
+    {
+        return Err(AppError::Invalid(
+            "“From” must come before “Before”: nothing can match.".into(),
+        ));
     }
-    cosell::domain::runs::parse_utc_moment(text)
-        .map(Some)
-        .ok_or_else(|| {
-            crate::error::AppError::Invalid(format!(
-                "“{text}” in “{field}” is not a date and time: use YYYY-MM-DD HH:MM, in UTC."
-            ))
-        })
+    Ok(window)
 }
 
 /// What a server action answered, as the page shows it: a notice, or the error with its fix.
@@ -50,13 +63,13 @@ pub fn action_result(
     })
 }
 
-/// A page of a newest-first list fetched with one row more than it shows: the rows to show, and the id
-/// the next ("Older") page starts before, when there is one.
-pub fn page_of<T>(mut rows: Vec<T>, id: impl Fn(&T) -> i64) -> (Vec<T>, Option<i64>) {
+/// A page of a list fetched with one row more than it shows: the rows to show, and the cursor (from the
+/// last row shown) the next page starts after, when there is one.
+pub fn page_of<T, C>(mut rows: Vec<T>, cursor: impl Fn(&T) -> C) -> (Vec<T>, Option<C>) {
     if rows.len() as i64 > PAGE_SIZE {
         rows.truncate(PAGE_SIZE as usize);
-        let older = rows.last().map(id);
-        (rows, older)
+        let next = rows.last().map(cursor);
+        (rows, next)
     } else {
         (rows, None)
     }

@@ -86,16 +86,13 @@ pub async fn list_opportunities(
     require(Access::Viewer).await?;
     let ctx = context()?;
     let after = (!after_id.is_empty()).then_some((after_name, after_id));
-    let mut rows = ctx
+    let rows = ctx
         .store
         .list_opportunities(Some(&search), after.as_ref(), PAGE_SIZE + 1)
         .await
         .map_err(internal)?;
-    let next = (rows.len() as i64 > PAGE_SIZE).then(|| {
-        rows.truncate(PAGE_SIZE as usize);
-        let last = &rows[rows.len() - 1].seen;
-        (last.name.clone(), last.crm_id.clone())
-    });
+    let (rows, next) =
+        crate::pages::page_of(rows, |o| (o.seen.name.clone(), o.seen.crm_id.clone()));
     Ok(OpportunityList {
         rows: rows.into_iter().map(OpportunityRow::from).collect(),
         next,
@@ -103,10 +100,20 @@ pub async fn list_opportunities(
 }
 
 #[cfg(feature = "ssr")]
-fn switch_error(e: cosell::engine::crm_to_partner_center::SwitchError) -> AppError {
-    use cosell::engine::crm_to_partner_center::SwitchError;
+fn switch_error(e: cosell::engine::CrmCallError) -> AppError {
+    use cosell::clients::http::CallError;
+    use cosell::domain::connection::System;
+    use cosell::engine::CrmCallError;
     match e {
-        SwitchError::Store(e) => crate::auth::server::internal(e),
+        CrmCallError::Store(e) => crate::auth::server::internal(e),
+        CrmCallError::Call(CallError::NotFound(_)) => AppError::Invalid(
+            "The opportunity no longer exists in Dynamics 365: it leaves the list at the next read of the CRM's changes."
+                .into(),
+        ),
+        CrmCallError::Call(e) => AppError::Invalid(cosell::engine::context::refusal_message(
+            System::Dynamics365,
+            &e,
+        )),
         other => AppError::Invalid(other.to_string()),
     }
 }
@@ -136,6 +143,7 @@ pub async fn set_sync(crm_id: String, on: String) -> Result<String, AppError> {
     use crate::auth::server::{context, require};
     let me = require(Access::Admin).await?;
     let ctx = context()?;
+    known_opportunity(&ctx, &crm_id).await?;
     let on = on == "true";
     let run = ctx
         .engine

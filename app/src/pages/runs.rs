@@ -42,11 +42,11 @@ impl RunQuery {
         &self,
         crm: cosell::domain::flows::Crm,
     ) -> Result<cosell::store::RunFilter, AppError> {
-        use crate::pages::filter_moment;
         use cosell::domain::flows::Flow;
         use cosell::domain::runs::RunStatus;
         let text = |s: &str| Some(s.trim().to_string()).filter(|s| !s.is_empty());
-        let filter = cosell::store::RunFilter {
+        let (since, until) = crate::pages::filter_window(&self.from, &self.to)?;
+        Ok(cosell::store::RunFilter {
             flow: text(&self.flow)
                 .map(|code| {
                     Flow::from_code(&code)
@@ -61,17 +61,9 @@ impl RunQuery {
                 })
                 .transpose()?,
             record_id: text(&self.record),
-            since: filter_moment(&self.from, "From")?,
-            until: filter_moment(&self.to, "Before")?,
-        };
-        if let (Some(since), Some(until)) = (filter.since, filter.until)
-            && since >= until
-        {
-            return Err(AppError::Invalid(
-                "“From” must come before “Before”: nothing can match.".into(),
-            ));
-        }
-        Ok(filter)
+            since,
+            until,
+        })
     }
 }
 

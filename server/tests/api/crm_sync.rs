@@ -67,8 +67,8 @@ async fn poll_and_run(app: &mut TestApp) -> cosell::engine::RunFinished {
     app.run_finished(report.queued[0]).await
 }
 
-/// Shares the Litware opportunity (its account given an ISO country first); returns the referral id.
-async fn share_litware(app: &mut TestApp) -> String {
+/// A seller gives Litware's account an ISO country and switches sync on for its opportunity.
+fn make_litware_ready_and_synced(app: &TestApp) {
     crm_edit(
         app,
         "accounts",
@@ -81,6 +81,11 @@ async fn share_litware(app: &mut TestApp) -> String {
         OPPORTUNITY_LITWARE,
         json!({ "msp_syncwithpartnercenter": true }),
     );
+}
+
+/// Shares the Litware opportunity; returns the referral id.
+async fn share_litware(app: &mut TestApp) -> String {
+    make_litware_ready_and_synced(app);
     let run = poll_and_run(app).await;
     assert_eq!(run.status, RunStatus::Succeeded, "{}", run.outcome);
     let opportunity = app
@@ -97,18 +102,7 @@ async fn share_litware(app: &mut TestApp) -> String {
 #[tokio::test]
 async fn switching_sync_on_shares_the_opportunity_with_one_partner_center_call() {
     let mut app = ready().await;
-    crm_edit(
-        &app,
-        "accounts",
-        ACCOUNT_LITWARE,
-        json!({ "address1_country": "US" }),
-    );
-    crm_edit(
-        &app,
-        "opportunities",
-        OPPORTUNITY_LITWARE,
-        json!({ "msp_syncwithpartnercenter": true }),
-    );
+    make_litware_ready_and_synced(&app);
     let run = poll_and_run(&mut app).await;
     assert_eq!(run.status, RunStatus::Succeeded, "{}", run.outcome);
     assert_eq!(
@@ -606,18 +600,7 @@ async fn a_referral_closed_by_microsoft_takes_no_more_updates() {
 #[tokio::test]
 async fn an_expired_delta_link_reads_everything_again_and_misses_nothing() {
     let mut app = ready().await;
-    crm_edit(
-        &app,
-        "accounts",
-        ACCOUNT_LITWARE,
-        json!({ "address1_country": "US" }),
-    );
-    crm_edit(
-        &app,
-        "opportunities",
-        OPPORTUNITY_LITWARE,
-        json!({ "msp_syncwithpartnercenter": true }),
-    );
+    make_litware_ready_and_synced(&app);
     // cosell was down for eight days: the CRM keeps changes for seven.
     app.control_ok("/clock/advance", json!({ "seconds": 8 * 24 * 3600 }))
         .await;

@@ -329,6 +329,10 @@ async fn the_audit_list_filters_by_record_and_run_and_pages_by_keyset() {
     let cut = (now - time::Duration::hours(1)).format(&fmt).unwrap();
     let (_, early) = app.page(&viewer, &format!("/audit?to={cut}")).await;
     assert!(early.contains("the odd one out.") && !early.contains("event number"));
+    let (_, backwards) = app
+        .page(&viewer, "/audit?from=2026-11-30T10:00&to=2026-11-30T09:00")
+        .await;
+    assert!(backwards.contains("must come before"), "{backwards}");
     let (_, bad) = app.page(&viewer, "/audit?outcome=maybe").await;
     assert!(bad.contains("There is no outcome"), "{bad}");
     let (status, first) = app.page(&viewer, "/audit").await;

@@ -6,6 +6,23 @@ use cosell::domain::runs::RunStatus;
 use cosell::store::{AuditFilter, RunFilter};
 use serde_json::json;
 
+/// A seller creates referral `name` while a fault is set: its run succeeds on attempt `attempts`.
+async fn synced_after(
+    app: &mut TestApp,
+    name: &str,
+    attempts: i64,
+) -> (cosell::engine::RunFinished, serde_json::Value) {
+    let referral = app
+        .world
+        .partner_center()
+        .seller_creates(json!({ "name": name }));
+    let (run, _echo) = app.run_and_echo().await;
+    assert_eq!(run.status, RunStatus::Succeeded, "{}", run.outcome);
+    let stored = app.store.run(run.run_id).await.unwrap().unwrap();
+    assert_eq!(stored.attempts, attempts, "{name}");
+    (run, referral)
+}
+
 #[tokio::test]
 async fn a_sellers_referral_becomes_an_opportunity_and_the_crm_id_goes_back() {
     let mut app = TestApp::spawn_ready().await;
@@ -135,13 +152,7 @@ async fn throttling_is_retried_and_a_denial_fails_then_resubmits() {
         json!({ "method": "GET", "path_contains": "/engagements/referrals/", "status": 429, "retry_after": 1, "times": 2 }),
     )
     .await;
-    app.world
-        .partner_center()
-        .seller_creates(json!({ "name": "Throttled" }));
-    let (run, _echo) = app.run_and_echo().await;
-    assert_eq!(run.status, RunStatus::Succeeded, "{}", run.outcome);
-    let stored = app.store.run(run.run_id).await.unwrap().unwrap();
-    assert_eq!(stored.attempts, 3);
+    synced_after(&mut app, "Throttled", 3).await;
 
     // A permanent refusal fails the run with the fix; resubmitting after the fault passes works.
     app.control(
@@ -194,17 +205,8 @@ async fn a_412_on_the_write_back_is_read_again_and_written_on_the_next_attempt()
                 "body": { "code": "PreconditionFailed", "message": "The eTag does not match." } }),
     )
     .await;
-    let referral = app
-        .world
-        .partner_center()
-        .seller_creates(json!({ "name": "Raced" }));
+    let (run, referral) = synced_after(&mut app, "Raced", 2).await;
     let id = referral["id"].as_str().unwrap().to_string();
-    let (run, _echo) = app.run_and_echo().await;
-    assert_eq!(run.status, RunStatus::Succeeded, "{}", run.outcome);
-    assert_eq!(
-        app.store.run(run.run_id).await.unwrap().unwrap().attempts,
-        2
-    );
     let steps = app.store.run_steps(run.run_id).await.unwrap();
     assert!(
         steps.iter().any(|s| s.detail.contains("412")),
@@ -231,15 +233,7 @@ async fn server_errors_are_retried_until_the_crm_answers() {
         json!({ "path_contains": "/api/data/v9.2/accounts", "status": 503, "times": 2 }),
     )
     .await;
-    app.world
-        .partner_center()
-        .seller_creates(json!({ "name": "Flaky CRM" }));
-    let (run, _echo) = app.run_and_echo().await;
-    assert_eq!(run.status, RunStatus::Succeeded, "{}", run.outcome);
-    assert_eq!(
-        app.store.run(run.run_id).await.unwrap().unwrap().attempts,
-        3
-    );
+    synced_after(&mut app, "Flaky CRM", 3).await;
 }
 
 #[tokio::test]
@@ -250,15 +244,7 @@ async fn a_call_that_times_out_is_tried_again() {
         json!({ "method": "GET", "path_contains": "/engagements/referrals/", "delay_ms": 3000, "times": 1 }),
     )
     .await;
-    app.world
-        .partner_center()
-        .seller_creates(json!({ "name": "Slow Partner Center" }));
-    let (run, _echo) = app.run_and_echo().await;
-    assert_eq!(run.status, RunStatus::Succeeded, "{}", run.outcome);
-    assert_eq!(
-        app.store.run(run.run_id).await.unwrap().unwrap().attempts,
-        2
-    );
+    let (run, _) = synced_after(&mut app, "Slow Partner Center", 2).await;
     let steps = app.store.run_steps(run.run_id).await.unwrap();
     assert!(
         steps.iter().any(|s| s.detail.contains("timed out")),
