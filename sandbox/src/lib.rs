@@ -16,6 +16,7 @@ pub mod dataverse;
 pub mod entra;
 pub mod faults;
 mod html;
+mod odata_lexer;
 pub mod partner_center;
 pub mod testing;
 

@@ -9,6 +9,7 @@
 
 use super::schema::{Kind, Table};
 use super::{DvError, codes};
+use crate::odata_lexer as lexer;
 use axum::http::StatusCode;
 use serde_json::{Map, Value};
 use std::cmp::Ordering;
@@ -145,63 +146,44 @@ enum Token {
     Word(String),
 }
 
+/// Dataverse reads whatever lies between blanks, parentheses, commas and quotes as one word (a name,
+/// an operator, a GUID, a number, a date or a date-time); `literal` and the parser sort words out.
 fn tokenize(text: &str) -> Result<Vec<Token>, DvError> {
-    let chars: Vec<char> = text.chars().collect();
     let mut tokens = Vec::new();
-    let mut i = 0;
-    while i < chars.len() {
-        match chars[i] {
-            c if c.is_whitespace() => i += 1,
-            '(' => {
-                tokens.push(Token::Open);
-                i += 1
+    let mut word = String::new();
+    for token in lexer::tokenize(text) {
+        let token = token.map_err(|lexer::Unterminated| {
+            bad(
+                codes::ODATA,
+                "Syntax error: unterminated string literal in $filter.",
+            )
+        })?;
+        let token = match token {
+            lexer::Token::Number(s) | lexer::Token::Ident(s) => {
+                word.push_str(&s);
+                continue;
             }
-            ')' => {
-                tokens.push(Token::Close);
-                i += 1
+            lexer::Token::Colon => {
+                word.push(':');
+                continue;
             }
-            ',' => {
-                tokens.push(Token::Comma);
-                i += 1
+            lexer::Token::Symbol(c) => {
+                word.push(c);
+                continue;
             }
-            '\'' => {
-                let mut s = String::new();
-                i += 1;
-                loop {
-                    match chars.get(i) {
-                        None => {
-                            return Err(bad(
-                                codes::ODATA,
-                                "Syntax error: unterminated string literal in $filter.",
-                            ));
-                        }
-                        Some('\'') if chars.get(i + 1) == Some(&'\'') => {
-                            s.push('\'');
-                            i += 2
-                        }
-                        Some('\'') => {
-                            i += 1;
-                            break;
-                        }
-                        Some(c) => {
-                            s.push(*c);
-                            i += 1
-                        }
-                    }
-                }
-                tokens.push(Token::Str(s));
-            }
-            _ => {
-                let start = i;
-                while i < chars.len()
-                    && !chars[i].is_whitespace()
-                    && !matches!(chars[i], '(' | ')' | ',' | '\'')
-                {
-                    i += 1;
-                }
-                tokens.push(Token::Word(chars[start..i].iter().collect()));
-            }
+            lexer::Token::Space(_) => None,
+            lexer::Token::Open => Some(Token::Open),
+            lexer::Token::Close => Some(Token::Close),
+            lexer::Token::Comma => Some(Token::Comma),
+            lexer::Token::Str(s) => Some(Token::Str(s)),
+        };
+        if !word.is_empty() {
+            tokens.push(Token::Word(std::mem::take(&mut word)));
         }
+        tokens.extend(token);
+    }
+    if !word.is_empty() {
+        tokens.push(Token::Word(word));
     }
     Ok(tokens)
 }

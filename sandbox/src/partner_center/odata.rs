@@ -2,6 +2,7 @@
 //! parentheses, nested paths (`customerProfile/address/country`) and the `any` lambda
 //! (`team/any(t:t/email eq 'x')`); `$orderby` on `createdDateTime` or `updatedDateTime` only.
 
+use crate::odata_lexer as lexer;
 use serde_json::Value;
 
 #[derive(Debug, Clone, PartialEq)]
@@ -47,72 +48,33 @@ enum Token {
     Colon,
 }
 
+/// Partner Center's lexer knows no commas, no symbols and no blanks but spaces and tabs, and reads a
+/// number on its own: each refusal keeps the message it always had.
 fn tokenize(text: &str) -> Result<Vec<Token>, String> {
-    let chars: Vec<char> = text.chars().collect();
     let mut tokens = Vec::new();
-    let mut i = 0;
-    while i < chars.len() {
-        let c = chars[i];
-        match c {
-            ' ' | '\t' => i += 1,
-            '(' => {
-                tokens.push(Token::Open);
-                i += 1
-            }
-            ')' => {
-                tokens.push(Token::Close);
-                i += 1
-            }
-            ':' => {
-                tokens.push(Token::Colon);
-                i += 1
-            }
-            '\'' => {
-                // OData escapes a quote inside a string by doubling it.
-                let mut s = String::new();
-                i += 1;
-                loop {
-                    match chars.get(i) {
-                        None => return Err("unterminated string literal".into()),
-                        Some('\'') if chars.get(i + 1) == Some(&'\'') => {
-                            s.push('\'');
-                            i += 2
-                        }
-                        Some('\'') => {
-                            i += 1;
-                            break;
-                        }
-                        Some(&ch) => {
-                            s.push(ch);
-                            i += 1
-                        }
+    for token in lexer::tokenize(text) {
+        tokens.push(
+            match token.map_err(|lexer::Unterminated| "unterminated string literal".to_string())? {
+                lexer::Token::Open => Token::Open,
+                lexer::Token::Close => Token::Close,
+                lexer::Token::Colon => Token::Colon,
+                lexer::Token::Str(s) => Token::Str(s),
+                lexer::Token::Ident(s) => Token::Ident(s),
+                lexer::Token::Number(text) => {
+                    Token::Num(text.parse().map_err(|_| format!("bad number {text}"))?)
+                }
+                lexer::Token::Space(blank) => {
+                    match blank.chars().find(|c| !matches!(c, ' ' | '\t')) {
+                        Some(other) => return Err(format!("unexpected character {other:?}")),
+                        None => continue,
                     }
                 }
-                tokens.push(Token::Str(s));
-            }
-            c if c.is_ascii_digit() || c == '-' => {
-                let start = i;
-                while i < chars.len()
-                    && (chars[i].is_ascii_digit() || chars[i] == '.' || chars[i] == '-')
-                {
-                    i += 1;
+                lexer::Token::Comma => return Err(format!("unexpected character {:?}", ',')),
+                lexer::Token::Symbol(other) => {
+                    return Err(format!("unexpected character {other:?}"));
                 }
-                let text: String = chars[start..i].iter().collect();
-                tokens.push(Token::Num(
-                    text.parse().map_err(|_| format!("bad number {text}"))?,
-                ));
-            }
-            c if c.is_alphanumeric() || c == '_' || c == '/' => {
-                let start = i;
-                while i < chars.len()
-                    && (chars[i].is_alphanumeric() || chars[i] == '_' || chars[i] == '/')
-                {
-                    i += 1;
-                }
-                tokens.push(Token::Ident(chars[start..i].iter().collect()));
-            }
-            other => return Err(format!("unexpected character {other:?}")),
-        }
+            },
+        );
     }
     Ok(tokens)
 }
