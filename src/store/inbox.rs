@@ -1,6 +1,7 @@
-//! The webhook inbox: verified notifications, stored once each.
+//! The webhook inbox: verified notifications, stored once each and turned into runs once each.
 
-use super::{Store, StoreError, on_pool};
+use super::runs::insert_run;
+use super::{NewRun, Store, StoreError, on_pool};
 use crate::domain::notification::Notification;
 use time::OffsetDateTime;
 
@@ -69,6 +70,51 @@ impl Store {
         .fetch_one(p)
         .await)?;
         Ok(i64::from(n))
+    }
+
+    /// Queues the run an inbox event calls for and marks the event processed, together: an event is
+    /// turned into a run exactly once, even if the process dies in between.
+    pub async fn enqueue_from_inbox(
+        &self,
+        inbox_id: i64,
+        run: &NewRun,
+        at: OffsetDateTime,
+    ) -> Result<Option<i64>, StoreError> {
+        macro_rules! body {
+            ($p:ident) => {{
+                let mut tx = $p.begin().await?;
+                let claimed = sqlx::query(
+                    "UPDATE inbox SET processed_at = $1 WHERE id = $2 AND processed_at IS NULL",
+                )
+                .bind(at)
+                .bind(inbox_id)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+                if claimed == 0 {
+                    tx.rollback().await?;
+                    return Ok(None);
+                }
+                let id = insert_run!(run, at).fetch_one(&mut *tx).await?;
+                tx.commit().await?;
+                Ok(Some(id))
+            }};
+        }
+        match &self.pool {
+            super::Pool::Sqlite(p) => body!(p),
+            super::Pool::Postgres(p) => body!(p),
+        }
+    }
+
+    /// Inbox events not yet turned into runs (after a crash between storing and queueing).
+    pub async fn unprocessed_inbox(&self) -> Result<Vec<(i64, String, String)>, StoreError> {
+        Ok(on_pool!(self, |p| {
+            sqlx::query_as(
+            "SELECT id, event_name, referral_id FROM inbox WHERE processed_at IS NULL ORDER BY id LIMIT 500"
+        )
+        .fetch_all(p)
+        .await
+        })?)
     }
 }
 

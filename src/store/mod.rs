@@ -3,13 +3,16 @@
 //! Queries are written once with `$n` placeholders, which both SQLite and PostgreSQL accept, and run on
 //! whichever pool is configured (see [`on_pool!`]). Callers never see sqlx types: errors are [`StoreError`].
 
+mod api_calls;
 mod audit;
+mod change_feeds;
 mod connections;
 mod flows;
 mod inbox;
 mod opportunities;
 mod runs;
 mod sessions;
+mod settings;
 #[cfg(any(test, feature = "test-support"))]
 pub mod test_support;
 mod users;

@@ -1,5 +1,5 @@
 //! The CRM's opportunities as cosell last saw them (the change feed keeps them current), with the last
-//! readiness check and sync result; where each change feed resumes; and dashboard settings.
+//! readiness check and sync result.
 //!
 //! The CRM stays the record of truth: this is a mirror for listing and searching, never a source for
 //! what is sent to Partner Center (a run reads the opportunity from the CRM again).
@@ -307,92 +307,6 @@ impl Store {
         Ok(())
     }
 
-    /// Where the change feed `feed` resumes.
-    pub async fn change_feed(&self, feed: &str) -> Result<Option<String>, StoreError> {
-        Ok(on_pool!(self, |p| sqlx::query_scalar(
-            "SELECT delta_link FROM change_feeds WHERE feed = $1"
-        )
-        .bind(feed)
-        .fetch_optional(p)
-        .await)?)
-    }
-
-    pub async fn set_change_feed(
-        &self,
-        feed: &str,
-        delta_link: &str,
-        at: OffsetDateTime,
-    ) -> Result<(), StoreError> {
-        on_pool!(self, |p| {
-            sqlx::query(
-            "INSERT INTO change_feeds (feed, delta_link, polled_at) VALUES ($1, $2, $3)
-             ON CONFLICT (feed) DO UPDATE SET delta_link = excluded.delta_link, polled_at = excluded.polled_at"
-        )
-        .bind(feed)
-        .bind(delta_link)
-        .bind(at)
-        .execute(p)
-        .await
-        .map(|_| ())
-        })?;
-        Ok(())
-    }
-
-    /// Takes (or renews) the right to read `feed` until `until`, unless another owner holds it.
-    pub async fn take_feed_lease(
-        &self,
-        feed: &str,
-        owner: &str,
-        now: OffsetDateTime,
-        until: OffsetDateTime,
-    ) -> Result<bool, StoreError> {
-        let taken = on_pool!(self, |p| sqlx::query(
-            "INSERT INTO feed_leases (feed, owner, until) VALUES ($1, $2, $3)
-             ON CONFLICT (feed) DO UPDATE SET owner = excluded.owner, until = excluded.until
-             WHERE feed_leases.until < $4 OR feed_leases.owner = excluded.owner"
-        )
-        .bind(feed)
-        .bind(owner)
-        .bind(until)
-        .bind(now)
-        .execute(p)
-        .await
-        .map(|r| r.rows_affected()))?;
-        Ok(taken == 1)
-    }
-
-    /// Gives the right to read `feed` back, for the next instance.
-    pub async fn release_feed_lease(
-        &self,
-        feed: &str,
-        owner: &str,
-        now: OffsetDateTime,
-    ) -> Result<(), StoreError> {
-        on_pool!(self, |p| sqlx::query(
-            "UPDATE feed_leases SET until = $3 WHERE feed = $1 AND owner = $2"
-        )
-        .bind(feed)
-        .bind(owner)
-        .bind(now)
-        .execute(p)
-        .await
-        .map(|_| ()))?;
-        Ok(())
-    }
-
-    /// When the change feed `feed` was last read, if ever.
-    pub async fn change_feed_polled_at(
-        &self,
-        feed: &str,
-    ) -> Result<Option<OffsetDateTime>, StoreError> {
-        Ok(on_pool!(self, |p| sqlx::query_scalar(
-            "SELECT polled_at FROM change_feeds WHERE feed = $1"
-        )
-        .bind(feed)
-        .fetch_optional(p)
-        .await)?)
-    }
-
     /// Synced opportunities whose last check found something to fix.
     pub async fn opportunities_to_fix(&self) -> Result<i64, StoreError> {
         Ok(on_pool!(self, |p| sqlx::query_scalar(
@@ -402,43 +316,6 @@ impl Store {
         .bind(true)
         .fetch_one(p)
         .await)?)
-    }
-
-    /// A dashboard setting (JSON), if it was ever saved.
-    pub async fn setting(&self, key: &str) -> Result<Option<Value>, StoreError> {
-        let text: Option<String> = on_pool!(self, |p| sqlx::query_scalar(
-            "SELECT value FROM settings WHERE key = $1"
-        )
-        .bind(key)
-        .fetch_optional(p)
-        .await)?;
-        text.map(|t| serde_json::from_str(&t))
-            .transpose()
-            .map_err(|e| StoreError::Corrupt(format!("setting {key}: {e}")))
-    }
-
-    pub async fn set_setting(
-        &self,
-        key: &str,
-        value: &Value,
-        by: &str,
-        at: OffsetDateTime,
-    ) -> Result<(), StoreError> {
-        on_pool!(self, |p| {
-            sqlx::query(
-            "INSERT INTO settings (key, value, changed_by, changed_at) VALUES ($1, $2, $3, $4)
-             ON CONFLICT (key) DO UPDATE SET value = excluded.value, changed_by = excluded.changed_by,
-                 changed_at = excluded.changed_at"
-        )
-        .bind(key)
-        .bind(value.to_string())
-        .bind(by)
-        .bind(at)
-        .execute(p)
-        .await
-        .map(|_| ())
-        })?;
-        Ok(())
     }
 }
 
@@ -536,42 +413,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn one_instance_reads_a_feed_at_a_time() {
-        let db = TestDatabase::new().await;
-        let store = Store::connect(db.url()).await.unwrap();
-        let now = OffsetDateTime::now_utc();
-        let later = now + time::Duration::minutes(2);
-        assert!(store.take_feed_lease("f", "a", now, later).await.unwrap());
-        assert!(
-            !store.take_feed_lease("f", "b", now, later).await.unwrap(),
-            "a holds it"
-        );
-        assert!(
-            store.take_feed_lease("f", "a", now, later).await.unwrap(),
-            "a renews"
-        );
-        assert!(
-            store.take_feed_lease("g", "b", now, later).await.unwrap(),
-            "another feed"
-        );
-        store.release_feed_lease("f", "a", now).await.unwrap();
-        let after = now + time::Duration::seconds(1);
-        assert!(
-            store.take_feed_lease("f", "b", after, later).await.unwrap(),
-            "released"
-        );
-        let expired = later + time::Duration::seconds(1);
-        assert!(
-            store
-                .take_feed_lease("f", "a", expired, expired + time::Duration::minutes(2))
-                .await
-                .unwrap(),
-            "b's lease ran out"
-        );
-    }
-
-    #[tokio::test]
-    async fn results_feeds_and_settings_are_kept() {
+    async fn sync_results_are_kept() {
         let db = TestDatabase::new().await;
         let store = Store::connect(db.url()).await.unwrap();
         let now = OffsetDateTime::now_utc();
@@ -608,30 +450,6 @@ mod tests {
             Some(9)
         );
 
-        assert_eq!(store.change_feed("opportunities").await.unwrap(), None);
-        assert_eq!(
-            store.change_feed_polled_at("opportunities").await.unwrap(),
-            None
-        );
-        store
-            .set_change_feed("opportunities", "link-1", now)
-            .await
-            .unwrap();
-        store
-            .set_change_feed("opportunities", "link-2", now)
-            .await
-            .unwrap();
-        assert_eq!(
-            store.change_feed("opportunities").await.unwrap().as_deref(),
-            Some("link-2")
-        );
-        assert!(
-            store
-                .change_feed_polled_at("opportunities")
-                .await
-                .unwrap()
-                .is_some()
-        );
         let mut synced = seen("b", "B");
         synced.sync = true;
         store.see_opportunity(&synced, now).await.unwrap();
@@ -647,14 +465,5 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(store.opportunities_to_fix().await.unwrap(), 1);
-        assert_eq!(store.setting("mapping").await.unwrap(), None);
-        store
-            .set_setting("mapping", &json!({ "stages": [] }), "Adele", now)
-            .await
-            .unwrap();
-        assert_eq!(
-            store.setting("mapping").await.unwrap(),
-            Some(json!({ "stages": [] }))
-        );
     }
 }

@@ -90,3 +90,26 @@ impl Drop for TestDatabase {
         }
     }
 }
+
+/// Now, to the microsecond PostgreSQL keeps.
+#[cfg(test)]
+pub(crate) fn now() -> time::OffsetDateTime {
+    let t = time::OffsetDateTime::now_utc();
+    t.replace_nanosecond(t.nanosecond() / 1000 * 1000).unwrap()
+}
+
+/// A webhook run of the Partner Center flow for `record`, queued (the run tests vary it from here).
+#[cfg(test)]
+pub(crate) fn new_run(record: &str) -> super::NewRun {
+    use crate::domain::flows::Flow;
+    use crate::domain::runs::RunTrigger;
+    super::NewRun {
+        flow: Flow::PartnerCenterToCrm,
+        trigger: RunTrigger::Webhook,
+        input: serde_json::json!({ "referral_id": record }),
+        record_id: Some(record.into()),
+        parent_run_id: None,
+        resubmitted_from: None,
+        settled: None,
+    }
+}

@@ -1,0 +1,142 @@
+//! Runs and their steps: the types every part of the run store shares, and the row they are read from.
+//!
+//! Split by who asks: workers move runs through the queue ([`queue`]), the dashboard reads them back
+//! ([`history`]) and an admin resubmits failed ones ([`resubmission`]).
+
+mod history;
+mod queue;
+mod resubmission;
+
+pub use history::RunFilter;
+pub use resubmission::ResubmitRefusal;
+
+use super::StoreError;
+use crate::domain::flows::Flow;
+use crate::domain::runs::{RunStatus, RunTrigger, StepOutcome};
+use serde_json::Value;
+use time::OffsetDateTime;
+
+#[derive(Debug, Clone)]
+pub struct NewRun {
+    pub flow: Flow,
+    pub trigger: RunTrigger,
+    pub input: Value,
+    pub record_id: Option<String>,
+    pub parent_run_id: Option<i64>,
+    pub resubmitted_from: Option<i64>,
+    /// Created final (e.g. skipped because the flow is off), with this outcome.
+    pub settled: Option<(RunStatus, String)>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Run {
+    pub id: i64,
+    pub flow: Flow,
+    pub status: RunStatus,
+    pub trigger: RunTrigger,
+    pub input: Value,
+    pub record_id: Option<String>,
+    pub parent_run_id: Option<i64>,
+    pub resubmitted_from: Option<i64>,
+    pub attempts: i64,
+    pub outcome: Option<String>,
+    pub created_at: OffsetDateTime,
+    pub finished_at: Option<OffsetDateTime>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewStep {
+    pub name: String,
+    pub outcome: StepOutcome,
+    pub detail: String,
+    pub api_calls: i64,
+    pub duration_ms: i64,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Step {
+    pub seq: i64,
+    pub name: String,
+    pub outcome: StepOutcome,
+    pub detail: String,
+    pub api_calls: i64,
+    pub duration_ms: i64,
+    pub at: OffsetDateTime,
+}
+
+fn is_unique_violation(e: &sqlx::Error) -> bool {
+    e.as_database_error()
+        .is_some_and(|d| d.is_unique_violation())
+}
+
+#[derive(sqlx::FromRow)]
+struct Row {
+    id: i64,
+    flow: String,
+    status: String,
+    trigger_kind: String,
+    input: String,
+    record_id: Option<String>,
+    parent_run_id: Option<i64>,
+    resubmitted_from: Option<i64>,
+    attempts: i32,
+    outcome: Option<String>,
+    created_at: OffsetDateTime,
+    finished_at: Option<OffsetDateTime>,
+}
+
+const COLUMNS: &str = "id, flow, status, trigger_kind, input, record_id, parent_run_id, resubmitted_from, \
+                       attempts, outcome, created_at, finished_at";
+
+impl TryFrom<Row> for Run {
+    type Error = StoreError;
+    fn try_from(r: Row) -> Result<Run, StoreError> {
+        let corrupt =
+            |what: &str, v: &str| StoreError::Corrupt(format!("run {}: {what} {v:?}", r.id));
+        Ok(Run {
+            id: r.id,
+            flow: Flow::from_code(&r.flow).ok_or_else(|| corrupt("flow", &r.flow))?,
+            status: RunStatus::from_code(&r.status).ok_or_else(|| corrupt("status", &r.status))?,
+            trigger: RunTrigger::from_code(&r.trigger_kind)
+                .ok_or_else(|| corrupt("trigger", &r.trigger_kind))?,
+            input: serde_json::from_str(&r.input).map_err(|e| corrupt("input", &e.to_string()))?,
+            record_id: r.record_id,
+            parent_run_id: r.parent_run_id,
+            resubmitted_from: r.resubmitted_from,
+            attempts: i64::from(r.attempts),
+            outcome: r.outcome,
+            created_at: r.created_at,
+            finished_at: r.finished_at,
+        })
+    }
+}
+
+/// A new run: queued and due at once, or settled (finished) from the start.
+pub(super) const INSERT_RUN: &str =
+    "INSERT INTO runs (flow, status, trigger_kind, input, record_id, parent_run_id,
+                                  resubmitted_from, not_before, outcome, created_at, finished_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $8, $10) RETURNING id";
+
+/// [`INSERT_RUN`] bound for `run` at `at`, ready for any executor (pool or transaction). Paths are
+/// spelled out because the inbox expands it too, outside this module.
+macro_rules! insert_run {
+    ($run:expr, $at:expr) => {{
+        let (run, at): (&$crate::store::NewRun, ::time::OffsetDateTime) = ($run, $at);
+        let (status, outcome, finished) = match &run.settled {
+            Some((status, outcome)) => (*status, Some(outcome.clone()), Some(at)),
+            None => ($crate::domain::runs::RunStatus::Queued, None, None),
+        };
+        sqlx::query_scalar::<_, i64>($crate::store::runs::INSERT_RUN)
+            .bind(run.flow.as_code())
+            .bind(status.as_code())
+            .bind(run.trigger.as_code())
+            .bind(run.input.to_string())
+            .bind(run.record_id.clone())
+            .bind(run.parent_run_id)
+            .bind(run.resubmitted_from)
+            .bind(at)
+            .bind(outcome)
+            .bind(finished)
+    }};
+}
+pub(super) use insert_run;
