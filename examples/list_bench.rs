@@ -72,14 +72,13 @@ async fn main() {
     for i in 0..rows {
         events.push((
             NewAuditEvent {
-                run_id: None,
-                actor: "engine".into(),
-                action: "opportunity_unchanged".into(),
-                record_kind: "opportunity".into(),
-                record_id: format!("opp-{}", i / 5),
                 direction: Some(Direction::ToCrm),
-                detail: format!("event {i}"),
-                ..Default::default()
+                ..NewAuditEvent::new(
+                    cosell::domain::runs::AuditAction::OpportunityUnchanged,
+                    "opportunity",
+                    &format!("opp-{}", i / 5),
+                    format!("event {i}"),
+                )
             },
             start + step * i as f64,
         ));

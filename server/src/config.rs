@@ -99,6 +99,11 @@ pub struct ServeArgs {
     /// The Dynamics 365 organization URL, e.g. https://contoso.crm.dynamics.com (the sandbox has its own).
     #[arg(long, env = "COSELL_DYNAMICS_URL")]
     pub dynamics_url: Option<String>,
+    /// The co-sell solution's opportunity columns where they differ from the defaults, as
+    /// key=logical_name pairs: sync, referral_id, referral_link, audit, solutions, help (e.g.
+    /// "sync=new_syncwithpartnercenter,audit=new_cosellaudit").
+    #[arg(long, env = "COSELL_DYNAMICS_COLUMNS", default_value = "")]
+    pub dynamics_columns: String,
     /// Sync workers in this instance.
     #[arg(long, env = "COSELL_WORKERS", default_value_t = 2)]
     pub workers: usize,
@@ -182,6 +187,7 @@ pub struct Settings {
     pub webhooks: WebhookSettings,
     /// The Dynamics 365 organization URL (the token audience), when configured.
     pub dynamics_url: Option<Url>,
+    pub dynamics_columns: cosell::engine::crm::dynamics::Columns,
     pub workers: usize,
     pub retry: cosell::engine::retry::RetryPolicy,
     pub crm_poll: std::time::Duration,
@@ -337,6 +343,9 @@ impl ServeArgs {
                 )
             })
             .transpose()?;
+        let dynamics_columns =
+            cosell::engine::crm::dynamics::Columns::parse(&self.dynamics_columns)
+                .map_err(|why| problem("COSELL_DYNAMICS_COLUMNS (--dynamics-columns)", why))?;
         if self.workers == 0 {
             return Err(problem("COSELL_WORKERS (--workers)", "must be at least 1"));
         }
@@ -347,6 +356,7 @@ impl ServeArgs {
         };
         Ok(Settings {
             dynamics_url,
+            dynamics_columns,
             workers: self.workers,
             retry,
             crm_poll: std::time::Duration::from_millis(self.crm_poll_ms.max(100)),

@@ -15,6 +15,8 @@ use cosell::clients::partner_center::referrals::AUDIENCE as REFERRALS;
 use cosell::clients::partner_center::webhook_registration::AUDIENCE as WEBHOOKS;
 use cosell::crypto::Secret;
 use cosell::domain::connection::System;
+use cosell::domain::runs::AuditAction;
+use cosell::domain::system::Crm;
 use cosell::domain::{Access, SignedInUser};
 use cosell::store::{NewAuditEvent, NewConnection};
 use cosell_app::auth::server::SESSION_USER;
@@ -78,13 +80,13 @@ fn scopes(app: &AppState, system: System) -> Option<Vec<String>> {
             format!("{REFERRALS}/user_impersonation"),
             format!("{WEBHOOKS}/user_impersonation"),
         ]),
-        System::Dynamics365 => app
+        System::Crm(Crm::Dynamics365) => app
             .engine
             .endpoints()
             .dynamics_resource
             .as_ref()
             .map(|r| vec![format!("{r}/user_impersonation")]),
-        System::Salesforce => None,
+        System::Crm(Crm::Salesforce) => None,
     }
 }
 
@@ -206,7 +208,7 @@ async fn callback(
         account_object_id: account.object_id,
         tenant_id: account.tenant_id,
         instance_url: match system {
-            System::Dynamics365 => app.engine.endpoints().dynamics_resource.clone(),
+            System::Crm(Crm::Dynamics365) => app.engine.endpoints().dynamics_resource.clone(),
             _ => None,
         },
         refresh_token,
@@ -226,14 +228,13 @@ async fn callback(
         .store()
         .record_audit(
             &NewAuditEvent {
-                run_id: None,
                 actor: user.name.clone(),
-                action: "connection_connected".into(),
-                record_kind: "connection".into(),
-                record_id: system.as_code().into(),
-                direction: None,
-                detail: format!("{} connected as {}.", system.label(), account.username),
-                ..Default::default()
+                ..NewAuditEvent::new(
+                    AuditAction::ConnectionConnected,
+                    "connection",
+                    system.as_code(),
+                    format!("{} connected as {}.", system.label(), account.username),
+                )
             },
             now,
         )

@@ -409,6 +409,7 @@ fn engine(
                     .unwrap_or_else(|| cosell_sandbox::dataverse::ORGANIZATION_URL.to_string()),
             ),
             dynamics_api: Some(format!("{}/api/data/v9.2", sb.base_url())),
+            dynamics_columns: settings.dynamics_columns.clone(),
         },
         None => Endpoints {
             partner_center_api: "https://api.partner.microsoft.com".into(),
@@ -421,6 +422,7 @@ fn engine(
                 .dynamics_url
                 .as_ref()
                 .map(|u| format!("{}/api/data/v9.2", u.as_str().trim_end_matches('/'))),
+            dynamics_columns: settings.dynamics_columns.clone(),
         },
     };
     let tokens = Arc::new(TokenSource::new(

@@ -12,34 +12,7 @@
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Crm {
-    Dynamics365,
-    Salesforce,
-}
-
-impl Crm {
-    pub fn as_code(self) -> &'static str {
-        match self {
-            Crm::Dynamics365 => "dynamics365",
-            Crm::Salesforce => "salesforce",
-        }
-    }
-
-    pub fn from_code(code: &str) -> Option<Crm> {
-        [Crm::Dynamics365, Crm::Salesforce]
-            .into_iter()
-            .find(|c| c.as_code() == code)
-    }
-
-    pub fn label(self) -> &'static str {
-        match self {
-            Crm::Dynamics365 => "Dynamics 365",
-            Crm::Salesforce => "Salesforce",
-        }
-    }
-}
+pub use super::system::Crm;
 
 /// A connection a flow runs with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]

@@ -9,5 +9,6 @@ pub mod notification;
 pub mod opportunity;
 pub mod referral;
 pub mod runs;
+pub mod system;
 
 pub use access::{Access, RoleNames, SignedInUser, UserSummary};

@@ -7,9 +7,10 @@ use serde::{Deserialize, Serialize};
 use time::Date;
 
 /// Where an opportunity stands in the CRM.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum OpportunityState {
+    #[default]
     Open,
     Won,
     Lost,
@@ -49,14 +50,24 @@ pub struct Customer {
     pub address_line1: Option<String>,
 }
 
-/// An opportunity, read from the CRM with what the rules need (account, contact, owner, currency).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// An opportunity as the CRM port gives it, whatever the CRM. How much is filled depends on the read
+/// (each port operation says): a change-feed row carries the id, name, state, sync flag, referral and
+/// account; a full read adds everything the rules need (account, contact, owner, currency).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Opportunity {
     pub id: String,
     pub name: String,
     /// "Sync with Partner Center".
     pub sync: bool,
     pub referral_id: Option<String>,
+    /// Where the referral opens in Partner Center, as written on the opportunity.
+    pub referral_link: Option<String>,
+    /// The one-line result cosell last wrote on the opportunity (its co-sell audit field).
+    pub note: Option<String>,
+    /// The customer account's id (the lookup, even when the account itself was not read).
+    pub account_id: Option<String>,
+    /// The CRM's id of the opportunity's currency (Salesforce: the ISO code itself).
+    pub currency_id: Option<String>,
     pub state: OpportunityState,
     /// The CRM's status reason label ("In Progress", "Canceled"…), mapped to the referral's status.
     pub status_reason: Option<String>,
@@ -74,7 +85,8 @@ pub struct Opportunity {
     pub customer: Option<Customer>,
     pub contact: Option<Person>,
     pub owner: Option<Person>,
-    /// The CRM's row version (Dataverse `versionnumber`), to tell our own writes from sellers' edits.
+    /// The record's version, for optimistic concurrency and to tell cosell's own writes from sellers'
+    /// edits (opaque: each CRM has its own).
     pub version: Option<String>,
 }
 
@@ -400,7 +412,7 @@ pub(crate) mod fixture {
             }),
             contact: Some(person("Ray", "ray@fabrikam.example", "")),
             owner: Some(person("Adele", "adele@contoso.example", "+1 425 555 0100")),
-            version: None,
+            ..Default::default()
         }
     }
 }

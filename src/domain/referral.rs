@@ -1,8 +1,9 @@
 //! A Partner Center referral as the sync reads it (partner-center.md §1.7–1.8), and the one place where
-//! a referral becomes the fields of a Dynamics 365 opportunity, account and contact.
+//! a referral becomes an opportunity's values, whatever the CRM (each CRM's adapter names its columns).
 //!
 //! Only what the sync uses is typed; unknown fields are ignored on read (the resource has many more).
 
+use super::opportunity::Opportunity;
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -105,74 +106,116 @@ pub fn link_for(id: &str) -> String {
     format!("https://partner.microsoft.com/dashboard/referrals/v2/opportunities/{id}")
 }
 
-/// The Dataverse columns of an opportunity made from a referral (crm-apis.md §2.9 and the co-sell
-/// solution's custom columns, whose schema names are unconfirmed). Lookups are bound by the caller.
-pub fn opportunity_fields(referral: &Referral) -> serde_json::Map<String, serde_json::Value> {
-    use serde_json::{Value, json};
-    let mut fields = serde_json::Map::new();
-    let name = if referral.name.trim().is_empty() {
-        format!("Co-sell referral {}", referral.id)
-    } else {
-        referral.name.clone()
-    };
-    fields.insert("name".into(), Value::String(name));
-    if let Some(value) = referral.details.deal_value {
-        fields.insert("estimatedvalue".into(), json!(value));
-    }
-    if let Some(date) = referral
-        .details
-        .closing_date_time
-        .as_deref()
-        .and_then(|d| d.get(..10))
-    {
-        fields.insert("estimatedclosedate".into(), Value::String(date.into()));
-    }
-    if let Some(notes) = referral.details.notes.as_deref().filter(|n| !n.is_empty()) {
-        fields.insert("description".into(), Value::String(notes.into()));
-    }
-    // Referrals from Partner Center arrive with "Sync with Partner Center" on (partner-center.md §3.3).
-    fields.insert("msp_syncwithpartnercenter".into(), Value::Bool(true));
-    fields.insert("msp_referralid".into(), Value::String(referral.id.clone()));
-    fields.insert("msp_referrallink".into(), Value::String(referral.link()));
-    fields
+/// What a referral says an opportunity should hold (its customer account is matched or created apart).
+/// Referrals from Partner Center arrive with "Sync with Partner Center" on (partner-center.md §3.3).
+#[derive(Debug, Clone, PartialEq)]
+pub struct OpportunityDraft {
+    pub name: String,
+    pub deal_value: Option<f64>,
+    pub closing_date: Option<time::Date>,
+    pub notes: Option<String>,
+    /// The ISO code of the referral's currency.
+    pub currency: Option<String>,
+    pub referral_id: String,
+    pub referral_link: String,
 }
 
-/// The Dataverse columns of the customer account (address1_country stays the ISO code the referral
-/// carries: Dataverse's column is free text, crm-apis.md §2.9).
-pub fn account_fields(profile: &CustomerProfile) -> serde_json::Map<String, serde_json::Value> {
-    use serde_json::Value;
-    let mut fields = serde_json::Map::new();
-    fields.insert("name".into(), Value::String(profile.name.clone()));
-    let a = &profile.address;
-    for (column, value) in [
-        ("address1_line1", &a.address_line1),
-        ("address1_city", &a.city),
-        ("address1_stateorprovince", &a.state),
-        ("address1_postalcode", &a.postal_code),
-        ("address1_country", &a.country),
-    ] {
-        if let Some(v) = value.as_deref().filter(|v| !v.is_empty()) {
-            fields.insert(column.into(), Value::String(v.into()));
+impl OpportunityDraft {
+    pub fn of(referral: &Referral) -> OpportunityDraft {
+        let name = if referral.name.trim().is_empty() {
+            format!("Co-sell referral {}", referral.id)
+        } else {
+            referral.name.clone()
+        };
+        OpportunityDraft {
+            name,
+            deal_value: referral.details.deal_value,
+            closing_date: referral
+                .details
+                .closing_date_time
+                .as_deref()
+                .and_then(|d| d.get(..10))
+                .and_then(|d| {
+                    time::Date::parse(d, time::macros::format_description!("[year]-[month]-[day]"))
+                        .ok()
+                }),
+            notes: referral.details.notes.clone().filter(|n| !n.is_empty()),
+            currency: referral.details.currency.clone().filter(|c| !c.is_empty()),
+            referral_id: referral.id.clone(),
+            referral_link: referral.link(),
         }
     }
-    fields
+
+    /// What differs between the draft and the opportunity as read; `currency_id` is the CRM's id of
+    /// the draft's currency. What the referral does not say (no value, no notes) is left as it is.
+    pub fn changes(&self, current: &Opportunity, currency_id: Option<&str>) -> OpportunityChanges {
+        fn differs<T: PartialEq + Clone>(want: &T, have: Option<&T>) -> Option<T> {
+            (have != Some(want)).then(|| want.clone())
+        }
+        OpportunityChanges {
+            name: differs(&self.name, Some(&current.name)),
+            // Money is compared to the cent: the CRM may store 25000 for 25000.0.
+            deal_value: self.deal_value.filter(|v| {
+                current
+                    .deal_value
+                    .is_none_or(|have| (v - have).abs() >= 0.005)
+            }),
+            closing_date: self
+                .closing_date
+                .and_then(|d| differs(&d, current.closing_date.as_ref())),
+            notes: self
+                .notes
+                .as_ref()
+                .and_then(|n| differs(n, current.notes.as_ref())),
+            sync: (!current.sync).then_some(true),
+            referral_id: differs(&self.referral_id, current.referral_id.as_ref()),
+            referral_link: differs(&self.referral_link, current.referral_link.as_ref()),
+            currency_id: currency_id
+                .filter(|want| {
+                    !current
+                        .currency_id
+                        .as_deref()
+                        .is_some_and(|have| have.eq_ignore_ascii_case(want))
+                })
+                .map(str::to_string),
+        }
+    }
 }
 
-/// The Dataverse columns of a customer contact.
-pub fn contact_fields(member: &Member) -> serde_json::Map<String, serde_json::Value> {
-    use serde_json::Value;
-    let mut fields = serde_json::Map::new();
-    for (column, value) in [
-        ("firstname", &member.first_name),
-        ("lastname", &member.last_name),
-        ("emailaddress1", &member.email),
-        ("telephone1", &member.phone_number),
-    ] {
-        if let Some(v) = value.as_deref().filter(|v| !v.is_empty()) {
-            fields.insert(column.into(), Value::String(v.into()));
-        }
+/// The values of an opportunity to write (None: leave as it is).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct OpportunityChanges {
+    pub name: Option<String>,
+    pub deal_value: Option<f64>,
+    pub closing_date: Option<time::Date>,
+    pub notes: Option<String>,
+    pub sync: Option<bool>,
+    pub referral_id: Option<String>,
+    pub referral_link: Option<String>,
+    pub currency_id: Option<String>,
+}
+
+impl OpportunityChanges {
+    /// The names of the fields it changes, as an admin reads them.
+    pub fn fields(&self) -> Vec<&'static str> {
+        [
+            (self.name.is_some(), "name"),
+            (self.deal_value.is_some(), "deal value"),
+            (self.closing_date.is_some(), "closing date"),
+            (self.notes.is_some(), "notes"),
+            (self.sync.is_some(), "sync with Partner Center"),
+            (self.referral_id.is_some(), "referral id"),
+            (self.referral_link.is_some(), "referral link"),
+            (self.currency_id.is_some(), "currency"),
+        ]
+        .into_iter()
+        .filter_map(|(set, name)| set.then_some(name))
+        .collect()
     }
-    fields
+
+    pub fn is_empty(&self) -> bool {
+        self.fields().is_empty()
+    }
 }
 
 #[cfg(test)]
@@ -192,19 +235,46 @@ mod tests {
     }
 
     #[test]
-    fn a_referral_maps_to_opportunity_columns() {
-        let f = opportunity_fields(&referral());
-        assert_eq!(f["name"], "Azure migration");
-        assert_eq!(f["estimatedvalue"], 25000.5);
-        assert_eq!(f["estimatedclosedate"], "2027-03-31");
-        assert_eq!(f["msp_syncwithpartnercenter"], true);
-        assert_eq!(f["msp_referralid"], "abc");
-        assert!(!f.contains_key("description"));
-        let a = account_fields(&referral().customer_profile);
-        assert_eq!(a["address1_postalcode"], "98101");
-        assert!(!a.contains_key("address1_city"));
-        let c = contact_fields(&referral().customer_profile.team[0]);
-        assert_eq!(c["emailaddress1"], "ray@f.example");
+    fn a_referral_becomes_a_draft_and_only_differences_are_changes() {
+        let d = OpportunityDraft::of(&referral());
+        assert_eq!(d.name, "Azure migration");
+        assert_eq!(d.deal_value, Some(25000.5));
+        assert_eq!(d.closing_date, Some(time::macros::date!(2027 - 03 - 31)));
+        assert_eq!(d.referral_id, "abc");
+        assert_eq!(d.notes, None);
+        let same = Opportunity {
+            name: "Azure migration".into(),
+            deal_value: Some(25000.504),
+            closing_date: d.closing_date,
+            sync: true,
+            referral_id: Some("abc".into()),
+            referral_link: Some(d.referral_link.clone()),
+            currency_id: Some("C1".into()),
+            ..Default::default()
+        };
+        assert!(d.changes(&same, Some("c1")).is_empty());
+        let old = Opportunity {
+            name: "Old".into(),
+            deal_value: Some(1.0),
+            currency_id: Some("c2".into()),
+            ..same.clone()
+        };
+        assert_eq!(
+            d.changes(&old, Some("c1")).fields(),
+            ["name", "deal value", "currency"]
+        );
+        let fresh = d.changes(&Opportunity::default(), None);
+        assert_eq!(
+            fresh.fields(),
+            [
+                "name",
+                "deal value",
+                "closing date",
+                "sync with Partner Center",
+                "referral id",
+                "referral link"
+            ]
+        );
     }
 
     #[test]

@@ -72,20 +72,133 @@ coded_enum!(
     }
 );
 
-impl AuditOutcome {
-    /// The outcome an action's name says, by the naming convention of our actions (`…_skipped`,
-    /// `…_ignored`, `…_unchanged`, `…_suppressed`, `…_failed`, `…_conflict`).
-    pub fn of_action(action: &str) -> AuditOutcome {
-        let has = |w: &str| action.split('_').any(|part| part == w);
-        if has("failed") || has("invalid") {
-            AuditOutcome::Failure
-        } else if has("conflict") {
-            AuditOutcome::Conflict
-        } else if has("skipped") || has("ignored") || has("unchanged") || has("suppressed") {
-            AuditOutcome::Skip
-        } else {
-            AuditOutcome::Effect
+coded_enum!(
+    /// What an audit event records, stored by its code (the names rows already carry).
+    AuditAction {
+        // Effects on a record.
+        AccountMatched = "account_matched",
+        AccountCreated = "account_created",
+        ContactCreated = "contact_created",
+        OpportunityCreated = "opportunity_created",
+        OpportunityUpdated = "opportunity_updated",
+        OpportunityClosed = "opportunity_closed",
+        ReferralCreated = "referral_created",
+        ReferralUpdated = "referral_updated",
+        ReferralClosed = "referral_closed",
+        ReferralLinked = "referral_linked",
+        SyncSwitchedOn = "sync_switched_on",
+        SyncSwitchedOff = "sync_switched_off",
+        // What the admin changed.
+        FlowActivated = "flow_activated",
+        FlowDeactivated = "flow_deactivated",
+        MappingChanged = "mapping_changed",
+        RunResubmitted = "run_resubmitted",
+        ConnectionConnected = "connection_connected",
+        WebhookRegistered = "webhook_registered",
+        // Nothing done, on purpose.
+        ReferralSkippedFlowOff = "referral_skipped_flow_off",
+        ReferralSkippedMissing = "referral_skipped_missing",
+        ReferralSkippedClosed = "referral_skipped_closed",
+        ReferralIgnoredUnknownCrmId = "referral_ignored_unknown_crm_id",
+        ReferralUnchanged = "referral_unchanged",
+        OpportunityUnchanged = "opportunity_unchanged",
+        OpportunityReadonlySkipped = "opportunity_readonly_skipped",
+        OpportunitySkippedMissing = "opportunity_skipped_missing",
+        OpportunitySkippedSyncOff = "opportunity_skipped_sync_off",
+        OpportunitySkippedFlowOff = "opportunity_skipped_flow_off",
+        RunSkippedFlowOff = "run_skipped_flow_off",
+        EchoSuppressed = "echo_suppressed",
+        // Failures and conflicts.
+        OpportunityInvalid = "opportunity_invalid",
+        RunFailed = "run_failed",
+        ReferralUpdateConflict = "referral_update_conflict",
+    }
+);
+
+impl AuditAction {
+    /// What kind of event the action is.
+    pub fn outcome(self) -> AuditOutcome {
+        use AuditAction::*;
+        match self {
+            OpportunityInvalid | RunFailed => AuditOutcome::Failure,
+            ReferralUpdateConflict => AuditOutcome::Conflict,
+            ReferralSkippedFlowOff
+            | ReferralSkippedMissing
+            | ReferralSkippedClosed
+            | ReferralIgnoredUnknownCrmId
+            | ReferralUnchanged
+            | OpportunityUnchanged
+            | OpportunityReadonlySkipped
+            | OpportunitySkippedMissing
+            | OpportunitySkippedSyncOff
+            | OpportunitySkippedFlowOff
+            | RunSkippedFlowOff
+            | EchoSuppressed => AuditOutcome::Skip,
+            _ => AuditOutcome::Effect,
         }
+    }
+}
+
+/// What a run starts from, kept with the run so that a resubmission repeats it. Stored as the JSON
+/// object it serializes to (the shapes rows already hold); each variant's fields tell it apart.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum RunInput {
+    /// A Partner Center webhook event, stored in the inbox.
+    Event {
+        event: String,
+        referral_id: String,
+        inbox_id: i64,
+    },
+    /// "Partner Center Webhook Registration", as the Flows page submits it.
+    Registration {
+        callback_url: String,
+        events: Vec<String>,
+        overwrite: bool,
+    },
+    /// An opportunity to share (or, with `check_only`, to judge without sending anything).
+    Opportunity {
+        opportunity_id: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        referral_id: Option<String>,
+        #[serde(default, skip_serializing_if = "is_false")]
+        check_only: bool,
+    },
+    /// A referral to bring into the CRM (child runs name the account they work on).
+    Referral {
+        referral_id: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        account_id: Option<String>,
+    },
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
+}
+
+impl RunInput {
+    pub fn opportunity(id: &str) -> RunInput {
+        RunInput::Opportunity {
+            opportunity_id: id.to_string(),
+            referral_id: None,
+            check_only: false,
+        }
+    }
+
+    pub fn referral(id: &str) -> RunInput {
+        RunInput::Referral {
+            referral_id: id.to_string(),
+            account_id: None,
+        }
+    }
+
+    pub fn to_value(&self) -> serde_json::Value {
+        serde_json::to_value(self).unwrap_or_default()
+    }
+
+    /// A stored input, read back; None when it is none of the shapes above.
+    pub fn from_value(value: &serde_json::Value) -> Option<RunInput> {
+        serde_json::from_value(value.clone()).ok()
     }
 }
 
@@ -162,20 +275,87 @@ mod tests {
     }
 
     #[test]
-    fn an_actions_name_says_its_outcome() {
+    fn actions_say_their_outcome_and_keep_their_codes() {
         for (action, outcome) in [
-            ("opportunity_created", AuditOutcome::Effect),
-            ("referral_linked", AuditOutcome::Effect),
-            ("referral_skipped_flow_off", AuditOutcome::Skip),
-            ("referral_ignored_unknown_crm_id", AuditOutcome::Skip),
-            ("opportunity_unchanged", AuditOutcome::Skip),
-            ("echo_suppressed", AuditOutcome::Skip),
-            ("run_failed", AuditOutcome::Failure),
-            ("opportunity_invalid", AuditOutcome::Failure),
-            ("referral_update_conflict", AuditOutcome::Conflict),
-            ("flow_activated", AuditOutcome::Effect),
+            (AuditAction::OpportunityCreated, AuditOutcome::Effect),
+            (AuditAction::ReferralLinked, AuditOutcome::Effect),
+            (AuditAction::ReferralSkippedFlowOff, AuditOutcome::Skip),
+            (AuditAction::ReferralIgnoredUnknownCrmId, AuditOutcome::Skip),
+            (AuditAction::OpportunityUnchanged, AuditOutcome::Skip),
+            (AuditAction::EchoSuppressed, AuditOutcome::Skip),
+            (AuditAction::RunFailed, AuditOutcome::Failure),
+            (AuditAction::OpportunityInvalid, AuditOutcome::Failure),
+            (AuditAction::ReferralUpdateConflict, AuditOutcome::Conflict),
+            (AuditAction::FlowActivated, AuditOutcome::Effect),
         ] {
-            assert_eq!(AuditOutcome::of_action(action), outcome, "{action}");
+            assert_eq!(action.outcome(), outcome, "{action:?}");
         }
+        for a in AuditAction::ALL {
+            assert_eq!(AuditAction::from_code(a.as_code()), Some(*a));
+        }
+    }
+
+    #[test]
+    fn run_inputs_keep_the_shapes_stored_rows_have() {
+        use serde_json::json;
+        for (stored, typed) in [
+            (
+                json!({ "event": "referral-created", "referral_id": "r1", "inbox_id": 7 }),
+                RunInput::Event {
+                    event: "referral-created".into(),
+                    referral_id: "r1".into(),
+                    inbox_id: 7,
+                },
+            ),
+            (
+                json!({ "opportunity_id": "o1" }),
+                RunInput::opportunity("o1"),
+            ),
+            (
+                json!({ "opportunity_id": "o1", "check_only": true }),
+                RunInput::Opportunity {
+                    opportunity_id: "o1".into(),
+                    referral_id: None,
+                    check_only: true,
+                },
+            ),
+            (
+                json!({ "opportunity_id": "o1", "referral_id": "r1" }),
+                RunInput::Opportunity {
+                    opportunity_id: "o1".into(),
+                    referral_id: Some("r1".into()),
+                    check_only: false,
+                },
+            ),
+            (json!({ "referral_id": "r1" }), RunInput::referral("r1")),
+            (
+                json!({ "referral_id": "r1", "account_id": "a1" }),
+                RunInput::Referral {
+                    referral_id: "r1".into(),
+                    account_id: Some("a1".into()),
+                },
+            ),
+            (
+                json!({ "callback_url": "https://x/h", "events": ["referral-created"], "overwrite": false }),
+                RunInput::Registration {
+                    callback_url: "https://x/h".into(),
+                    events: vec!["referral-created".into()],
+                    overwrite: false,
+                },
+            ),
+        ] {
+            assert_eq!(
+                RunInput::from_value(&stored).as_ref(),
+                Some(&typed),
+                "{stored}"
+            );
+            assert_eq!(typed.to_value(), stored);
+        }
+        // Rows written before inputs were typed said `"referral_id": null` for a first share.
+        assert_eq!(
+            RunInput::from_value(&json!({ "opportunity_id": "o1", "referral_id": null })),
+            Some(RunInput::opportunity("o1"))
+        );
+        assert_eq!(RunInput::from_value(&json!({ "nothing": 1 })), None);
     }
 }

@@ -1,5 +1,5 @@
-//! The CRM's change feed: Dataverse change tracking on opportunities, polled at an interval (crm-apis.md
-//! §2.6). Every change keeps the Opportunities page current; a change to an opportunity with "Sync with
+//! The CRM's change feed: what changed in the CRM since the last poll, read through the CRM port at an
+//! interval (Dynamics 365: change tracking, crm-apis.md §2.6). Every change keeps the Opportunities page current; a change to an opportunity with "Sync with
 //! Partner Center" on (or just switched off) queues a run of "Dynamics 365 to Partner Center" — unless it
 //! is the echo of cosell's own write, which is audited and dropped.
 //!
@@ -7,30 +7,31 @@
 //! would surprise); the position is saved after the runs are queued, so a crash in between repeats
 //! changes rather than losing them, and a change seen twice queues one run.
 
-use super::Engine;
-use super::crm::CrmCallError;
-use super::crm_to_partner_center::{FEED_COLUMNS, seen};
-use super::tokens::TokenProblem;
-use crate::clients::dynamics::ChangeSet;
-use crate::clients::http::CallError;
-use crate::domain::connection::System;
+use super::crm::{Changes, CrmError};
+use super::crm_to_partner_center::seen;
+use super::{Engine, EngineError};
 use crate::domain::flows::Flow;
-use crate::domain::runs::{AuditOutcome, Direction, RunStatus, RunTrigger};
+use crate::domain::runs::{AuditAction, Direction, RunInput, RunStatus, RunTrigger};
 use crate::store::{NewAuditEvent, NewRun, StoreError};
-use serde_json::json;
 use std::sync::Arc;
 use std::time::Duration;
 use time::OffsetDateTime;
 use tokio::sync::watch;
 
-/// Where the opportunity feed's position is kept.
-pub const OPPORTUNITY_FEED: &str = "dynamics365/opportunities";
 /// How long an instance may hold the feed (a poll takes seconds; a dead instance's lease runs out).
 const FEED_LEASE: time::Duration = time::Duration::minutes(2);
-/// Where the account feed's position is kept.
-pub const ACCOUNT_FEED: &str = "dynamics365/accounts";
-/// The account columns the rules read: a change to one of them can make an opportunity ready.
-const ACCOUNT_COLUMNS: &str = "name,address1_line1,address1_city,address1_stateorprovince,address1_postalcode,address1_country";
+
+impl Engine {
+    /// Where the opportunity feed's position (and its lease) is kept: one per CRM.
+    pub fn opportunity_feed(&self) -> String {
+        format!("{}/opportunities", self.crm.as_code())
+    }
+
+    /// Where the account feed's position is kept.
+    pub fn account_feed(&self) -> String {
+        format!("{}/accounts", self.crm.as_code())
+    }
+}
 
 /// What one poll did.
 #[derive(Debug, Default, Clone, PartialEq)]
@@ -45,28 +46,31 @@ pub struct PollReport {
 
 impl Engine {
     /// Reads what changed in the CRM since the last poll and acts on it (see the module doc).
-    pub async fn poll_changes(&self) -> Result<PollReport, CrmCallError> {
+    pub async fn poll_changes(&self) -> Result<PollReport, EngineError> {
         let _one_at_a_time = self.polling.lock().await;
         // Several instances may share the database: one reads the feed at a time.
         let now = OffsetDateTime::now_utc();
+        let feed = self.opportunity_feed();
         if !self
             .store
-            .take_feed_lease(OPPORTUNITY_FEED, &self.owner, now, now + FEED_LEASE)
+            .take_feed_lease(&feed, &self.owner, now, now + FEED_LEASE)
             .await?
         {
             return Ok(PollReport::default());
         }
-        let result = self.poll_leased().await;
+        let result = self.poll_leased(&feed).await;
         self.store
-            .release_feed_lease(OPPORTUNITY_FEED, &self.owner, OffsetDateTime::now_utc())
+            .release_feed_lease(&feed, &self.owner, OffsetDateTime::now_utc())
             .await?;
         result
     }
 
-    async fn poll_leased(&self) -> Result<PollReport, CrmCallError> {
-        let position = self.store.change_feed(OPPORTUNITY_FEED).await?;
+    async fn poll_leased(&self, feed: &str) -> Result<PollReport, EngineError> {
+        let position = self.store.change_feed(feed).await?;
         let Some(changes) = self
-            .fetch_changes("opportunities", FEED_COLUMNS, position.as_deref())
+            .fetch_changes(position.as_deref(), |crm, calls, at| async move {
+                crm.opportunity_changes(&calls, at).await
+            })
             .await?
         else {
             return Ok(PollReport::default());
@@ -80,14 +84,14 @@ impl Engine {
         let now = OffsetDateTime::now_utc();
         let mut report = PollReport {
             initial: position.is_none(),
-            changed: changes.rows.len(),
+            changed: changes.changed.len(),
             deleted: changes.deleted.len(),
             ..Default::default()
         };
         // Opportunities this poll already acted on (a change to both it and its account is one change).
         let mut acted_on = std::collections::HashSet::new();
-        for row in &changes.rows {
-            let Some(seen) = seen(row) else { continue };
+        for opportunity in &changes.changed {
+            let seen = seen(opportunity);
             let before = self.store.see_opportunity(&seen, now).await?;
             if report.initial {
                 continue;
@@ -99,8 +103,7 @@ impl Engine {
                 report.echoes += 1;
                 self.audit_feed(
                     &seen.crm_id,
-                    "echo_suppressed",
-                    AuditOutcome::Skip,
+                    AuditAction::EchoSuppressed,
                     "The CRM reported cosell's own write back as a change: nothing to share.",
                     now,
                 )
@@ -127,20 +130,20 @@ impl Engine {
             self.store.forget_opportunity(id).await?;
         }
         self.store
-            .set_change_feed(OPPORTUNITY_FEED, &changes.delta_link, now)
+            .set_change_feed(feed, &changes.position, now)
             .await?;
 
         // A fix to a customer account (its country, say) is a change to its synced opportunities.
-        let position = self.store.change_feed(ACCOUNT_FEED).await?;
+        let account_feed = self.account_feed();
+        let position = self.store.change_feed(&account_feed).await?;
         if let Some(accounts) = self
-            .fetch_changes("accounts", ACCOUNT_COLUMNS, position.as_deref())
+            .fetch_changes(position.as_deref(), |crm, calls, at| async move {
+                crm.account_changes(&calls, at).await
+            })
             .await?
         {
             if position.is_some() {
-                for account in &accounts.rows {
-                    let Some(id) = account["accountid"].as_str() else {
-                        continue;
-                    };
+                for id in &accounts.changed {
                     for crm_id in self.store.synced_opportunities_of(id).await? {
                         if !acted_on.insert(crm_id.clone()) {
                             continue;
@@ -154,7 +157,7 @@ impl Engine {
                 }
             }
             self.store
-                .set_change_feed(ACCOUNT_FEED, &accounts.delta_link, now)
+                .set_change_feed(&account_feed, &accounts.position, now)
                 .await?;
         }
         if !report.queued.is_empty() {
@@ -163,49 +166,28 @@ impl Engine {
         Ok(report)
     }
 
-    /// One table's changes since `position`, counted against the day's calls; None when no CRM is
-    /// configured or connected.
-    async fn fetch_changes(
-        &self,
-        set: &str,
-        columns: &str,
-        position: Option<&str>,
-    ) -> Result<Option<ChangeSet>, CrmCallError> {
-        let mut position = position;
-        loop {
-            let fetched = self
-                .crm_call(|client, token| async move {
-                    client.changes(&token, set, columns, position).await
-                })
-                .await;
-            match fetched {
-                Err(CrmCallError::NotConfigured)
-                | Err(CrmCallError::Token(TokenProblem::NotConnected(_))) => return Ok(None),
-                // Delta tokens expire (7 days by default, crm-apis.md §2.7): read everything again,
-                // and let the caller compare it with what it knew.
-                Err(CrmCallError::Call(CallError::Rejected { message, .. }))
-                    if position.is_some() =>
-                {
-                    tracing::warn!(%set, %message, "CRM change feed: delta link refused, reading everything again");
-                    position = None;
-                }
-                Err(e) => return Err(e),
-                Ok(changes) => {
-                    // The first page is counted with the call; the pages it followed are calls too.
-                    self.store
-                        .count_api_calls(
-                            System::Dynamics365.as_code(),
-                            changes.pages - 1,
-                            OffsetDateTime::now_utc(),
-                        )
-                        .await?;
-                    return Ok(Some(changes));
-                }
-            }
+    /// One feed's changes since `position`; None when no CRM is configured or connected.
+    async fn fetch_changes<'a, T, F, Fut>(
+        &'a self,
+        position: Option<&'a str>,
+        read: F,
+    ) -> Result<Option<Changes<T>>, EngineError>
+    where
+        F: FnOnce(&'a dyn super::crm::CrmPort, super::context::Calls<'a>, Option<&'a str>) -> Fut,
+        Fut: std::future::Future<Output = Result<Changes<T>, CrmError>>,
+    {
+        let crm = match self.crm_port() {
+            Ok(crm) => crm,
+            Err(_) => return Ok(None),
+        };
+        match read(crm, self.calls(), position).await {
+            Ok(changes) => Ok(Some(changes)),
+            Err(CrmError::NotConnected(_) | CrmError::NotConfigured(_)) => Ok(None),
+            Err(e) => Err(e.into()),
         }
     }
 
-    /// Queues "Dynamics 365 to Partner Center" for an opportunity (one waiting run at most), or, when the
+    /// Queues "CRM to Partner Center" for an opportunity (one waiting run at most), or, when the
     /// flow is off, records a skipped run to resubmit once it is on. The run's id, None when one was
     /// already waiting.
     pub async fn queue_opportunity(
@@ -248,7 +230,7 @@ impl Engine {
                 &NewRun {
                     flow,
                     trigger,
-                    input: json!({ "opportunity_id": crm_id }),
+                    input: RunInput::opportunity(crm_id).to_value(),
                     record_id: Some(crm_id.to_string()),
                     parent_run_id: None,
                     resubmitted_from: None,
@@ -258,14 +240,8 @@ impl Engine {
             )
             .await?;
         if let Some((status, why)) = settled {
-            self.audit_feed(
-                crm_id,
-                "opportunity_skipped_flow_off",
-                AuditOutcome::Skip,
-                &why,
-                now,
-            )
-            .await?;
+            self.audit_feed(crm_id, AuditAction::OpportunitySkippedFlowOff, &why, now)
+                .await?;
             self.announce(id, flow, status, why);
         } else {
             self.nudge();
@@ -276,8 +252,7 @@ impl Engine {
     async fn audit_feed(
         &self,
         crm_id: &str,
-        action: &str,
-        outcome: AuditOutcome,
+        action: AuditAction,
         detail: &str,
         at: OffsetDateTime,
     ) -> Result<(), StoreError> {
@@ -285,13 +260,8 @@ impl Engine {
             .record_audit(
                 &NewAuditEvent {
                     actor: "change feed".into(),
-                    action: action.into(),
-                    record_kind: "opportunity".into(),
-                    record_id: crm_id.to_string(),
                     direction: Some(Direction::ToPartnerCenter),
-                    detail: detail.to_string(),
-                    outcome,
-                    ..Default::default()
+                    ..NewAuditEvent::new(action, "opportunity", crm_id, detail)
                 },
                 at,
             )

@@ -2,11 +2,12 @@
 //! per connection per UTC day) and every decision, as steps; every effect and skip, as audit events.
 
 use super::Engine;
+use super::tokens::TokenProblem;
 use crate::clients::http::CallError;
 use crate::crypto::Secret;
-use crate::domain::connection::System;
+use crate::domain::connection::{Diagnosis, System};
 use crate::domain::flows::Flow;
-use crate::domain::runs::{Direction, RunStatus, RunTrigger, StepOutcome};
+use crate::domain::runs::{AuditAction, Direction, RunInput, RunStatus, RunTrigger, StepOutcome};
 use crate::store::{NewAuditEvent, NewRun, NewStep, StoreError};
 use std::future::Future;
 use std::time::{Duration, Instant};
@@ -95,8 +96,7 @@ impl<'a> RunContext<'a> {
         self.step(name, outcome, detail, 0, Instant::now()).await
     }
 
-    /// One API call with `system`'s connection and a token for `resource`: counted, timed and recorded.
-    /// A 401 refreshes the token and tries once more; transient failures stop the run for a retry.
+    /// One API call as a step of this run (see [`Calls::call`]).
     pub async fn call<T, F, Fut>(
         &self,
         name: &str,
@@ -108,84 +108,29 @@ impl<'a> RunContext<'a> {
         F: Fn(Secret) -> Fut,
         Fut: Future<Output = Result<T, CallError>>,
     {
-        let started = Instant::now();
-        let mut calls = 0;
-        let result = loop {
-            let token = match self.engine.tokens.token(system, resource).await {
-                Ok(t) => t,
-                Err(problem) => {
-                    let message = format!("{problem}. {}", problem.fix());
-                    self.step(
-                        name,
-                        if problem.is_transient() {
-                            StepOutcome::Retry
-                        } else {
-                            StepOutcome::Failed
-                        },
-                        &message,
-                        calls,
-                        started,
-                    )
-                    .await?;
-                    return Err(CallFailure::Stop(if problem.is_transient() {
-                        StepError::Transient(message, None)
-                    } else {
-                        StepError::Permanent(message)
-                    }));
-                }
-            };
-            calls += 1;
-            self.engine
-                .store
-                .count_api_calls(system.as_code(), 1, OffsetDateTime::now_utc())
-                .await
-                .map_err(|e| CallFailure::Stop(StepError::store(e)))?;
-            match f(token).await {
-                Err(CallError::Unauthorized(_)) if calls == 1 => {
-                    // An access token revoked early: get a fresh one, once.
-                    self.engine.tokens.forget(system);
-                }
-                other => break other,
-            }
-        };
-        match result {
-            Ok(value) => {
-                self.step(name, StepOutcome::Ok, "", calls, started).await?;
-                Ok(value)
-            }
-            Err(e) if e.is_transient() => {
-                self.step(name, StepOutcome::Retry, &e.to_string(), calls, started)
-                    .await?;
-                Err(CallFailure::Stop(StepError::Transient(
-                    format!("{}: {e}", system.label()),
-                    e.retry_after(),
-                )))
-            }
-            Err(e) => {
-                self.step(name, StepOutcome::Failed, &e.to_string(), calls, started)
-                    .await?;
-                Err(CallFailure::Refused(system, e))
-            }
+        self.calls().call(name, system, resource, f).await
+    }
+
+    /// Calls made as steps of this run.
+    pub fn calls(&self) -> Calls<'_> {
+        Calls {
+            engine: self.engine,
+            run: Some(self),
         }
     }
 
     /// An audit event, tied to this run.
     pub async fn audit(
         &self,
-        action: &str,
+        action: AuditAction,
         record_kind: &str,
         record_id: &str,
         direction: Option<Direction>,
         detail: String,
     ) -> Result<(), StoreError> {
         self.insert_audit(NewAuditEvent {
-            action: action.into(),
-            record_kind: record_kind.into(),
-            record_id: record_id.into(),
             direction,
-            detail,
-            outcome: crate::domain::runs::AuditOutcome::of_action(action),
-            ..Default::default()
+            ..NewAuditEvent::new(action, record_kind, record_id, detail)
         })
         .await
     }
@@ -218,7 +163,7 @@ impl<'a> RunContext<'a> {
     pub async fn child<T, F, Fut>(
         &self,
         flow: Flow,
-        input: serde_json::Value,
+        input: RunInput,
         body: F,
     ) -> Result<T, StepError>
     where
@@ -229,7 +174,7 @@ impl<'a> RunContext<'a> {
         let new = NewRun {
             flow,
             trigger: RunTrigger::Child,
-            input,
+            input: input.to_value(),
             record_id: self.record_id.clone(),
             parent_run_id: Some(self.run_id),
             resubmitted_from: None,
@@ -270,13 +215,116 @@ impl<'a> RunContext<'a> {
     }
 }
 
-/// Why a call did not give its answer.
+/// Who makes API calls: a run (each call recorded as one of its steps) or the engine outside a run (the
+/// change feed, the dashboard's switches, connection checks). Either way a call is one path: a token
+/// for the connection, the call counted against the day's quota, one refresh on a 401.
+#[derive(Clone, Copy)]
+pub struct Calls<'a> {
+    engine: &'a Engine,
+    run: Option<&'a RunContext<'a>>,
+}
+
+impl<'a> Calls<'a> {
+    /// Calls made outside any run: counted, not recorded as steps.
+    pub(crate) fn outside_run(engine: &'a Engine) -> Calls<'a> {
+        Calls { engine, run: None }
+    }
+
+    async fn step(
+        &self,
+        name: &str,
+        outcome: StepOutcome,
+        detail: &str,
+        calls: i64,
+        started: Instant,
+    ) -> Result<(), CallFailure> {
+        match self.run {
+            Some(run) => run
+                .step(name, outcome, detail, calls, started)
+                .await
+                .map_err(CallFailure::Stop),
+            None => Ok(()),
+        }
+    }
+
+    /// Counts calls made beyond the one [`Calls::call`] counted (the further pages of one read).
+    pub async fn count_more(&self, system: System, calls: i64) -> Result<(), CallFailure> {
+        self.engine
+            .store
+            .count_api_calls(system.as_code(), calls, OffsetDateTime::now_utc())
+            .await
+            .map_err(CallFailure::store)
+    }
+
+    /// One API call with `system`'s connection and a token for `resource`: counted, timed and (in a
+    /// run) recorded. A 401 refreshes the token and tries once more.
+    pub async fn call<T, F, Fut>(
+        &self,
+        name: &str,
+        system: System,
+        resource: &str,
+        f: F,
+    ) -> Result<T, CallFailure>
+    where
+        F: Fn(Secret) -> Fut,
+        Fut: Future<Output = Result<T, CallError>>,
+    {
+        let started = Instant::now();
+        let mut calls = 0;
+        let result = loop {
+            let token = match self.engine.tokens.token(system, resource).await {
+                Ok(t) => t,
+                Err(problem) => {
+                    let outcome = if problem.is_transient() {
+                        StepOutcome::Retry
+                    } else {
+                        StepOutcome::Failed
+                    };
+                    let message = format!("{problem}. {}", problem.fix());
+                    self.step(name, outcome, &message, calls, started).await?;
+                    return Err(CallFailure::NoToken(problem));
+                }
+            };
+            calls += 1;
+            self.count_more(system, 1).await?;
+            match f(token).await {
+                Err(CallError::Unauthorized(_)) if calls == 1 => {
+                    // An access token revoked early: get a fresh one, once.
+                    self.engine.tokens.forget(system);
+                }
+                other => break other,
+            }
+        };
+        match result {
+            Ok(value) => {
+                self.step(name, StepOutcome::Ok, "", calls, started).await?;
+                Ok(value)
+            }
+            Err(e) if e.is_transient() => {
+                self.step(name, StepOutcome::Retry, &e.to_string(), calls, started)
+                    .await?;
+                Err(CallFailure::Transient(system, e))
+            }
+            Err(e) => {
+                self.step(name, StepOutcome::Failed, &e.to_string(), calls, started)
+                    .await?;
+                Err(CallFailure::Refused(system, e))
+            }
+        }
+    }
+}
+
+/// Why a call did not give its answer (already recorded, in a run).
 #[derive(Debug)]
 pub enum CallFailure {
-    /// The run must stop (retry later, or fail); already recorded.
-    Stop(StepError),
-    /// The API refused this call for a reason the flow may handle (404, 412, …); already recorded.
+    /// No token: not connected, a refused refresh (diagnosed), or the database failed.
+    NoToken(TokenProblem),
+    /// A passing failure (429, 5xx, no answer): try again later.
+    Transient(System, CallError),
+    /// The API refused this call for a reason the caller may handle (404, 412, 403, 400…).
     Refused(System, CallError),
+    /// The run must stop (the database failed while recording).
+    Stop(StepError),
 }
 
 impl From<StepError> for CallFailure {
@@ -286,10 +334,37 @@ impl From<StepError> for CallFailure {
 }
 
 impl CallFailure {
-    /// Turns an unhandled refusal into the run's failure, in words an admin can act on.
+    fn store(e: StoreError) -> CallFailure {
+        CallFailure::Stop(StepError::store(e))
+    }
+
+    /// What the failure says of the connection (for its check on the Connections page).
+    pub fn diagnosis(&self) -> Diagnosis {
+        match self {
+            CallFailure::NoToken(TokenProblem::NotConnected(_)) => Diagnosis::ConsentMissing,
+            CallFailure::NoToken(TokenProblem::Diagnosed(_, d)) => *d,
+            CallFailure::Refused(_, CallError::Forbidden(_)) => Diagnosis::MissingRole,
+            // A token Entra just issued and the API refuses: MFA or consent no longer satisfied.
+            CallFailure::Refused(_, CallError::Unauthorized(_)) => Diagnosis::MfaRequired,
+            _ => Diagnosis::Unreachable,
+        }
+    }
+
+    /// Turns an unhandled failure into the run's, in words an admin can act on.
     pub fn into_step_error(self) -> StepError {
         match self {
             CallFailure::Stop(e) => e,
+            CallFailure::NoToken(problem) => {
+                let message = format!("{problem}. {}", problem.fix());
+                if problem.is_transient() {
+                    StepError::Transient(message, None)
+                } else {
+                    StepError::Permanent(message)
+                }
+            }
+            CallFailure::Transient(system, e) => {
+                StepError::Transient(format!("{}: {e}", system.label()), e.retry_after())
+            }
             CallFailure::Refused(system, e) => StepError::Permanent(refusal_message(system, &e)),
         }
     }
@@ -301,7 +376,7 @@ pub fn refusal_message(system: System, e: &CallError) -> String {
     match e {
         CallError::Forbidden(m) => format!(
             "{s} denied access ({m}). {}",
-            crate::domain::connection::Diagnosis::MissingRole.fix(system)
+            Diagnosis::MissingRole.fix(system)
         ),
         CallError::Unauthorized(m) => format!(
             "{s} did not accept the connection's sign-in ({m}). Reconnect {s} on the Connections page."

@@ -9,233 +9,70 @@
 //! an opportunity whose shared fields did not change costs no Partner Center call at all.
 
 use super::context::{CallFailure, RunContext, StepError};
-use super::crm::Crm;
-use crate::clients::dynamics::version_of;
+use super::crm::{CrmPort, WriteBack};
 use crate::clients::http::CallError;
 use crate::clients::partner_center::referrals::AUDIENCE as PARTNER_CENTER;
 use crate::domain::codes::CurrencyCode;
 use crate::domain::connection::System;
 use crate::domain::flows::Flow;
 use crate::domain::mapping::{self, Change, Mapping};
-use crate::domain::opportunity::{
-    Customer, Opportunity, OpportunityState, Person, Problem, Purpose, Ready, check,
-};
+use crate::domain::opportunity::{Opportunity, OpportunityState, Problem, Purpose, Ready, check};
 use crate::domain::referral::link_for;
-use crate::domain::runs::{AuditOutcome, Direction, RunStatus, StepOutcome};
+use crate::domain::runs::{AuditAction, Direction, RunInput, RunStatus, StepOutcome};
 use crate::store::{NewAuditEvent, SeenOpportunity};
 use serde_json::{Map, Value, json};
 use time::OffsetDateTime;
 
-/// The columns the change feed tracks (enough for the Opportunities page and to decide on a run).
-pub(super) const FEED_COLUMNS: &str =
-    "name,statecode,msp_syncwithpartnercenter,msp_referralid,msp_referrallink,_customerid_value";
-
-const OPPORTUNITY_COLUMNS: &str = "name,description,estimatedvalue,estimatedclosedate,statecode,\
-statuscode,salesstage,msp_syncwithpartnercenter,msp_referralid,msp_referrallink,msp_cosellaudit,\
-msp_microsoftsolutions,msp_howcanmicrosofthelp,_customerid_value,_parentaccountid_value,\
-_parentcontactid_value,_transactioncurrencyid_value,_ownerid_value";
-
-fn text(row: &Value, column: &str) -> Option<String> {
-    row[column]
-        .as_str()
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-        .map(str::to_string)
-}
-
-fn label(row: &Value, column: &str) -> Option<String> {
-    text(
-        row,
-        &format!("{column}@OData.Community.Display.V1.FormattedValue"),
-    )
-}
-
-fn state_of(row: &Value) -> OpportunityState {
-    match row["statecode"].as_i64() {
-        Some(1) => OpportunityState::Won,
-        Some(2) => OpportunityState::Lost,
-        _ => OpportunityState::Open,
+/// What the mirror keeps of an opportunity the CRM port read.
+pub(super) fn seen(o: &Opportunity) -> SeenOpportunity {
+    SeenOpportunity {
+        crm_id: o.id.clone(),
+        name: o.name.clone(),
+        referral_id: o.referral_id.clone(),
+        referral_link: o.referral_link.clone(),
+        customer_id: o.account_id.clone(),
+        sync: o.sync,
+        state: o.state,
+        version: o.version.clone(),
     }
 }
 
-/// What a change-feed row (or a full row) says about the opportunity.
-pub(super) fn seen(row: &Value) -> Option<SeenOpportunity> {
-    Some(SeenOpportunity {
-        crm_id: text(row, "opportunityid")?,
-        name: row["name"].as_str().unwrap_or_default().to_string(),
-        referral_id: text(row, "msp_referralid"),
-        referral_link: text(row, "msp_referrallink"),
-        customer_id: text(row, "_customerid_value"),
-        sync: row["msp_syncwithpartnercenter"].as_bool().unwrap_or(false),
-        state: state_of(row),
-        version: version_of(row),
-    })
-}
-
-/// The opportunity with everything the rules need, as CRM calls of the run; None when it is gone.
-async fn read(
-    ctx: &RunContext<'_>,
-    crm: &Crm<'_>,
-    id: &str,
-) -> Result<Option<(Opportunity, Value)>, StepError> {
-    let Some(row) = crm
-        .call(ctx, "Read the opportunity", |t| async move {
-            crm.client
-                .row_with_labels(&t, "opportunities", id, OPPORTUNITY_COLUMNS)
-                .await
-        })
-        .await?
-    else {
-        return Ok(None);
-    };
-    let get = |step: &'static str, set: &'static str, id: Option<String>, select: &'static str| async move {
-        match id {
-            None => Ok(None),
-            Some(id) => {
-                crm.call(ctx, step, |t| {
-                    let id = id.clone();
-                    async move { crm.client.row(&t, set, &id, select).await }
-                })
-                .await
-            }
-        }
-    };
-    // The customer is an account, or a contact whose account is the parent account.
-    let account_id = text(&row, "_customerid_value");
-    let mut account = get(
-        "Read the customer account",
-        "accounts",
-        account_id,
-        "accountid,name,address1_line1,address1_city,address1_stateorprovince,address1_postalcode,address1_country,_primarycontactid_value",
-    )
-    .await?;
-    if account.is_none() {
-        account = get(
-            "Read the parent account",
-            "accounts",
-            text(&row, "_parentaccountid_value"),
-            "accountid,name,address1_line1,address1_city,address1_stateorprovince,address1_postalcode,address1_country,_primarycontactid_value",
-        )
-        .await?;
-    }
-    let contact_id = text(&row, "_parentcontactid_value").or_else(|| {
-        account
-            .as_ref()
-            .and_then(|a| text(a, "_primarycontactid_value"))
-    });
-    let contact = get(
-        "Read the customer contact",
-        "contacts",
-        contact_id,
-        "firstname,lastname,emailaddress1,telephone1,mobilephone",
-    )
-    .await?;
-    let currency = get(
-        "Read the currency",
-        "transactioncurrencies",
-        text(&row, "_transactioncurrencyid_value"),
-        "isocurrencycode",
-    )
-    .await?;
-    let owner = get(
-        "Read the owner",
-        "systemusers",
-        text(&row, "_ownerid_value"),
-        "firstname,lastname,internalemailaddress,address1_telephone1,mobilephone",
-    )
-    .await?;
-    let person = |p: &Value, email: &str, phones: &[&str]| Person {
-        first_name: text(p, "firstname"),
-        last_name: text(p, "lastname"),
-        email: text(p, email),
-        phone: phones.iter().find_map(|c| text(p, c)),
-    };
-    let opportunity = Opportunity {
-        id: id.to_string(),
-        name: row["name"].as_str().unwrap_or_default().to_string(),
-        sync: row["msp_syncwithpartnercenter"].as_bool().unwrap_or(false),
-        referral_id: text(&row, "msp_referralid"),
-        state: state_of(&row),
-        status_reason: label(&row, "statuscode"),
-        deal_value: row["estimatedvalue"].as_f64(),
-        currency: currency.as_ref().and_then(|c| text(c, "isocurrencycode")),
-        closing_date: text(&row, "estimatedclosedate").and_then(|d| {
-            time::Date::parse(
-                &d,
-                time::macros::format_description!("[year]-[month]-[day]"),
-            )
-            .ok()
-        }),
-        sales_stage: label(&row, "salesstage"),
-        help: text(&row, "msp_howcanmicrosofthelp"),
-        solutions: text(&row, "msp_microsoftsolutions")
-            .map(|s| {
-                s.split([',', ';', '\n'])
-                    .map(str::trim)
-                    .filter(|s| !s.is_empty())
-                    .map(str::to_string)
-                    .collect()
-            })
-            .unwrap_or_default(),
-        notes: text(&row, "description"),
-        customer: account.as_ref().map(|a| Customer {
-            id: text(a, "accountid").unwrap_or_default(),
-            name: a["name"].as_str().unwrap_or_default().to_string(),
-            country: text(a, "address1_country"),
-            postal_code: text(a, "address1_postalcode"),
-            city: text(a, "address1_city"),
-            state: text(a, "address1_stateorprovince"),
-            address_line1: text(a, "address1_line1"),
-        }),
-        contact: contact
-            .as_ref()
-            .map(|c| person(c, "emailaddress1", &["telephone1", "mobilephone"])),
-        owner: owner.as_ref().map(|o| {
-            person(
-                o,
-                "internalemailaddress",
-                &["address1_telephone1", "mobilephone"],
-            )
-        }),
-        version: version_of(&row),
-    };
-    Ok(Some((opportunity, row)))
-}
-
+/// `check_only` is "Check" on the Opportunities page: read and judge, send nothing, write nothing to
+/// the CRM.
 pub(super) async fn run(
     ctx: &RunContext<'_>,
-    input: &Value,
+    crm: &dyn CrmPort,
+    id: &str,
+    check_only: bool,
 ) -> Result<(RunStatus, String), StepError> {
     let engine = ctx.engine();
-    let id = input["opportunity_id"]
-        .as_str()
-        .filter(|s| !s.is_empty())
-        .ok_or_else(|| StepError::Permanent("The run's input names no opportunity.".into()))?
-        .to_string();
-    // "Check" on the Opportunities page: read and judge, send nothing, write nothing to the CRM.
-    let check_only = input["check_only"].as_bool().unwrap_or(false);
-    let crm = Crm::of(engine)?;
+    if id.is_empty() {
+        return Err(StepError::Permanent(
+            "The run's input names no opportunity.".into(),
+        ));
+    }
+    let id = id.to_string();
     let now = OffsetDateTime::now_utc();
-    let Some((opportunity, row)) = read(ctx, &crm, &id).await? else {
-        let why = format!("Opportunity {id} no longer exists in Dynamics 365: nothing to share.");
+    let Some(opportunity) = crm.opportunity_in_full(&ctx.calls(), &id).await? else {
+        let why = format!(
+            "Opportunity {id} no longer exists in {}: nothing to share.",
+            crm.system().label()
+        );
         engine
             .store
             .forget_opportunity(&id)
             .await
             .map_err(StepError::store)?;
-        skip(ctx, &id, "opportunity_skipped_missing", &why).await?;
+        skip(ctx, &id, AuditAction::OpportunitySkippedMissing, &why).await?;
         return Ok((RunStatus::Skipped, why));
     };
     // What cosell knew of it before this read: among it, what it last sent to Partner Center.
-    let last_sent = match seen(&row) {
-        Some(seen) => engine
-            .store
-            .see_opportunity(&seen, now)
-            .await
-            .map_err(StepError::store)?
-            .and_then(|known| known.pushed),
-        None => None,
-    };
+    let last_sent = engine
+        .store
+        .see_opportunity(&seen(&opportunity), now)
+        .await
+        .map_err(StepError::store)?
+        .and_then(|known| known.pushed);
     if !opportunity.sync && !check_only {
         let why = format!(
             "“{}” has Sync with Partner Center off: nothing was sent.",
@@ -243,7 +80,7 @@ pub(super) async fn run(
         );
         ctx.decide("Check Sync with Partner Center", StepOutcome::Skipped, &why)
             .await?;
-        skip(ctx, &id, "opportunity_skipped_sync_off", &why).await?;
+        skip(ctx, &id, AuditAction::OpportunitySkippedSyncOff, &why).await?;
         result(ctx, &id, &[], &why, None).await?;
         return Ok((RunStatus::Skipped, why));
     }
@@ -251,7 +88,7 @@ pub(super) async fn run(
     let mapping = ctx
         .child(
             Flow::Customize,
-            json!({ "opportunity_id": id }),
+            RunInput::opportunity(&id),
             |child| async move {
                 let mapping = child.engine().mapping().await.map_err(StepError::store)?;
                 let rules: usize = mapping::Table::ALL
@@ -266,20 +103,7 @@ pub(super) async fn run(
             },
         )
         .await?;
-    let currencies: Vec<CurrencyCode> = crm
-        .call(ctx, "Read the CRM's currencies", |t| async move {
-            crm.client
-                .query(
-                    &t,
-                    "transactioncurrencies",
-                    &[("$select", "isocurrencycode")],
-                )
-                .await
-        })
-        .await?
-        .iter()
-        .filter_map(|c| c["isocurrencycode"].as_str().and_then(CurrencyCode::parse))
-        .collect();
+    let currencies: Vec<CurrencyCode> = crm.currencies(&ctx.calls()).await?;
     let purpose = if opportunity.referral_id.is_some() {
         Purpose::Update
     } else {
@@ -312,7 +136,7 @@ pub(super) async fn run(
             result(ctx, &id, &problems, &why, None).await?;
             return Ok((RunStatus::Succeeded, why));
         }
-        Err(problems) => return invalid(ctx, &crm, &opportunity, &row, &problems).await,
+        Err(problems) => return invalid(ctx, crm, &opportunity, &problems).await,
     };
     if check_only {
         let why = format!("“{}” passes every rule: ready to share.", opportunity.name);
@@ -333,23 +157,23 @@ pub(super) async fn run(
     .await?;
     match purpose {
         Purpose::Create => {
-            ctx.child(
-                Flow::CreateReferral,
-                json!({ "opportunity_id": id }),
-                |child| {
-                    let (ready, mapping, row) = (ready.clone(), mapping.clone(), row.clone());
-                    async move { create(&child, &crm, &ready, &mapping, &row).await }
-                },
-            )
+            ctx.child(Flow::CreateReferral, RunInput::opportunity(&id), |child| {
+                let (ready, mapping) = (ready.clone(), mapping.clone());
+                async move { create(&child, crm, &ready, &mapping).await }
+            })
             .await
         }
         Purpose::Update => {
             ctx.child(
                 Flow::OpportunityToPartnerCenter,
-                json!({ "opportunity_id": id, "referral_id": opportunity.referral_id }),
+                RunInput::Opportunity {
+                    opportunity_id: id.clone(),
+                    referral_id: opportunity.referral_id.clone(),
+                    check_only: false,
+                },
                 |child| {
-                    let (ready, mapping, row) = (ready.clone(), mapping.clone(), row.clone());
-                    async move { update(&child, &crm, &ready, &mapping, &row, last_sent).await }
+                    let (ready, mapping) = (ready.clone(), mapping.clone());
+                    async move { update(&child, crm, &ready, &mapping, last_sent).await }
                 },
             )
             .await
@@ -361,9 +185,8 @@ pub(super) async fn run(
 /// Every failing rule, named, with no Partner Center call.
 async fn invalid(
     ctx: &RunContext<'_>,
-    crm: &Crm<'_>,
+    crm: &dyn CrmPort,
     o: &Opportunity,
-    row: &Value,
     problems: &[Problem],
 ) -> Result<(RunStatus, String), StepError> {
     let messages: Vec<String> = problems.iter().map(Problem::message).collect();
@@ -384,19 +207,19 @@ async fn invalid(
     )
     .await?;
     ctx.record(NewAuditEvent {
-        action: "opportunity_invalid".into(),
-        record_kind: "opportunity".into(),
-        record_id: o.id.clone(),
         direction: Some(Direction::ToPartnerCenter),
-        detail: why.clone(),
-        outcome: AuditOutcome::Failure,
         changes: Some(
             problems
                 .iter()
                 .map(|p| json!({ "rule": p.rule(), "field": p.field(), "message": p.message() }))
                 .collect(),
         ),
-        ..Default::default()
+        ..NewAuditEvent::new(
+            AuditAction::OpportunityInvalid,
+            "opportunity",
+            &o.id,
+            why.clone(),
+        )
     })
     .await?;
     let summary = format!(
@@ -407,7 +230,7 @@ async fn invalid(
             .collect::<Vec<_>>()
             .join(", ")
     );
-    note_in_crm(ctx, crm, o, row, Map::new(), &summary).await?;
+    note_in_crm(ctx, crm, o, None, &summary).await?;
     result(ctx, &o.id, problems, &why, None).await?;
     Ok((RunStatus::Skipped, why))
 }
@@ -415,10 +238,9 @@ async fn invalid(
 /// "Create Co-sell Referral": one Partner Center call, then the referral's id and link on the opportunity.
 async fn create(
     ctx: &RunContext<'_>,
-    crm: &Crm<'_>,
+    crm: &dyn CrmPort,
     ready: &Ready<'_>,
     mapping: &Mapping,
-    row: &Value,
 ) -> Result<(String, String), StepError> {
     let engine = ctx.engine();
     let o = ready.opportunity;
@@ -447,15 +269,11 @@ async fn create(
     };
     let referral_id = created["id"].as_str().unwrap_or_default().to_string();
     let link = link_for(&referral_id);
-    let mut fields = Map::new();
-    fields.insert("msp_referralid".into(), json!(referral_id));
-    fields.insert("msp_referrallink".into(), json!(link));
     note_in_crm(
         ctx,
         crm,
         o,
-        row,
-        fields,
+        Some((referral_id.clone(), link.clone())),
         &format!("✔ Shared with Partner Center as referral {referral_id}."),
     )
     .await?;
@@ -469,27 +287,26 @@ async fn create(
         o.name
     );
     ctx.record(NewAuditEvent {
-        action: "referral_created".into(),
-        record_kind: "opportunity".into(),
-        record_id: o.id.clone(),
         direction: Some(Direction::ToPartnerCenter),
-        detail: what.clone(),
         changes: Some(Value::Array(changes)),
-        ..Default::default()
+        ..NewAuditEvent::new(
+            AuditAction::ReferralCreated,
+            "opportunity",
+            &o.id,
+            what.clone(),
+        )
     })
     .await?;
-    if let Some(seen) = seen(row) {
-        let linked = SeenOpportunity {
-            referral_id: Some(referral_id.clone()),
-            referral_link: Some(link),
-            ..seen
-        };
-        engine
-            .store
-            .see_opportunity(&linked, OffsetDateTime::now_utc())
-            .await
-            .map_err(StepError::store)?;
-    }
+    let linked = SeenOpportunity {
+        referral_id: Some(referral_id.clone()),
+        referral_link: Some(link),
+        ..seen(o)
+    };
+    engine
+        .store
+        .see_opportunity(&linked, OffsetDateTime::now_utc())
+        .await
+        .map_err(StepError::store)?;
     let pushed = pushed(&owned, created["eTag"].as_str());
     result(ctx, &o.id, &[], &what, Some(&pushed)).await?;
     Ok((what.clone(), what))
@@ -499,10 +316,9 @@ async fn create(
 /// the referral again, merge (the CRM wins for the fields cosell maps), try once more, and audit it.
 async fn update(
     ctx: &RunContext<'_>,
-    crm: &Crm<'_>,
+    crm: &dyn CrmPort,
     ready: &Ready<'_>,
     mapping: &Mapping,
-    row: &Value,
     last_sent: Option<Value>,
 ) -> Result<(String, String), StepError> {
     let o = ready.opportunity;
@@ -523,7 +339,7 @@ async fn update(
     if let Some(why) = closed(&current, &referral_id) {
         ctx.decide("Update the referral", StepOutcome::Skipped, &why)
             .await?;
-        skip(ctx, &o.id, "referral_skipped_closed", &why).await?;
+        skip(ctx, &o.id, AuditAction::ReferralSkippedClosed, &why).await?;
         result(ctx, &o.id, &[], &why, None).await?;
         return Ok((why.clone(), why));
     }
@@ -532,7 +348,7 @@ async fn update(
         let why = format!("Referral {referral_id} already has the opportunity's values.");
         ctx.decide("Update the referral", StepOutcome::Skipped, &why)
             .await?;
-        skip(ctx, &o.id, "referral_unchanged", &why).await?;
+        skip(ctx, &o.id, AuditAction::ReferralUnchanged, &why).await?;
         result(ctx, &o.id, &[], &why, Some(&pushed(&owned, Some(&e_tag)))).await?;
         return Ok((why.clone(), why));
     }
@@ -545,7 +361,7 @@ async fn update(
                 // Closed on Microsoft's side meanwhile (declined, expired, won): final.
                 ctx.decide("Update the referral", StepOutcome::Skipped, &why)
                     .await?;
-                skip(ctx, &o.id, "referral_skipped_closed", &why).await?;
+                skip(ctx, &o.id, AuditAction::ReferralSkippedClosed, &why).await?;
                 result(ctx, &o.id, &[], &why, None).await?;
                 return Ok((why.clone(), why));
             }
@@ -560,18 +376,19 @@ async fn update(
                 })
                 .collect();
             let merged = mapping::changes(&fresh, ready, mapping);
+            let detail = format!(
+                "Referral {referral_id} changed in Partner Center since cosell last wrote it ({} of the shared fields). Merge rule: the CRM's values win for the fields cosell maps; Partner Center's other changes are kept.",
+                theirs.len()
+            );
             ctx.record(NewAuditEvent {
-                action: "referral_update_conflict".into(),
-                record_kind: "opportunity".into(),
-                record_id: o.id.clone(),
                 direction: Some(Direction::ToPartnerCenter),
-                detail: format!(
-                    "Referral {referral_id} changed in Partner Center since cosell last wrote it ({} of the shared fields). Merge rule: the CRM's values win for the fields cosell maps; Partner Center's other changes are kept.",
-                    theirs.len()
-                ),
-                outcome: AuditOutcome::Conflict,
                 changes: Some(Value::Array(theirs)),
-                ..Default::default()
+                ..NewAuditEvent::new(
+                    AuditAction::ReferralUpdateConflict,
+                    "opportunity",
+                    &o.id,
+                    detail,
+                )
             })
             .await?;
             if merged.is_empty() {
@@ -616,22 +433,18 @@ async fn update(
             names.join(", ")
         )
     };
+    let action = if closing {
+        AuditAction::ReferralClosed
+    } else {
+        AuditAction::ReferralUpdated
+    };
     ctx.record(NewAuditEvent {
-        action: if closing {
-            "referral_closed"
-        } else {
-            "referral_updated"
-        }
-        .into(),
-        record_kind: "opportunity".into(),
-        record_id: o.id.clone(),
         direction: Some(Direction::ToPartnerCenter),
-        detail: what.clone(),
         changes: serde_json::to_value(&applied).ok(),
-        ..Default::default()
+        ..NewAuditEvent::new(action, "opportunity", &o.id, what.clone())
     })
     .await?;
-    note_in_crm(ctx, crm, o, row, Map::new(), &format!("✔ {what}")).await?;
+    note_in_crm(ctx, crm, o, None, &format!("✔ {what}")).await?;
     let pushed = pushed(&owned, updated["eTag"].as_str());
     result(ctx, &o.id, &[], &what, Some(&pushed)).await?;
     Ok((what.clone(), what))
@@ -735,36 +548,28 @@ fn fields_doc(fields: &Value) -> Value {
     doc
 }
 
-/// The one-line summary sellers read in the opportunity's Audit column, with any other columns to
-/// write; written only when it changes, and only while the opportunity is open (closed ones are
-/// read-only). The row version this write produces is remembered, so the change feed ignores it.
+/// The one-line summary sellers read in the opportunity's Audit column, with the referral's id and link
+/// when there is a new one; written only when something changes, and only while the opportunity is
+/// open (closed ones are read-only). The version this write produces is remembered, so the change
+/// feed ignores it.
 async fn note_in_crm(
     ctx: &RunContext<'_>,
-    crm: &Crm<'_>,
+    crm: &dyn CrmPort,
     o: &Opportunity,
-    row: &Value,
-    mut fields: Map<String, Value>,
+    referral: Option<(String, String)>,
     summary: &str,
 ) -> Result<(), StepError> {
     if o.state != OpportunityState::Open {
         return Ok(());
     }
-    if row["msp_cosellaudit"].as_str() != Some(summary) {
-        fields.insert("msp_cosellaudit".into(), json!(summary));
-    }
-    if fields.is_empty() {
+    let write = WriteBack {
+        note: (o.note.as_deref() != Some(summary)).then(|| summary.to_string()),
+        referral,
+    };
+    if write == WriteBack::default() {
         return Ok(());
     }
-    let version = crm
-        .call(ctx, "Write the result on the opportunity", |t| {
-            let fields = fields.clone();
-            async move {
-                crm.client
-                    .update_versioned(&t, "opportunities", &o.id, "opportunityid", &fields, "*")
-                    .await
-            }
-        })
-        .await?;
+    let version = crm.write_back(&ctx.calls(), &o.id, &write).await?;
     ctx.engine()
         .store
         .record_written_version(&o.id, &version)
@@ -772,15 +577,15 @@ async fn note_in_crm(
         .map_err(StepError::store)
 }
 
-async fn skip(ctx: &RunContext<'_>, id: &str, action: &str, why: &str) -> Result<(), StepError> {
+async fn skip(
+    ctx: &RunContext<'_>,
+    id: &str,
+    action: AuditAction,
+    why: &str,
+) -> Result<(), StepError> {
     ctx.record(NewAuditEvent {
-        action: action.into(),
-        record_kind: "opportunity".into(),
-        record_id: id.to_string(),
         direction: Some(Direction::ToPartnerCenter),
-        detail: why.to_string(),
-        outcome: AuditOutcome::Skip,
-        ..Default::default()
+        ..NewAuditEvent::new(action, "opportunity", id, why)
     })
     .await
 }
@@ -808,31 +613,15 @@ async fn result(
 
 impl super::Engine {
     /// Writes "Sync with Partner Center" through to the opportunity in the CRM (the record of truth),
-    /// then queues the run that acts on it. The run's id (None when one was already waiting).
+    /// audits it, then queues the run that acts on it. The run's id (None when one was already waiting).
     pub async fn set_sync(
         &self,
         crm_id: &str,
         on: bool,
         by: &str,
-    ) -> Result<Option<i64>, super::CrmCallError> {
+    ) -> Result<Option<i64>, super::EngineError> {
         use crate::domain::runs::RunTrigger;
-        let mut fields = Map::new();
-        fields.insert("msp_syncwithpartnercenter".into(), json!(on));
-        let fields = &fields;
-        let version = self
-            .crm_call(|client, token| async move {
-                client
-                    .update_versioned(
-                        &token,
-                        "opportunities",
-                        crm_id,
-                        "opportunityid",
-                        fields,
-                        "*",
-                    )
-                    .await
-            })
-            .await?;
+        let version = self.crm_port()?.set_sync(&self.calls(), crm_id, on).await?;
         let now = OffsetDateTime::now_utc();
         // The feed will report this write: the run below already acts on it.
         self.store.record_written_version(crm_id, &version).await?;
@@ -841,24 +630,21 @@ impl super::Engine {
             mirrored.seen.version = Some(version);
             self.store.see_opportunity(&mirrored.seen, now).await?;
         }
+        let action = if on {
+            AuditAction::SyncSwitchedOn
+        } else {
+            AuditAction::SyncSwitchedOff
+        };
+        let detail = format!(
+            "Sync with Partner Center switched {} (written to the CRM).",
+            if on { "on" } else { "off" }
+        );
         self.store
             .record_audit(
                 &NewAuditEvent {
                     actor: by.to_string(),
-                    action: if on {
-                        "sync_switched_on"
-                    } else {
-                        "sync_switched_off"
-                    }
-                    .into(),
-                    record_kind: "opportunity".into(),
-                    record_id: crm_id.to_string(),
                     direction: Some(Direction::ToPartnerCenter),
-                    detail: format!(
-                        "Sync with Partner Center switched {} (written to the CRM).",
-                        if on { "on" } else { "off" }
-                    ),
-                    ..Default::default()
+                    ..NewAuditEvent::new(action, "opportunity", crm_id, detail)
                 },
                 now,
             )

@@ -9,9 +9,10 @@
 pub mod change_feed;
 pub mod connection_check;
 pub mod context;
-mod crm;
-pub use crm::CrmCallError;
+pub mod crm;
 pub mod crm_to_partner_center;
+#[cfg(test)]
+mod flow_tests;
 mod partner_center_to_crm;
 pub mod retry;
 pub mod tokens;
@@ -20,12 +21,13 @@ pub mod webhook_registration;
 use crate::clients::dynamics::DynamicsClient;
 use crate::clients::partner_center::referrals::ReferralsClient;
 use crate::clients::partner_center::webhook_registration::WebhookRegistrationClient;
-use crate::domain::flows::{Crm, Flow};
-use crate::domain::runs::{Direction, RunStatus, RunTrigger};
+use crate::domain::flows::Flow;
+use crate::domain::runs::{AuditAction, Direction, RunInput, RunStatus, RunTrigger};
+use crate::domain::system::Crm;
 use crate::store::{NewAuditEvent, NewRun, Run, Store, StoreError};
-use context::{RunContext, StepError};
+use context::{Calls, RunContext, StepError};
+use crm::{CrmError, CrmPort};
 use retry::RetryPolicy;
-use serde_json::json;
 use std::sync::Arc;
 use std::time::Duration;
 use time::OffsetDateTime;
@@ -43,6 +45,17 @@ pub struct Endpoints {
     pub dynamics_resource: Option<String>,
     /// `{organization}/api/data/v9.2`
     pub dynamics_api: Option<String>,
+    /// The co-sell solution's column names in the organization.
+    pub dynamics_columns: crm::dynamics::Columns,
+}
+
+/// Why an engine action asked for from outside a run (the dashboard) did not happen.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error(transparent)]
+    Crm(#[from] CrmError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
 }
 
 /// Where the value mapping is kept among the settings.
@@ -60,11 +73,13 @@ pub struct RunFinished {
 pub struct Engine {
     pub(crate) store: Store,
     pub(crate) tokens: Arc<TokenSource>,
+    /// Which CRM the flows are for (their names say it), configured or not.
     pub(crate) crm: Crm,
+    /// The CRM behind its port; None until one is configured.
+    crm_port: Option<Arc<dyn CrmPort>>,
     pub(crate) endpoints: Endpoints,
     pub(crate) referrals: ReferralsClient,
     pub(crate) webhooks: WebhookRegistrationClient,
-    pub(crate) dynamics: Option<DynamicsClient>,
     policy: RetryPolicy,
     owner: String,
     wake: Notify,
@@ -74,17 +89,35 @@ pub struct Engine {
 }
 
 impl Engine {
+    /// The engine with the CRM the endpoints configure (Dynamics 365 when its organization is set).
     pub fn new(
         store: Store,
         tokens: Arc<TokenSource>,
         endpoints: Endpoints,
         policy: RetryPolicy,
     ) -> Result<Arc<Engine>, String> {
-        let http = reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .timeout(policy.call_timeout)
-            .build()
-            .map_err(|e| e.to_string())?;
+        let http = http_client(&policy)?;
+        let port = match (&endpoints.dynamics_api, &endpoints.dynamics_resource) {
+            (Some(api), Some(resource)) => Some(Arc::new(crm::dynamics::DynamicsAdapter::new(
+                DynamicsClient::new(http.clone(), api),
+                resource,
+                endpoints.dynamics_columns.clone(),
+            )) as Arc<dyn CrmPort>),
+            _ => None,
+        };
+        Engine::with_crm(store, tokens, endpoints, policy, Crm::Dynamics365, port)
+    }
+
+    /// The engine with the given CRM behind its port.
+    pub fn with_crm(
+        store: Store,
+        tokens: Arc<TokenSource>,
+        endpoints: Endpoints,
+        policy: RetryPolicy,
+        crm: Crm,
+        port: Option<Arc<dyn CrmPort>>,
+    ) -> Result<Arc<Engine>, String> {
+        let http = http_client(&policy)?;
         let (finished, _) = broadcast::channel(1024);
         Ok(Arc::new(Engine {
             referrals: ReferralsClient::new(http.clone(), &endpoints.partner_center_api),
@@ -92,13 +125,10 @@ impl Engine {
                 http.clone(),
                 &endpoints.partner_center_webhooks_api,
             ),
-            dynamics: endpoints
-                .dynamics_api
-                .as_deref()
-                .map(|api| DynamicsClient::new(http.clone(), api)),
             store,
             tokens,
-            crm: Crm::Dynamics365,
+            crm,
+            crm_port: port,
             endpoints,
             policy,
             owner: format!("worker-{}", uuid_like()),
@@ -118,6 +148,18 @@ impl Engine {
 
     pub fn crm(&self) -> Crm {
         self.crm
+    }
+
+    /// The CRM behind its port, or why there is none.
+    pub fn crm_port(&self) -> Result<&dyn CrmPort, CrmError> {
+        self.crm_port
+            .as_deref()
+            .ok_or_else(|| CrmError::NotConfigured(not_configured(self.crm)))
+    }
+
+    /// Calls made outside any run (counted against the day's quota).
+    pub fn calls(&self) -> Calls<'_> {
+        Calls::outside_run(self)
     }
 
     pub fn endpoints(&self) -> &Endpoints {
@@ -184,7 +226,12 @@ impl Engine {
         let run = NewRun {
             flow,
             trigger: RunTrigger::Webhook,
-            input: json!({ "event": event, "referral_id": referral_id, "inbox_id": inbox_id }),
+            input: RunInput::Event {
+                event: event.to_string(),
+                referral_id: referral_id.to_string(),
+                inbox_id,
+            }
+            .to_value(),
             record_id: Some(referral_id.to_string()),
             parent_run_id: None,
             resubmitted_from: None,
@@ -197,14 +244,13 @@ impl Engine {
                 .record_audit(
                     &NewAuditEvent {
                         run_id: Some(id),
-                        actor: "engine".into(),
-                        action: "referral_skipped_flow_off".into(),
-                        record_kind: "referral".into(),
-                        record_id: referral_id.to_string(),
                         direction: Some(Direction::ToCrm),
-                        detail: why.clone(),
-                        outcome: crate::domain::runs::AuditOutcome::Skip,
-                        ..Default::default()
+                        ..NewAuditEvent::new(
+                            AuditAction::ReferralSkippedFlowOff,
+                            "referral",
+                            referral_id,
+                            why.clone(),
+                        )
                     },
                     now,
                 )
@@ -310,7 +356,7 @@ impl Engine {
         {
             if status == RunStatus::Failed {
                 ctx.audit(
-                    "run_failed",
+                    AuditAction::RunFailed,
                     "run",
                     &run.id.to_string(),
                     None,
@@ -385,7 +431,7 @@ impl Engine {
                 run.flow.name(self.crm)
             );
             ctx.audit(
-                "run_skipped_flow_off",
+                AuditAction::RunSkippedFlowOff,
                 "run",
                 &run.id.to_string(),
                 None,
@@ -395,15 +441,72 @@ impl Engine {
             .map_err(StepError::store)?;
             return Ok((RunStatus::Skipped, why));
         }
-        match run.flow {
-            Flow::PartnerCenterToCrm => partner_center_to_crm::run(ctx, &run.input).await,
-            Flow::WebhookRegistration => webhook_registration::run(ctx, &run.input).await,
-            Flow::CrmToPartnerCenter => crm_to_partner_center::run(ctx, &run.input).await,
-            other => Err(StepError::Permanent(format!(
+        let input = RunInput::from_value(&run.input).ok_or_else(|| {
+            StepError::Permanent(format!(
+                "The run's input does not say what to sync: {}",
+                run.input
+            ))
+        })?;
+        match (run.flow, input) {
+            (Flow::PartnerCenterToCrm, RunInput::Event { referral_id, .. })
+            | (Flow::PartnerCenterToCrm, RunInput::Referral { referral_id, .. }) => {
+                partner_center_to_crm::run(ctx, self.crm_port()?, &referral_id).await
+            }
+            (
+                Flow::WebhookRegistration,
+                RunInput::Registration {
+                    callback_url,
+                    events,
+                    overwrite,
+                },
+            ) => {
+                let input = webhook_registration::RegistrationInput {
+                    callback_url,
+                    events,
+                    overwrite,
+                };
+                webhook_registration::run(ctx, &input).await
+            }
+            (
+                Flow::CrmToPartnerCenter,
+                RunInput::Opportunity {
+                    opportunity_id,
+                    check_only,
+                    ..
+                },
+            ) => {
+                crm_to_partner_center::run(ctx, self.crm_port()?, &opportunity_id, check_only).await
+            }
+            (
+                flow @ (Flow::PartnerCenterToCrm
+                | Flow::WebhookRegistration
+                | Flow::CrmToPartnerCenter),
+                input,
+            ) => Err(StepError::Permanent(format!(
+                "The run's input does not fit “{}”: {input:?}",
+                flow.name(self.crm)
+            ))),
+            (other, _) => Err(StepError::Permanent(format!(
                 "“{}” cannot be run on its own.",
                 other.name(self.crm)
             ))),
         }
+    }
+}
+
+fn http_client(policy: &RetryPolicy) -> Result<reqwest::Client, String> {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(policy.call_timeout)
+        .build()
+        .map_err(|e| e.to_string())
+}
+
+/// What to configure when no CRM is.
+fn not_configured(crm: Crm) -> String {
+    match crm {
+        Crm::Dynamics365 => "No Dynamics 365 organization is configured: set COSELL_DYNAMICS_URL and restart cosell.".into(),
+        Crm::Salesforce => "No Salesforce org is configured for cosell yet.".into(),
     }
 }
 

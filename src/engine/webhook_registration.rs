@@ -5,9 +5,8 @@
 use super::context::{CallFailure, RunContext, StepError};
 use crate::clients::partner_center::webhook_registration::{AUDIENCE, Registration};
 use crate::domain::connection::System;
-use crate::domain::runs::{Direction, RunStatus, StepOutcome};
+use crate::domain::runs::{AuditAction, Direction, RunStatus, StepOutcome};
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
 
 /// The events the co-sell flows need (partner-center.md §2).
 pub const REFERRAL_EVENTS: [&str; 4] = [
@@ -27,11 +26,9 @@ pub struct RegistrationInput {
 
 pub(super) async fn run(
     ctx: &RunContext<'_>,
-    input: &Value,
+    input: &RegistrationInput,
 ) -> Result<(RunStatus, String), StepError> {
     let engine = ctx.engine();
-    let input: RegistrationInput = serde_json::from_value(input.clone())
-        .map_err(|e| StepError::Permanent(format!("The run's input is not a registration: {e}")))?;
     let current = ctx
         .call(
             "View the current registration",
@@ -95,7 +92,7 @@ pub(super) async fn run(
         }
     );
     ctx.audit(
-        "webhook_registered",
+        AuditAction::WebhookRegistered,
         "webhook",
         &saved.webhook_url,
         Some(Direction::ToCrm),

@@ -1,25 +1,45 @@
 //! The audit trail: every effect on a record and every skip, with the run that caused it.
 
 use super::{Backend, Store, StoreError, on_pool, sqlite_time_bound};
-use crate::domain::runs::{AuditOutcome, Direction};
+use crate::domain::runs::{AuditAction, AuditOutcome, Direction};
 use time::OffsetDateTime;
 
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct NewAuditEvent {
     pub run_id: Option<i64>,
     /// `engine`, or the dashboard user who acted.
     pub actor: String,
-    /// What happened, e.g. `opportunity_created`, `referral_skipped`.
-    pub action: String,
+    /// What happened; its outcome (effect, skip, failure, conflict) follows from it.
+    pub action: AuditAction,
     /// `referral`, `opportunity`, `account`, `contact`, `flow`, `webhook`, `connection`.
     pub record_kind: String,
     pub record_id: String,
     pub direction: Option<Direction>,
     /// In words an admin reads: what, and why.
     pub detail: String,
-    pub outcome: AuditOutcome,
     /// Field-level changes (`[{"path","from","to"}]`), or the failing rules, when there are any.
     pub changes: Option<serde_json::Value>,
+}
+
+impl NewAuditEvent {
+    /// An event by the engine, in no run, with no direction and no field changes (set those after).
+    pub fn new(
+        action: AuditAction,
+        record_kind: &str,
+        record_id: &str,
+        detail: impl Into<String>,
+    ) -> NewAuditEvent {
+        NewAuditEvent {
+            run_id: None,
+            actor: "engine".into(),
+            action,
+            record_kind: record_kind.into(),
+            record_id: record_id.into(),
+            direction: None,
+            detail: detail.into(),
+            changes: None,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -112,12 +132,12 @@ macro_rules! insert_event {
         .bind(at)
         .bind(e.run_id)
         .bind(e.actor.clone())
-        .bind(e.action.clone())
+        .bind(e.action.as_code())
         .bind(e.record_kind.clone())
         .bind(e.record_id.clone())
         .bind(e.direction.map(Direction::as_code))
         .bind(e.detail.clone())
-        .bind(e.outcome.as_code())
+        .bind(e.action.outcome().as_code())
         .bind(e.changes.as_ref().map(|c| c.to_string()))
     }};
 }
@@ -224,32 +244,22 @@ mod tests {
         let db = TestDatabase::new().await;
         let store = Store::connect(db.url()).await.unwrap();
         let now = OffsetDateTime::now_utc();
-        let event = |record: &str, action: &str| NewAuditEvent {
-            run_id: None,
-            actor: "engine".into(),
-            action: action.into(),
-            record_kind: "referral".into(),
-            record_id: record.into(),
+        let event = |record: &str, action: AuditAction| NewAuditEvent {
             direction: Some(Direction::ToCrm),
-            detail: format!("{action} {record}"),
-            outcome: if action == "skipped" {
-                AuditOutcome::Skip
-            } else {
-                AuditOutcome::Effect
-            },
-            changes: (action == "updated")
+            changes: (action == AuditAction::OpportunityUpdated)
                 .then(|| serde_json::json!([{ "path": "/name", "from": "a", "to": "b" }])),
+            ..NewAuditEvent::new(action, "referral", record, format!("{action:?} {record}"))
         };
         let a = store
-            .record_audit(&event("r1", "created"), now)
+            .record_audit(&event("r1", AuditAction::OpportunityCreated), now)
             .await
             .unwrap();
         let b = store
-            .record_audit(&event("r2", "skipped"), now)
+            .record_audit(&event("r2", AuditAction::OpportunityUnchanged), now)
             .await
             .unwrap();
         let c = store
-            .record_audit(&event("r1", "updated"), now)
+            .record_audit(&event("r1", AuditAction::OpportunityUpdated), now)
             .await
             .unwrap();
         let all = store

@@ -250,7 +250,7 @@ mod tests {
         assert!(c.diagnosis.is_none());
         assert!(
             store
-                .connection(System::Dynamics365, &key)
+                .connection(System::DYNAMICS_365, &key)
                 .await
                 .unwrap()
                 .is_none()

@@ -30,7 +30,7 @@ pub async fn list_connections() -> Result<Vec<ConnectionView>, AppError> {
     let ctx = context()?;
     let now = time::OffsetDateTime::now_utc();
     let mut out = Vec::new();
-    for system in [System::PartnerCenter, System::Dynamics365] {
+    for system in [System::PartnerCenter, System::Crm(ctx.engine.crm())] {
         let c = ctx
             .store
             .connection(system, &ctx.sealing_key)

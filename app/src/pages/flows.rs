@@ -4,6 +4,8 @@
 use crate::error::AppError;
 use crate::layout::Gate;
 use cosell::domain::Access;
+#[cfg(feature = "ssr")]
+use cosell::domain::runs::AuditAction;
 use leptos::prelude::*;
 use serde::{Deserialize, Serialize};
 
@@ -241,7 +243,7 @@ async fn connected_kinds(
     let mut kinds = Vec::new();
     for (system, kind) in [
         (System::PartnerCenter, ConnectionKind::PartnerCenter),
-        (System::Dynamics365, ConnectionKind::Crm),
+        (System::Crm(ctx.engine.crm()), ConnectionKind::Crm),
     ] {
         if ctx
             .store
@@ -266,19 +268,17 @@ async fn audit_flow(
     ctx.store
         .record_audit(
             &cosell::store::NewAuditEvent {
-                run_id: None,
                 actor: by.to_string(),
-                action: if on {
-                    "flow_activated"
-                } else {
-                    "flow_deactivated"
-                }
-                .into(),
-                record_kind: "flow".into(),
-                record_id: name.clone(),
-                direction: None,
-                detail: format!("“{name}” switched {}.", if on { "on" } else { "off" }),
-                ..Default::default()
+                ..cosell::store::NewAuditEvent::new(
+                    if on {
+                        AuditAction::FlowActivated
+                    } else {
+                        AuditAction::FlowDeactivated
+                    },
+                    "flow",
+                    &name,
+                    format!("“{name}” switched {}.", if on { "on" } else { "off" }),
+                )
             },
             time::OffsetDateTime::now_utc(),
         )

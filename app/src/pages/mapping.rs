@@ -79,11 +79,12 @@ pub async fn save_mapping(
         .record_audit(
             &cosell::store::NewAuditEvent {
                 actor: me.name.clone(),
-                action: "mapping_changed".into(),
-                record_kind: "mapping".into(),
-                record_id: "mapping".into(),
-                detail: "The value mapping was saved; it applies from the next run.".into(),
-                ..Default::default()
+                ..cosell::store::NewAuditEvent::new(
+                    cosell::domain::runs::AuditAction::MappingChanged,
+                    "mapping",
+                    "mapping",
+                    "The value mapping was saved; it applies from the next run.",
+                )
             },
             now,
         )

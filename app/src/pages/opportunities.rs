@@ -100,21 +100,15 @@ pub async fn list_opportunities(
 }
 
 #[cfg(feature = "ssr")]
-fn switch_error(e: cosell::engine::CrmCallError) -> AppError {
-    use cosell::clients::http::CallError;
-    use cosell::domain::connection::System;
-    use cosell::engine::CrmCallError;
+fn switch_error(e: cosell::engine::EngineError, crm: &str) -> AppError {
+    use cosell::engine::EngineError;
+    use cosell::engine::crm::CrmError;
     match e {
-        CrmCallError::Store(e) => crate::auth::server::internal(e),
-        CrmCallError::Call(CallError::NotFound(_)) => AppError::Invalid(
-            "The opportunity no longer exists in Dynamics 365: it leaves the list at the next read of the CRM's changes."
-                .into(),
-        ),
-        CrmCallError::Call(e) => AppError::Invalid(cosell::engine::context::refusal_message(
-            System::Dynamics365,
-            &e,
+        EngineError::Store(e) => crate::auth::server::internal(e),
+        EngineError::Crm(CrmError::NotFound(_)) => AppError::Invalid(format!(
+            "The opportunity no longer exists in {crm}: it leaves the list at the next read of the CRM's changes."
         )),
-        other => AppError::Invalid(other.to_string()),
+        EngineError::Crm(other) => AppError::Invalid(other.to_string()),
     }
 }
 
@@ -137,7 +131,7 @@ async fn known_opportunity(
     }
 }
 
-/// Switches "Sync with Partner Center" in the CRM, then runs "Dynamics 365 to Partner Center".
+/// Switches "Sync with Partner Center" in the CRM, then runs "CRM to Partner Center".
 #[server(endpoint = "set_sync")]
 pub async fn set_sync(crm_id: String, on: String) -> Result<String, AppError> {
     use crate::auth::server::{context, require};
@@ -145,20 +139,21 @@ pub async fn set_sync(crm_id: String, on: String) -> Result<String, AppError> {
     let ctx = context()?;
     known_opportunity(&ctx, &crm_id).await?;
     let on = on == "true";
+    let crm = ctx.engine.crm().label();
     let run = ctx
         .engine
         .set_sync(&crm_id, on, &me.name)
         .await
-        .map_err(switch_error)?;
+        .map_err(|e| switch_error(e, crm))?;
     Ok(format!(
-        "Sync with Partner Center is {} in Dynamics 365{}.",
+        "Sync with Partner Center is {} in {crm}{}.",
         if on { "on" } else { "off" },
         run.map(|id| format!("; run {id} is on its way"))
             .unwrap_or_default()
     ))
 }
 
-/// Queues "Dynamics 365 to Partner Center" for one opportunity now.
+/// Queues "CRM to Partner Center" for one opportunity now.
 #[server(endpoint = "sync_now")]
 pub async fn sync_now(crm_id: String) -> Result<String, AppError> {
     use crate::auth::server::{context, internal, require};
@@ -191,7 +186,12 @@ pub async fn check_opportunity(crm_id: String) -> Result<String, AppError> {
     let run = cosell::store::NewRun {
         flow: Flow::CrmToPartnerCenter,
         trigger: RunTrigger::Manual,
-        input: serde_json::json!({ "opportunity_id": crm_id, "check_only": true }),
+        input: cosell::domain::runs::RunInput::Opportunity {
+            opportunity_id: crm_id.clone(),
+            referral_id: None,
+            check_only: true,
+        }
+        .to_value(),
         record_id: Some(crm_id.clone()),
         parent_run_id: None,
         resubmitted_from: None,

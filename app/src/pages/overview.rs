@@ -44,7 +44,7 @@ pub async fn health() -> Result<Vec<HealthCheck>, AppError> {
     };
     let mut checks = Vec::new();
 
-    for system in [System::PartnerCenter, System::Dynamics365] {
+    for system in [System::PartnerCenter, System::Crm(crm)] {
         let connection = ctx
             .store
             .connection(system, &ctx.sealing_key)
@@ -192,7 +192,7 @@ pub async fn health() -> Result<Vec<HealthCheck>, AppError> {
     let to_fix = ctx.store.opportunities_to_fix().await.map_err(internal)?;
     let polled = ctx
         .store
-        .change_feed_polled_at(cosell::engine::change_feed::OPPORTUNITY_FEED)
+        .change_feed_polled_at(&ctx.engine.opportunity_feed())
         .await
         .map_err(internal)?;
     checks.push(check(

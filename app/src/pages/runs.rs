@@ -310,12 +310,12 @@ async fn audit_resubmission(
             &cosell::store::NewAuditEvent {
                 run_id: Some(again),
                 actor: by.to_string(),
-                action: "run_resubmitted".into(),
-                record_kind: "run".into(),
-                record_id: original.to_string(),
-                direction: None,
-                detail: format!("Run {original} resubmitted as run {again}."),
-                ..Default::default()
+                ..cosell::store::NewAuditEvent::new(
+                    cosell::domain::runs::AuditAction::RunResubmitted,
+                    "run",
+                    &original.to_string(),
+                    format!("Run {original} resubmitted as run {again}."),
+                )
             },
             at,
         )

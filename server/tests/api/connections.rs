@@ -26,7 +26,7 @@ async fn an_admin_connects_both_systems_as_the_chosen_account() {
     );
 
     let key = app.engine_key();
-    for system in [System::PartnerCenter, System::Dynamics365] {
+    for system in [System::PartnerCenter, System::DYNAMICS_365] {
         let c = app
             .store
             .connection(system, &key)
@@ -46,7 +46,7 @@ async fn an_admin_connects_both_systems_as_the_chosen_account() {
     );
     assert!(
         app.engine
-            .check_connection(System::Dynamics365)
+            .check_connection(System::DYNAMICS_365)
             .await
             .unwrap()
             .is_ok()
@@ -69,7 +69,7 @@ async fn an_account_without_the_roles_is_diagnosed_at_once() {
         "{error}"
     );
     let key = app.engine_key();
-    for system in [System::PartnerCenter, System::Dynamics365] {
+    for system in [System::PartnerCenter, System::DYNAMICS_365] {
         let c = app.store.connection(system, &key).await.unwrap().unwrap();
         assert_eq!(c.diagnosis, Some(Diagnosis::MissingRole), "{system:?}");
     }
@@ -126,10 +126,10 @@ async fn an_expired_password_or_revoked_consent_becomes_a_diagnosis() {
     assert_eq!(c.diagnosis, None);
 
     app.world.entra().revoke_user_grants("admin");
-    app.engine.tokens().forget(System::Dynamics365);
+    app.engine.tokens().forget(System::DYNAMICS_365);
     assert_eq!(
         app.engine
-            .check_connection(System::Dynamics365)
+            .check_connection(System::DYNAMICS_365)
             .await
             .unwrap(),
         Err(Diagnosis::GrantRevoked)

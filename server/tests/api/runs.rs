@@ -3,6 +3,7 @@
 
 use crate::helpers::*;
 use cosell::domain::flows::Flow;
+use cosell::domain::runs::AuditAction;
 use cosell::domain::runs::{RunStatus, RunTrigger};
 use cosell::store::{NewAuditEvent, NewRun};
 use reqwest::StatusCode;
@@ -280,13 +281,12 @@ async fn the_audit_list_filters_by_record_and_run_and_pages_by_keyset() {
             .record_audit(
                 &NewAuditEvent {
                     run_id: (i == 54).then_some(run),
-                    actor: "engine".into(),
-                    action: "opportunity_updated".into(),
-                    record_kind: "opportunity".into(),
-                    record_id: format!("opp-{}", i % 2),
-                    direction: None,
-                    detail: format!("event number {i}."),
-                    ..Default::default()
+                    ..NewAuditEvent::new(
+                        AuditAction::OpportunityUpdated,
+                        "opportunity",
+                        &format!("opp-{}", i % 2),
+                        format!("event number {i}."),
+                    )
                 },
                 now,
             )
@@ -296,15 +296,14 @@ async fn the_audit_list_filters_by_record_and_run_and_pages_by_keyset() {
     app.store
         .record_audit(
             &NewAuditEvent {
-                actor: "engine".into(),
-                action: "referral_updated".into(),
-                record_kind: "referral".into(),
-                record_id: "ref-x".into(),
                 direction: Some(cosell::domain::runs::Direction::ToPartnerCenter),
-                detail: "the odd one out.".into(),
-                outcome: cosell::domain::runs::AuditOutcome::Conflict,
                 changes: Some(json!([{ "path": "/details/dealValue", "from": 100, "to": 250 }])),
-                ..Default::default()
+                ..NewAuditEvent::new(
+                    AuditAction::ReferralUpdateConflict,
+                    "referral",
+                    "ref-x",
+                    "the odd one out.",
+                )
             },
             now - time::Duration::hours(3),
         )

@@ -1,0 +1,866 @@
+//! Dynamics 365 behind the CRM port: every Dataverse detail the flows once knew (table and column
+//! names, `@odata.bind` lookups, state codes, row versions as ETags, delta links) lives here and in the
+//! Dataverse client (crm-apis.md §2).
+//!
+//! The co-sell solution's custom columns (`msp_*`) are not confirmed by the reference: their names are
+//! settings ([`Columns`], `COSELL_DYNAMICS_COLUMNS`), with the names the sandbox uses as defaults.
+
+use super::{Changes, CrmError, CrmPort, WriteBack};
+use crate::clients::dynamics::{DynamicsClient, version_of};
+use crate::clients::http::CallError;
+use crate::crypto::Secret;
+use crate::domain::codes::CurrencyCode;
+use crate::domain::connection::Diagnosis;
+use crate::domain::opportunity::{Customer, Opportunity, OpportunityState, Person};
+use crate::domain::referral::{Address, OpportunityChanges, OpportunityDraft};
+use crate::domain::system::{Crm, System};
+use crate::engine::context::{CallFailure, Calls};
+use serde_json::{Map, Value, json};
+use std::future::Future;
+
+const SYSTEM: System = System::Crm(Crm::Dynamics365);
+
+/// Dataverse role template ids that may run the connector (crm-apis.md §2.8). Compare template ids,
+/// never role ids or names: those differ per business unit.
+pub const ADMIN_ROLE_TEMPLATES: [&str; 2] = [
+    "627090ff-40a3-4053-8790-584edc5be201", // System Administrator
+    "119f245c-3cc8-4b62-b31c-d1a046ced15d", // System Customizer
+];
+
+/// The co-sell solution's columns on `opportunity`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Columns {
+    pub sync: String,
+    pub referral_id: String,
+    pub referral_link: String,
+    pub audit: String,
+    pub solutions: String,
+    pub help: String,
+}
+
+impl Default for Columns {
+    fn default() -> Columns {
+        Columns {
+            sync: "msp_syncwithpartnercenter".into(),
+            referral_id: "msp_referralid".into(),
+            referral_link: "msp_referrallink".into(),
+            audit: "msp_cosellaudit".into(),
+            solutions: "msp_microsoftsolutions".into(),
+            help: "msp_howcanmicrosofthelp".into(),
+        }
+    }
+}
+
+impl Columns {
+    const KEYS: [&'static str; 6] = [
+        "sync",
+        "referral_id",
+        "referral_link",
+        "audit",
+        "solutions",
+        "help",
+    ];
+
+    /// `sync=new_sync,audit=new_audit`: the columns named differ from the defaults, the others keep
+    /// theirs. A key not in the list, or a name that is not a Dataverse logical name, is refused.
+    pub fn parse(text: &str) -> Result<Columns, String> {
+        let mut columns = Columns::default();
+        for pair in text.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+            let (key, name) = pair
+                .split_once('=')
+                .map(|(k, v)| (k.trim(), v.trim()))
+                .ok_or_else(|| format!("“{pair}” is not key=column"))?;
+            let logical = !name.is_empty()
+                && name
+                    .chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+            if !logical {
+                return Err(format!(
+                    "“{name}” is not a Dataverse logical name (lower-case letters, digits, _)"
+                ));
+            }
+            let slot = match key {
+                "sync" => &mut columns.sync,
+                "referral_id" => &mut columns.referral_id,
+                "referral_link" => &mut columns.referral_link,
+                "audit" => &mut columns.audit,
+                "solutions" => &mut columns.solutions,
+                "help" => &mut columns.help,
+                other => {
+                    return Err(format!(
+                        "unknown column key “{other}” (known: {})",
+                        Columns::KEYS.join(", ")
+                    ));
+                }
+            };
+            *slot = name.to_string();
+        }
+        Ok(columns)
+    }
+
+    /// What the change feed tracks.
+    fn feed(&self) -> String {
+        format!(
+            "name,statecode,{},{},{},_customerid_value",
+            self.sync, self.referral_id, self.referral_link
+        )
+    }
+
+    /// The opportunity's own columns.
+    fn own(&self) -> String {
+        format!(
+            "name,estimatedvalue,estimatedclosedate,description,statecode,{},{},{},_customerid_value,_transactioncurrencyid_value",
+            self.sync, self.referral_id, self.referral_link
+        )
+    }
+
+    /// Everything the rules read.
+    fn full(&self) -> String {
+        format!(
+            "name,description,estimatedvalue,estimatedclosedate,statecode,statuscode,salesstage,{},{},{},{},{},{},\
+             _customerid_value,_parentaccountid_value,_parentcontactid_value,_transactioncurrencyid_value,_ownerid_value",
+            self.sync, self.referral_id, self.referral_link, self.audit, self.solutions, self.help
+        )
+    }
+}
+
+const ACCOUNT_COLUMNS: &str = "accountid,name,address1_line1,address1_city,address1_stateorprovince,address1_postalcode,address1_country,_primarycontactid_value";
+/// The account columns the rules read: a change to one of them can make an opportunity ready.
+const ACCOUNT_FEED_COLUMNS: &str = "name,address1_line1,address1_city,address1_stateorprovince,address1_postalcode,address1_country";
+
+pub struct DynamicsAdapter {
+    client: DynamicsClient,
+    /// The organization URL: the token audience.
+    resource: String,
+    columns: Columns,
+}
+
+impl DynamicsAdapter {
+    pub fn new(client: DynamicsClient, resource: &str, columns: Columns) -> DynamicsAdapter {
+        DynamicsAdapter {
+            client,
+            resource: resource.to_string(),
+            columns,
+        }
+    }
+
+    async fn call<T, F, Fut>(&self, calls: &Calls<'_>, step: &str, f: F) -> Result<T, CrmError>
+    where
+        F: Fn(Secret) -> Fut,
+        Fut: Future<Output = Result<T, CallError>>,
+    {
+        calls
+            .call(step, SYSTEM, &self.resource, f)
+            .await
+            .map_err(CrmError::from_call)
+    }
+
+    async fn row(
+        &self,
+        calls: &Calls<'_>,
+        step: &str,
+        set: &str,
+        id: Option<String>,
+        select: &str,
+    ) -> Result<Option<Value>, CrmError> {
+        let Some(id) = id else { return Ok(None) };
+        self.call(calls, step, |t| {
+            let id = id.clone();
+            async move { self.client.row(&t, set, &id, select).await }
+        })
+        .await
+    }
+
+    async fn find(
+        &self,
+        calls: &Calls<'_>,
+        step: &str,
+        (set, key): (&str, &str),
+        matching: &[(&str, &str)],
+    ) -> Result<Option<String>, CrmError> {
+        self.call(calls, step, |t| async move {
+            self.client.find(&t, set, key, matching).await
+        })
+        .await
+    }
+
+    async fn create(
+        &self,
+        calls: &Calls<'_>,
+        step: &str,
+        set: &str,
+        fields: &Map<String, Value>,
+    ) -> Result<String, CrmError> {
+        self.call(calls, step, |t| async move {
+            self.client.create(&t, set, fields).await
+        })
+        .await
+    }
+
+    /// Writes columns of an open or closed opportunity whatever its version; the version it now has.
+    async fn write(
+        &self,
+        calls: &Calls<'_>,
+        step: &str,
+        id: &str,
+        fields: &Map<String, Value>,
+    ) -> Result<String, CrmError> {
+        self.call(calls, step, |t| async move {
+            self.client
+                .update_versioned(&t, "opportunities", id, "opportunityid", fields, "*")
+                .await
+        })
+        .await
+    }
+
+    /// The opportunity's own fields from its row (full reads add the rest).
+    fn own_fields(&self, row: &Value) -> Option<Opportunity> {
+        let c = &self.columns;
+        Some(Opportunity {
+            id: text(row, "opportunityid")?,
+            name: row["name"].as_str().unwrap_or_default().to_string(),
+            sync: row[&c.sync].as_bool().unwrap_or(false),
+            referral_id: text(row, &c.referral_id),
+            referral_link: text(row, &c.referral_link),
+            note: text(row, &c.audit),
+            account_id: text(row, "_customerid_value"),
+            currency_id: text(row, "_transactioncurrencyid_value"),
+            state: match row["statecode"].as_i64() {
+                Some(1) => OpportunityState::Won,
+                Some(2) => OpportunityState::Lost,
+                _ => OpportunityState::Open,
+            },
+            deal_value: row["estimatedvalue"].as_f64(),
+            closing_date: text(row, "estimatedclosedate").and_then(|d| {
+                time::Date::parse(
+                    &d,
+                    time::macros::format_description!("[year]-[month]-[day]"),
+                )
+                .ok()
+            }),
+            notes: text(row, "description"),
+            version: version_of(row),
+            ..Default::default()
+        })
+    }
+
+    /// The Dataverse columns of an opportunity's changes; lookups are bound.
+    fn columns_of(&self, changes: &OpportunityChanges) -> Map<String, Value> {
+        let c = &self.columns;
+        let mut fields = Map::new();
+        let mut put = |column: &str, value: Value| {
+            fields.insert(column.to_string(), value);
+        };
+        if let Some(name) = &changes.name {
+            put("name", json!(name));
+        }
+        if let Some(value) = changes.deal_value {
+            put("estimatedvalue", json!(value));
+        }
+        if let Some(date) = changes.closing_date {
+            put("estimatedclosedate", json!(date_text(date)));
+        }
+        if let Some(notes) = &changes.notes {
+            put("description", json!(notes));
+        }
+        if let Some(sync) = changes.sync {
+            put(&c.sync, json!(sync));
+        }
+        if let Some(id) = &changes.referral_id {
+            put(&c.referral_id, json!(id));
+        }
+        if let Some(link) = &changes.referral_link {
+            put(&c.referral_link, json!(link));
+        }
+        if let Some(currency) = &changes.currency_id {
+            put(
+                "transactioncurrencyid@odata.bind",
+                json!(format!("/transactioncurrencies({currency})")),
+            );
+        }
+        fields
+    }
+
+    /// One table's changes since `position`, following every page; an expired delta link (kept 7
+    /// days, crm-apis.md §2.7) reads everything again.
+    async fn changes(
+        &self,
+        calls: &Calls<'_>,
+        set: &str,
+        columns: &str,
+        position: Option<&str>,
+    ) -> Result<(crate::clients::dynamics::ChangeSet, bool), CrmError> {
+        let mut position = position;
+        let mut restarted = false;
+        loop {
+            let fetched = calls
+                .call(
+                    "Read the CRM's changes",
+                    SYSTEM,
+                    &self.resource,
+                    |t| async move { self.client.changes(&t, set, columns, position).await },
+                )
+                .await;
+            match fetched {
+                Err(CallFailure::Refused(_, CallError::Rejected { message, .. }))
+                    if position.is_some() =>
+                {
+                    tracing::warn!(%set, %message, "CRM change feed: delta link refused, reading everything again");
+                    position = None;
+                    restarted = true;
+                }
+                Err(e) => return Err(CrmError::from_call(e)),
+                Ok(changes) => {
+                    // The first page was counted with the call; the pages it followed are calls too.
+                    calls
+                        .count_more(SYSTEM, changes.pages - 1)
+                        .await
+                        .map_err(CrmError::from_call)?;
+                    return Ok((changes, restarted));
+                }
+            }
+        }
+    }
+}
+
+fn text(row: &Value, column: &str) -> Option<String> {
+    row[column]
+        .as_str()
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(str::to_string)
+}
+
+fn label(row: &Value, column: &str) -> Option<String> {
+    text(
+        row,
+        &format!("{column}@OData.Community.Display.V1.FormattedValue"),
+    )
+}
+
+fn date_text(date: time::Date) -> String {
+    date.format(time::macros::format_description!("[year]-[month]-[day]"))
+        .unwrap_or_default()
+}
+
+fn person(p: &Value, email: &str, phones: &[&str]) -> Person {
+    Person {
+        first_name: text(p, "firstname"),
+        last_name: text(p, "lastname"),
+        email: text(p, email),
+        phone: phones.iter().find_map(|c| text(p, c)),
+    }
+}
+
+#[async_trait::async_trait]
+impl CrmPort for DynamicsAdapter {
+    fn crm(&self) -> Crm {
+        Crm::Dynamics365
+    }
+
+    fn currency_fix(&self) -> &'static str {
+        "Add it (Settings → Business Management → Currencies), then resubmit."
+    }
+
+    async fn opportunity(
+        &self,
+        calls: &Calls<'_>,
+        id: &str,
+    ) -> Result<Option<Opportunity>, CrmError> {
+        let row = self
+            .row(
+                calls,
+                "Find the opportunity by CRM id",
+                "opportunities",
+                Some(id.to_string()),
+                &self.columns.own(),
+            )
+            .await?;
+        Ok(row.as_ref().and_then(|r| {
+            // A row read by id carries no id column unless selected: it is the one asked for.
+            let mut o = self.own_fields(&with_id(r, id))?;
+            o.id = id.to_string();
+            Some(o)
+        }))
+    }
+
+    async fn opportunity_by_referral(
+        &self,
+        calls: &Calls<'_>,
+        referral_id: &str,
+    ) -> Result<Option<Opportunity>, CrmError> {
+        let found = self
+            .find(
+                calls,
+                "Find the opportunity by referral id",
+                ("opportunities", "opportunityid"),
+                &[(&self.columns.referral_id, referral_id)],
+            )
+            .await?;
+        match found {
+            Some(id) => self.opportunity(calls, &id).await,
+            None => Ok(None),
+        }
+    }
+
+    async fn opportunity_in_full(
+        &self,
+        calls: &Calls<'_>,
+        id: &str,
+    ) -> Result<Option<Opportunity>, CrmError> {
+        let columns = self.columns.full();
+        let Some(row) = self
+            .call(calls, "Read the opportunity", |t| {
+                let columns = &columns;
+                async move {
+                    self.client
+                        .row_with_labels(&t, "opportunities", id, columns)
+                        .await
+                }
+            })
+            .await?
+        else {
+            return Ok(None);
+        };
+        let row = with_id(&row, id);
+        // The customer is an account, or a contact whose account is the parent account.
+        let mut account = self
+            .row(
+                calls,
+                "Read the customer account",
+                "accounts",
+                text(&row, "_customerid_value"),
+                ACCOUNT_COLUMNS,
+            )
+            .await?;
+        if account.is_none() {
+            account = self
+                .row(
+                    calls,
+                    "Read the parent account",
+                    "accounts",
+                    text(&row, "_parentaccountid_value"),
+                    ACCOUNT_COLUMNS,
+                )
+                .await?;
+        }
+        let contact_id = text(&row, "_parentcontactid_value").or_else(|| {
+            account
+                .as_ref()
+                .and_then(|a| text(a, "_primarycontactid_value"))
+        });
+        let contact = self
+            .row(
+                calls,
+                "Read the customer contact",
+                "contacts",
+                contact_id,
+                "firstname,lastname,emailaddress1,telephone1,mobilephone",
+            )
+            .await?;
+        let currency = self
+            .row(
+                calls,
+                "Read the currency",
+                "transactioncurrencies",
+                text(&row, "_transactioncurrencyid_value"),
+                "isocurrencycode",
+            )
+            .await?;
+        let owner = self
+            .row(
+                calls,
+                "Read the owner",
+                "systemusers",
+                text(&row, "_ownerid_value"),
+                "firstname,lastname,internalemailaddress,address1_telephone1,mobilephone",
+            )
+            .await?;
+        let Some(own) = self.own_fields(&row) else {
+            return Ok(None);
+        };
+        let c = &self.columns;
+        Ok(Some(Opportunity {
+            status_reason: label(&row, "statuscode"),
+            sales_stage: label(&row, "salesstage"),
+            help: text(&row, &c.help),
+            solutions: text(&row, &c.solutions)
+                .map(|s| {
+                    s.split([',', ';', '\n'])
+                        .map(str::trim)
+                        .filter(|s| !s.is_empty())
+                        .map(str::to_string)
+                        .collect()
+                })
+                .unwrap_or_default(),
+            currency: currency.as_ref().and_then(|c| text(c, "isocurrencycode")),
+            account_id: account
+                .as_ref()
+                .and_then(|a| text(a, "accountid"))
+                .or(own.account_id.clone()),
+            customer: account.as_ref().map(|a| Customer {
+                id: text(a, "accountid").unwrap_or_default(),
+                name: a["name"].as_str().unwrap_or_default().to_string(),
+                country: text(a, "address1_country"),
+                postal_code: text(a, "address1_postalcode"),
+                city: text(a, "address1_city"),
+                state: text(a, "address1_stateorprovince"),
+                address_line1: text(a, "address1_line1"),
+            }),
+            contact: contact
+                .as_ref()
+                .map(|c| person(c, "emailaddress1", &["telephone1", "mobilephone"])),
+            owner: owner.as_ref().map(|o| {
+                person(
+                    o,
+                    "internalemailaddress",
+                    &["address1_telephone1", "mobilephone"],
+                )
+            }),
+            ..own
+        }))
+    }
+
+    async fn match_account(
+        &self,
+        calls: &Calls<'_>,
+        name: &str,
+        postal_code: &str,
+    ) -> Result<Option<String>, CrmError> {
+        self.find(
+            calls,
+            "Match the account by name and postal code",
+            ("accounts", "accountid"),
+            &[("name", name), ("address1_postalcode", postal_code)],
+        )
+        .await
+    }
+
+    async fn create_account(
+        &self,
+        calls: &Calls<'_>,
+        name: &str,
+        address: &Address,
+    ) -> Result<String, CrmError> {
+        let mut fields = Map::new();
+        fields.insert("name".into(), json!(name));
+        // address1_country keeps the ISO code the referral carries: the column is free text (§2.9).
+        for (column, value) in [
+            ("address1_line1", &address.address_line1),
+            ("address1_city", &address.city),
+            ("address1_stateorprovince", &address.state),
+            ("address1_postalcode", &address.postal_code),
+            ("address1_country", &address.country),
+        ] {
+            if let Some(v) = value.as_deref().filter(|v| !v.is_empty()) {
+                fields.insert(column.into(), json!(v));
+            }
+        }
+        self.create(calls, "Create the account", "accounts", &fields)
+            .await
+    }
+
+    async fn find_contact(
+        &self,
+        calls: &Calls<'_>,
+        email: &str,
+    ) -> Result<Option<String>, CrmError> {
+        self.find(
+            calls,
+            "Find the contact by e-mail",
+            ("contacts", "contactid"),
+            &[("emailaddress1", email)],
+        )
+        .await
+    }
+
+    async fn create_contact(
+        &self,
+        calls: &Calls<'_>,
+        contact: &Person,
+        account_id: &str,
+    ) -> Result<String, CrmError> {
+        let mut fields = Map::new();
+        for (column, value) in [
+            ("firstname", &contact.first_name),
+            ("lastname", &contact.last_name),
+            ("emailaddress1", &contact.email),
+            ("telephone1", &contact.phone),
+        ] {
+            if let Some(v) = value.as_deref().filter(|v| !v.is_empty()) {
+                fields.insert(column.into(), json!(v));
+            }
+        }
+        fields.insert(
+            "parentcustomerid_account@odata.bind".into(),
+            json!(format!("/accounts({account_id})")),
+        );
+        self.create(calls, "Create the contact", "contacts", &fields)
+            .await
+    }
+
+    async fn find_currency(
+        &self,
+        calls: &Calls<'_>,
+        code: &str,
+    ) -> Result<Option<String>, CrmError> {
+        self.find(
+            calls,
+            "Find the currency",
+            ("transactioncurrencies", "transactioncurrencyid"),
+            &[("isocurrencycode", code)],
+        )
+        .await
+    }
+
+    async fn currencies(&self, calls: &Calls<'_>) -> Result<Vec<CurrencyCode>, CrmError> {
+        let rows = self
+            .call(calls, "Read the CRM's currencies", |t| async move {
+                self.client
+                    .query(
+                        &t,
+                        "transactioncurrencies",
+                        &[("$select", "isocurrencycode")],
+                    )
+                    .await
+            })
+            .await?;
+        Ok(rows
+            .iter()
+            .filter_map(|c| c["isocurrencycode"].as_str().and_then(CurrencyCode::parse))
+            .collect())
+    }
+
+    async fn create_opportunity(
+        &self,
+        calls: &Calls<'_>,
+        draft: &OpportunityDraft,
+        account_id: &str,
+        currency_id: Option<&str>,
+    ) -> Result<String, CrmError> {
+        let mut fields = self.columns_of(&draft.changes(&Opportunity::default(), currency_id));
+        fields.insert(
+            "customerid_account@odata.bind".into(),
+            json!(format!("/accounts({account_id})")),
+        );
+        self.create(calls, "Create the opportunity", "opportunities", &fields)
+            .await
+    }
+
+    async fn update_opportunity(
+        &self,
+        calls: &Calls<'_>,
+        opportunity: &Opportunity,
+        changes: &OpportunityChanges,
+    ) -> Result<(), CrmError> {
+        let fields = self.columns_of(changes);
+        // Guarded by the version read: if someone wrote in between, the caller reads again rather than
+        // overwrite their change.
+        let e_tag = opportunity
+            .version
+            .as_deref()
+            .map_or_else(|| "*".to_string(), |v| format!("W/\"{v}\""));
+        let id = opportunity.id.as_str();
+        self.call(calls, "Update the opportunity", |t| {
+            let (fields, e_tag) = (&fields, &e_tag);
+            async move {
+                self.client
+                    .update(&t, "opportunities", id, fields, e_tag)
+                    .await
+            }
+        })
+        .await
+    }
+
+    async fn close_opportunity(
+        &self,
+        calls: &Calls<'_>,
+        id: &str,
+        won: bool,
+    ) -> Result<(), CrmError> {
+        let step = if won {
+            "Close the opportunity as won"
+        } else {
+            "Close the opportunity as lost"
+        };
+        self.call(calls, step, |t| async move {
+            self.client.close_opportunity(&t, id, won).await
+        })
+        .await
+    }
+
+    async fn write_back(
+        &self,
+        calls: &Calls<'_>,
+        id: &str,
+        write: &WriteBack,
+    ) -> Result<String, CrmError> {
+        let c = &self.columns;
+        let mut fields = Map::new();
+        if let Some((referral_id, link)) = &write.referral {
+            fields.insert(c.referral_id.clone(), json!(referral_id));
+            fields.insert(c.referral_link.clone(), json!(link));
+        }
+        if let Some(note) = &write.note {
+            fields.insert(c.audit.clone(), json!(note));
+        }
+        self.write(calls, "Write the result on the opportunity", id, &fields)
+            .await
+    }
+
+    async fn set_sync(&self, calls: &Calls<'_>, id: &str, on: bool) -> Result<String, CrmError> {
+        let mut fields = Map::new();
+        fields.insert(self.columns.sync.clone(), json!(on));
+        self.write(calls, "Switch Sync with Partner Center", id, &fields)
+            .await
+    }
+
+    async fn opportunity_changes(
+        &self,
+        calls: &Calls<'_>,
+        position: Option<&str>,
+    ) -> Result<Changes<Opportunity>, CrmError> {
+        let (set, restarted) = self
+            .changes(calls, "opportunities", &self.columns.feed(), position)
+            .await?;
+        Ok(Changes {
+            changed: set.rows.iter().filter_map(|r| self.own_fields(r)).collect(),
+            deleted: set.deleted,
+            position: set.delta_link,
+            restarted,
+        })
+    }
+
+    async fn account_changes(
+        &self,
+        calls: &Calls<'_>,
+        position: Option<&str>,
+    ) -> Result<Changes<String>, CrmError> {
+        let (set, restarted) = self
+            .changes(calls, "accounts", ACCOUNT_FEED_COLUMNS, position)
+            .await?;
+        Ok(Changes {
+            changed: set
+                .rows
+                .iter()
+                .filter_map(|a| text(a, "accountid"))
+                .collect(),
+            deleted: set.deleted,
+            position: set.delta_link,
+            restarted,
+        })
+    }
+
+    async fn check(&self, calls: &Calls<'_>) -> Result<String, CrmError> {
+        let user = self
+            .call(calls, "Who am I", |t| async move {
+                self.client.who_am_i(&t).await
+            })
+            .await
+            .map_err(|e| match e {
+                // Signed in, yet not a user of this organization.
+                CrmError::Refused {
+                    diagnosis: Diagnosis::MissingRole,
+                    message,
+                } => CrmError::Refused {
+                    diagnosis: Diagnosis::NotAMember,
+                    message,
+                },
+                other => other,
+            })?;
+        let user = &user;
+        let roles = self
+            .call(calls, "Read the user's roles", |t| async move {
+                self.client.role_templates(&t, user).await
+            })
+            .await?;
+        if !roles_sufficient(&roles) {
+            return Err(CrmError::Refused {
+                diagnosis: Diagnosis::MissingRole,
+                message: Diagnosis::MissingRole.headline(SYSTEM),
+            });
+        }
+        Ok("Dynamics 365 answered: the account holds the System Administrator or System Customizer role.".into())
+    }
+}
+
+/// A row read by its id, with the id column set (Dataverse returns the primary key, the sandbox too;
+/// this keeps a row without it readable).
+fn with_id(row: &Value, id: &str) -> Value {
+    let mut row = row.clone();
+    if row.get("opportunityid").is_none_or(Value::is_null) {
+        row["opportunityid"] = json!(id);
+    }
+    row
+}
+
+/// Whether a Dataverse user's role template ids allow running the connector.
+pub fn roles_sufficient<S: AsRef<str>>(role_templates: &[S]) -> bool {
+    role_templates.iter().any(|t| {
+        ADMIN_ROLE_TEMPLATES
+            .iter()
+            .any(|ok| ok.eq_ignore_ascii_case(t.as_ref()))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn column_settings_override_only_what_they_name() {
+        let c = Columns::parse("sync=new_sync, audit=new_cosellaudit").unwrap();
+        assert_eq!(c.sync, "new_sync");
+        assert_eq!(c.audit, "new_cosellaudit");
+        assert_eq!(c.referral_id, Columns::default().referral_id);
+        assert_eq!(Columns::parse("").unwrap(), Columns::default());
+        assert!(
+            Columns::parse("colour=x")
+                .unwrap_err()
+                .contains("unknown column key")
+        );
+        assert!(
+            Columns::parse("sync=Bad Name")
+                .unwrap_err()
+                .contains("logical name")
+        );
+        assert!(Columns::parse("sync").unwrap_err().contains("key=column"));
+    }
+
+    #[test]
+    fn roles_are_judged_by_template_id() {
+        assert!(roles_sufficient(&["627090FF-40A3-4053-8790-584EDC5BE201"]));
+        assert!(roles_sufficient(&[
+            "236750cd-45ae-4939-ab12-b24b920ced93",
+            "119f245c-3cc8-4b62-b31c-d1a046ced15d"
+        ]));
+        assert!(!roles_sufficient(&["236750cd-45ae-4939-ab12-b24b920ced93"]));
+        assert!(!roles_sufficient::<&str>(&[]));
+    }
+
+    #[test]
+    fn changes_become_columns_and_binds() {
+        let adapter = DynamicsAdapter::new(
+            DynamicsClient::new(reqwest::Client::new(), "http://127.0.0.1:9/api/data/v9.2"),
+            "http://127.0.0.1:9",
+            Columns::default(),
+        );
+        let fields = adapter.columns_of(&OpportunityChanges {
+            name: Some("Deal".into()),
+            deal_value: Some(25000.0),
+            closing_date: Some(time::macros::date!(2027 - 03 - 31)),
+            sync: Some(true),
+            currency_id: Some("C1".into()),
+            ..Default::default()
+        });
+        assert_eq!(fields["name"], "Deal");
+        assert_eq!(fields["estimatedvalue"], 25000.0);
+        assert_eq!(fields["estimatedclosedate"], "2027-03-31");
+        assert_eq!(fields["msp_syncwithpartnercenter"], true);
+        assert_eq!(
+            fields["transactioncurrencyid@odata.bind"],
+            "/transactioncurrencies(C1)"
+        );
+        assert_eq!(fields.len(), 5);
+    }
+}
