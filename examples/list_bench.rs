@@ -13,7 +13,6 @@ use cosell::store::test_support::TestDatabase;
 use cosell::store::{
     AuditFilter, NewAuditEvent, NewRun, OpportunityCursor, RunFilter, SeenOpportunity, Store,
 };
-use serde_json::json;
 use std::time::{Duration, Instant};
 use time::OffsetDateTime;
 
@@ -54,7 +53,9 @@ async fn main() {
             NewRun {
                 flow,
                 trigger: RunTrigger::Webhook,
-                input: json!({ "event": "referral-updated", "referral_id": record }),
+                input: cosell::domain::runs::RunInput::referral(
+                    record.as_deref().unwrap_or_default(),
+                ),
                 record_id: record,
                 parent_run_id: None,
                 resubmitted_from: None,

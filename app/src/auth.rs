@@ -59,6 +59,14 @@ pub mod server {
         AppError::Internal
     }
 
+    /// An admin action's refusal as the user reads it; a database failure logged and hidden.
+    pub fn action_error(e: cosell::engine::admin::ActionError) -> AppError {
+        match e {
+            cosell::engine::admin::ActionError::Refused(why) => AppError::Invalid(why),
+            cosell::engine::admin::ActionError::Store(e) => internal(e),
+        }
+    }
+
     /// The user of this request's session. A session ended by "sign out everywhere" is flushed here.
     pub async fn current_user() -> Result<Option<SignedInUser>, AppError> {
         let ctx = context()?;

@@ -151,11 +151,7 @@ pub enum RunInput {
         inbox_id: i64,
     },
     /// "Partner Center Webhook Registration", as the Flows page submits it.
-    Registration {
-        callback_url: String,
-        events: Vec<String>,
-        overwrite: bool,
-    },
+    Registration(RegistrationInput),
     /// An opportunity to share (or, with `check_only`, to judge without sending anything).
     Opportunity {
         opportunity_id: String,
@@ -170,6 +166,14 @@ pub enum RunInput {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         account_id: Option<String>,
     },
+}
+
+/// The webhook registration an admin asked for.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RegistrationInput {
+    pub callback_url: String,
+    pub events: Vec<String>,
+    pub overwrite: bool,
 }
 
 fn is_false(b: &bool) -> bool {
@@ -337,11 +341,11 @@ mod tests {
             ),
             (
                 json!({ "callback_url": "https://x/h", "events": ["referral-created"], "overwrite": false }),
-                RunInput::Registration {
+                RunInput::Registration(RegistrationInput {
                     callback_url: "https://x/h".into(),
                     events: vec!["referral-created".into()],
                     overwrite: false,
-                },
+                }),
             ),
         ] {
             assert_eq!(

@@ -230,7 +230,7 @@ impl Engine {
                 &NewRun {
                     flow,
                     trigger,
-                    input: RunInput::opportunity(crm_id).to_value(),
+                    input: RunInput::opportunity(crm_id),
                     record_id: Some(crm_id.to_string()),
                     parent_run_id: None,
                     resubmitted_from: None,

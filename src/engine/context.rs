@@ -174,7 +174,7 @@ impl<'a> RunContext<'a> {
         let new = NewRun {
             flow,
             trigger: RunTrigger::Child,
-            input: input.to_value(),
+            input,
             record_id: self.record_id.clone(),
             parent_run_id: Some(self.run_id),
             resubmitted_from: None,

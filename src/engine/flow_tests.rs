@@ -79,7 +79,7 @@ impl Bench {
                 &NewRun {
                     flow,
                     trigger: RunTrigger::Manual,
-                    input: json!({ "referral_id": record }),
+                    input: crate::domain::runs::RunInput::referral(record),
                     record_id: Some(record.into()),
                     parent_run_id: None,
                     resubmitted_from: None,

@@ -6,6 +6,7 @@
 //! with backoff (`Retry-After` honoured). Flows are written to be re-run from the top: a retried run
 //! finds what its earlier attempt already did and does not do it twice.
 
+pub mod admin;
 pub mod change_feed;
 pub mod connection_check;
 pub mod context;
@@ -230,8 +231,7 @@ impl Engine {
                 event: event.to_string(),
                 referral_id: referral_id.to_string(),
                 inbox_id,
-            }
-            .to_value(),
+            },
             record_id: Some(referral_id.to_string()),
             parent_run_id: None,
             resubmitted_from: None,
@@ -441,30 +441,12 @@ impl Engine {
             .map_err(StepError::store)?;
             return Ok((RunStatus::Skipped, why));
         }
-        let input = RunInput::from_value(&run.input).ok_or_else(|| {
-            StepError::Permanent(format!(
-                "The run's input does not say what to sync: {}",
-                run.input
-            ))
-        })?;
-        match (run.flow, input) {
+        match (run.flow, run.input.clone()) {
             (Flow::PartnerCenterToCrm, RunInput::Event { referral_id, .. })
             | (Flow::PartnerCenterToCrm, RunInput::Referral { referral_id, .. }) => {
                 partner_center_to_crm::run(ctx, self.crm_port()?, &referral_id).await
             }
-            (
-                Flow::WebhookRegistration,
-                RunInput::Registration {
-                    callback_url,
-                    events,
-                    overwrite,
-                },
-            ) => {
-                let input = webhook_registration::RegistrationInput {
-                    callback_url,
-                    events,
-                    overwrite,
-                };
+            (Flow::WebhookRegistration, RunInput::Registration(input)) => {
                 webhook_registration::run(ctx, &input).await
             }
             (

@@ -124,6 +124,11 @@ impl TokenSource {
         }
     }
 
+    /// Whether someone connected `system` (its consent may still need renewing).
+    pub async fn connected(&self, system: System) -> Result<bool, StoreError> {
+        Ok(self.store.connection(system, &self.key).await?.is_some())
+    }
+
     /// Drops cached tokens of a system (after a 401, a reconnect or a disconnect).
     pub fn forget(&self, system: System) {
         self.lock().retain(|(s, _), _| *s != system);

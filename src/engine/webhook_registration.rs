@@ -5,8 +5,8 @@
 use super::context::{CallFailure, RunContext, StepError};
 use crate::clients::partner_center::webhook_registration::{AUDIENCE, Registration};
 use crate::domain::connection::System;
+pub use crate::domain::runs::RegistrationInput;
 use crate::domain::runs::{AuditAction, Direction, RunStatus, StepOutcome};
-use serde::{Deserialize, Serialize};
 
 /// The events the co-sell flows need (partner-center.md §2).
 pub const REFERRAL_EVENTS: [&str; 4] = [
@@ -15,14 +15,6 @@ pub const REFERRAL_EVENTS: [&str; 4] = [
     "related-referral-created",
     "related-referral-updated",
 ];
-
-/// The run's input, as the Flows page submits it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct RegistrationInput {
-    pub callback_url: String,
-    pub events: Vec<String>,
-    pub overwrite: bool,
-}
 
 pub(super) async fn run(
     ctx: &RunContext<'_>,

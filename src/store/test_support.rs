@@ -106,7 +106,7 @@ pub(crate) fn new_run(record: &str) -> super::NewRun {
     super::NewRun {
         flow: Flow::PartnerCenterToCrm,
         trigger: RunTrigger::Webhook,
-        input: serde_json::json!({ "referral_id": record }),
+        input: crate::domain::runs::RunInput::referral(record),
         record_id: Some(record.into()),
         parent_run_id: None,
         resubmitted_from: None,

@@ -4,8 +4,6 @@
 use crate::error::AppError;
 use crate::layout::Gate;
 use cosell::domain::Access;
-#[cfg(feature = "ssr")]
-use cosell::domain::runs::AuditAction;
 use leptos::prelude::*;
 use serde::{Deserialize, Serialize};
 
@@ -107,8 +105,8 @@ pub async fn list_flows() -> Result<FlowsView, AppError> {
 /// Switches one flow on or off; refuses a step out of order, naming the flow to switch first.
 #[server(endpoint = "set_flow")]
 pub async fn set_flow(flow: String, active: String) -> Result<String, AppError> {
-    use crate::auth::server::{context, internal, require};
-    use cosell::domain::flows::{Flow, check_activate, check_deactivate};
+    use crate::auth::server::{action_error, context, require};
+    use cosell::domain::flows::Flow;
     let me = require(Access::Admin).await?;
     let ctx = context()?;
     let crm = ctx.engine.crm();
@@ -116,20 +114,10 @@ pub async fn set_flow(flow: String, active: String) -> Result<String, AppError> 
         .filter(|f| f.exists_for(crm))
         .ok_or_else(|| AppError::Invalid("There is no such flow.".into()))?;
     let on = active == "true";
-    let connected = connected_kinds(&ctx).await?;
-    let now = time::OffsetDateTime::now_utc();
-    ctx.store
-        .set_flows_active(crm, &[flow], on, &me.name, now, |f, current| {
-            if on {
-                check_activate(crm, f, current, &|k| connected.contains(&k))
-            } else {
-                check_deactivate(crm, f, current)
-            }
-        })
+    ctx.engine
+        .set_flow(flow, on, &me.name)
         .await
-        .map_err(internal)?
-        .map_err(|e| AppError::Invalid(e.to_string()))?;
-    audit_flow(&ctx, &me.name, flow.name(crm), on).await?;
+        .map_err(action_error)?;
     Ok(format!(
         "“{}” is {}.",
         flow.name(crm),
@@ -140,32 +128,18 @@ pub async fn set_flow(flow: String, active: String) -> Result<String, AppError> 
 /// Switches on every inactive flow, children first; all or nothing.
 #[server(endpoint = "activate_all")]
 pub async fn activate_all() -> Result<String, AppError> {
-    use crate::auth::server::{context, internal, require};
-    use cosell::domain::flows::{activate_all_plan, check_activate};
+    use crate::auth::server::{action_error, context, require};
     let me = require(Access::Admin).await?;
     let ctx = context()?;
-    let crm = ctx.engine.crm();
-    let plan = activate_all_plan(crm, &ctx.store.active_flows(crm).await.map_err(internal)?);
-    if plan.is_empty() {
-        return Ok("Every flow is already on.".into());
-    }
-    let connected = connected_kinds(&ctx).await?;
-    ctx.store
-        .set_flows_active(
-            crm,
-            &plan,
-            true,
-            &me.name,
-            time::OffsetDateTime::now_utc(),
-            |f, current| check_activate(crm, f, current, &|k| connected.contains(&k)),
-        )
+    let plan = ctx
+        .engine
+        .activate_all(&me.name)
         .await
-        .map_err(internal)?
-        .map_err(|e| AppError::Invalid(format!("Nothing was switched on. {e}.")))?;
-    for f in &plan {
-        audit_flow(&ctx, &me.name, f.name(crm), true).await?;
-    }
-    Ok(format!("{} flows switched on, in order.", plan.len()))
+        .map_err(action_error)?;
+    Ok(match plan.len() {
+        0 => "Every flow is already on.".into(),
+        n => format!("{n} flows switched on, in order."),
+    })
 }
 
 /// Runs "Partner Center Webhook Registration" now and says what it did.
@@ -179,9 +153,7 @@ pub async fn register_webhook(
     overwrite: Option<String>,
 ) -> Result<String, AppError> {
     use crate::auth::server::{context, internal, require};
-    use cosell::domain::flows::Flow;
-    use cosell::domain::runs::{RunStatus, RunTrigger};
-    use cosell::engine::webhook_registration::RegistrationInput;
+    use cosell::domain::runs::{RegistrationInput, RunStatus};
     let me = require(Access::Admin).await?;
     let ctx = context()?;
     let url = callback_url.trim().to_string();
@@ -215,16 +187,11 @@ pub async fn register_webhook(
         events,
         overwrite: overwrite.is_some(),
     };
-    let run = cosell::store::NewRun {
-        flow: Flow::WebhookRegistration,
-        trigger: RunTrigger::Manual,
-        input: serde_json::to_value(&input).map_err(internal)?,
-        record_id: None,
-        parent_run_id: None,
-        resubmitted_from: None,
-        settled: None,
-    };
-    let done = ctx.engine.run_now(&run, &me.name).await.map_err(internal)?;
+    let done = ctx
+        .engine
+        .register_webhook(input, &me.name)
+        .await
+        .map_err(internal)?;
     match done.status {
         RunStatus::Succeeded => Ok(format!("{} (run {})", done.outcome, done.run_id)),
         _ => Err(AppError::Invalid(format!(
@@ -232,59 +199,6 @@ pub async fn register_webhook(
             done.outcome, done.run_id
         ))),
     }
-}
-
-#[cfg(feature = "ssr")]
-async fn connected_kinds(
-    ctx: &crate::auth::server::ServerContext,
-) -> Result<Vec<cosell::domain::flows::ConnectionKind>, AppError> {
-    use cosell::domain::connection::System;
-    use cosell::domain::flows::ConnectionKind;
-    let mut kinds = Vec::new();
-    for (system, kind) in [
-        (System::PartnerCenter, ConnectionKind::PartnerCenter),
-        (System::Crm(ctx.engine.crm()), ConnectionKind::Crm),
-    ] {
-        if ctx
-            .store
-            .connection(system, &ctx.sealing_key)
-            .await
-            .map_err(crate::auth::server::internal)?
-            .is_some()
-        {
-            kinds.push(kind);
-        }
-    }
-    Ok(kinds)
-}
-
-#[cfg(feature = "ssr")]
-async fn audit_flow(
-    ctx: &crate::auth::server::ServerContext,
-    by: &str,
-    name: String,
-    on: bool,
-) -> Result<(), AppError> {
-    ctx.store
-        .record_audit(
-            &cosell::store::NewAuditEvent {
-                actor: by.to_string(),
-                ..cosell::store::NewAuditEvent::new(
-                    if on {
-                        AuditAction::FlowActivated
-                    } else {
-                        AuditAction::FlowDeactivated
-                    },
-                    "flow",
-                    &name,
-                    format!("“{name}” switched {}.", if on { "on" } else { "off" }),
-                )
-            },
-            time::OffsetDateTime::now_utc(),
-        )
-        .await
-        .map(|_| ())
-        .map_err(crate::auth::server::internal)
 }
 
 #[component]

@@ -69,25 +69,8 @@ pub async fn save_mapping(
             problems.join(" ")
         )));
     }
-    let now = time::OffsetDateTime::now_utc();
-    let value = serde_json::to_value(&mapping).map_err(internal)?;
-    ctx.store
-        .set_setting(cosell::engine::MAPPING_SETTING, &value, &me.name, now)
-        .await
-        .map_err(internal)?;
-    ctx.store
-        .record_audit(
-            &cosell::store::NewAuditEvent {
-                actor: me.name.clone(),
-                ..cosell::store::NewAuditEvent::new(
-                    cosell::domain::runs::AuditAction::MappingChanged,
-                    "mapping",
-                    "mapping",
-                    "The value mapping was saved; it applies from the next run.",
-                )
-            },
-            now,
-        )
+    ctx.engine
+        .save_mapping(&mapping, &me.name)
         .await
         .map_err(internal)?;
     Ok("Mapping saved: it applies from the next run.".into())

@@ -177,27 +177,12 @@ pub async fn sync_now(crm_id: String) -> Result<String, AppError> {
 #[server(endpoint = "check_opportunity")]
 pub async fn check_opportunity(crm_id: String) -> Result<String, AppError> {
     use crate::auth::server::{context, internal, require};
-    use cosell::domain::flows::Flow;
-    use cosell::domain::runs::{RunStatus, RunTrigger};
+    use cosell::domain::runs::RunStatus;
     // A check records a run and the result: a change, however small, so an admin's.
     let me = require(Access::Admin).await?;
     let ctx = context()?;
     known_opportunity(&ctx, &crm_id).await?;
-    let run = cosell::store::NewRun {
-        flow: Flow::CrmToPartnerCenter,
-        trigger: RunTrigger::Manual,
-        input: cosell::domain::runs::RunInput::Opportunity {
-            opportunity_id: crm_id.clone(),
-            referral_id: None,
-            check_only: true,
-        }
-        .to_value(),
-        record_id: Some(crm_id.clone()),
-        parent_run_id: None,
-        resubmitted_from: None,
-        settled: None,
-    };
-    let done = match ctx.engine.run_now(&run, &me.name).await {
+    let done = match ctx.engine.check_opportunity(&crm_id, &me.name).await {
         Ok(done) => done,
         Err(cosell::store::StoreError::Busy(_)) => {
             return Err(AppError::Invalid(

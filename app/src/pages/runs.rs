@@ -233,18 +233,14 @@ pub async fn run_detail(id: i64) -> Result<RunView, AppError> {
 /// Queues a failed (or skipped) run again, as a new run linked to it, and opens the new run's page.
 #[server(endpoint = "resubmit_run")]
 pub async fn resubmit_run(id: i64) -> Result<String, AppError> {
-    use crate::auth::server::{context, internal, require};
+    use crate::auth::server::{action_error, context, require};
     let me = require(Access::Admin).await?;
     let ctx = context()?;
-    let now = time::OffsetDateTime::now_utc();
     let again = ctx
-        .store
-        .resubmit_run(id, now)
+        .engine
+        .resubmit(id, &me.name)
         .await
-        .map_err(internal)?
-        .map_err(|refusal| AppError::Invalid(refusal.to_string()))?;
-    audit_resubmission(&ctx, &me.name, id, again, now).await?;
-    ctx.engine.nudge();
+        .map_err(action_error)?;
     leptos_axum::redirect(&format!("/runs/{again}"));
     Ok(format!("Run {id} resubmitted as run {again}."))
 }
@@ -277,16 +273,11 @@ pub async fn resubmit_failed(
             "The filter shows no failed runs: set Status to “Failed” or “Any”.".into(),
         ));
     }
-    let now = time::OffsetDateTime::now_utc();
     let again = ctx
-        .store
-        .resubmit_failed(&filter, RESUBMIT_CAP, now)
+        .engine
+        .resubmit_failed(&filter, RESUBMIT_CAP, &me.name)
         .await
         .map_err(internal)?;
-    for (original, new) in &again {
-        audit_resubmission(&ctx, &me.name, *original, *new, now).await?;
-    }
-    ctx.engine.nudge();
     Ok(match again.len() {
         0 => "Nothing to resubmit: no failed run matching the filter is waiting (runs resubmitted before are not queued twice).".into(),
         1 => "1 failed run resubmitted.".into(),
@@ -295,33 +286,6 @@ pub async fn resubmit_failed(
         ),
         n => format!("{n} failed runs resubmitted."),
     })
-}
-
-#[cfg(feature = "ssr")]
-async fn audit_resubmission(
-    ctx: &crate::auth::server::ServerContext,
-    by: &str,
-    original: i64,
-    again: i64,
-    at: time::OffsetDateTime,
-) -> Result<(), AppError> {
-    ctx.store
-        .record_audit(
-            &cosell::store::NewAuditEvent {
-                run_id: Some(again),
-                actor: by.to_string(),
-                ..cosell::store::NewAuditEvent::new(
-                    cosell::domain::runs::AuditAction::RunResubmitted,
-                    "run",
-                    &original.to_string(),
-                    format!("Run {original} resubmitted as run {again}."),
-                )
-            },
-            at,
-        )
-        .await
-        .map(|_| ())
-        .map_err(crate::auth::server::internal)
 }
 
 const STATUSES: [(&str, &str); 5] = [

@@ -46,6 +46,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 use time::OffsetDateTime;
 
+pub use schema::columns;
 pub use tables::{
     ACCOUNT_ADATUM, ACCOUNT_CONTOSO_PHARMA, ACCOUNT_FABRIKAM, ACCOUNT_LITWARE, CURRENCY_EUR,
     CURRENCY_GBP, CURRENCY_USD, OPPORTUNITY_ADATUM, OPPORTUNITY_FABRIKAM, OPPORTUNITY_LITWARE,

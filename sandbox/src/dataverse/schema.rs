@@ -19,6 +19,20 @@
 //! `customerid`, `transactioncurrencyid` on opportunities) are **not** enforced: the Web API enforces only
 //! system-required ones, form-level requirements do not apply to it (unconfirmed, but widely observed).
 
+/// Column names a script acting as a CRM user writes and reads: the co-sell solution's custom columns
+/// on `opportunity`, and its state and status codes.
+pub mod columns {
+    pub const SYNC: &str = "msp_syncwithpartnercenter";
+    pub const REFERRAL_ID: &str = "msp_referralid";
+    pub const REFERRAL_LINK: &str = "msp_referrallink";
+    pub const AUDIT: &str = "msp_cosellaudit";
+    pub const SOLUTIONS: &str = "msp_microsoftsolutions";
+    pub const HELP: &str = "msp_howcanmicrosofthelp";
+    pub const CRM_ID: &str = "msp_microsoftcrmid";
+    pub const STATE: &str = "statecode";
+    pub const STATUS: &str = "statuscode";
+}
+
 /// How a column reads and writes.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub(crate) enum Kind {
@@ -260,13 +274,13 @@ pub(crate) static OPPORTUNITY: Table = Table {
         ),
         w("ownerid", OWNER),
         // The co-sell solution's columns (names unconfirmed, see the module doc).
-        w("msp_syncwithpartnercenter", Kind::Bool),
-        w("msp_referralid", Kind::Text(100)),
-        w("msp_referrallink", Kind::Text(1000)),
-        w("msp_cosellaudit", Kind::Memo(1_048_576)),
-        w("msp_microsoftsolutions", Kind::Text(4000)),
-        w("msp_howcanmicrosofthelp", Kind::Text(4000)),
-        w("msp_microsoftcrmid", Kind::Text(100)),
+        w(columns::SYNC, Kind::Bool),
+        w(columns::REFERRAL_ID, Kind::Text(100)),
+        w(columns::REFERRAL_LINK, Kind::Text(1000)),
+        w(columns::AUDIT, Kind::Memo(1_048_576)),
+        w(columns::SOLUTIONS, Kind::Text(4000)),
+        w(columns::HELP, Kind::Text(4000)),
+        w(columns::CRM_ID, Kind::Text(100)),
         sys("createdon", Kind::DateTime),
         sys("modifiedon", Kind::DateTime),
         sys("versionnumber", Kind::BigInt),

@@ -5,6 +5,7 @@
 use crate::helpers::*;
 use cosell::domain::runs::RunStatus;
 use cosell::store::AuditFilter;
+use cosell_sandbox::dataverse::columns as col;
 use cosell_sandbox::dataverse::{
     ACCOUNT_FABRIKAM, ACCOUNT_LITWARE, OPPORTUNITY_FABRIKAM, OPPORTUNITY_LITWARE,
 };
@@ -79,7 +80,7 @@ fn make_litware_ready_and_synced(app: &TestApp) {
         app,
         "opportunities",
         OPPORTUNITY_LITWARE,
-        json!({ "msp_syncwithpartnercenter": true }),
+        json!({ (col::SYNC): true }),
     );
 }
 
@@ -93,7 +94,7 @@ async fn share_litware(app: &mut TestApp) -> String {
         .dataverse()
         .row("opportunities", OPPORTUNITY_LITWARE)
         .unwrap();
-    opportunity["msp_referralid"]
+    opportunity[col::REFERRAL_ID]
         .as_str()
         .expect("the referral id on the opportunity")
         .to_string()
@@ -116,20 +117,17 @@ async fn switching_sync_on_shares_the_opportunity_with_one_partner_center_call()
         .dataverse()
         .row("opportunities", OPPORTUNITY_LITWARE)
         .unwrap();
-    let id = opportunity["msp_referralid"].as_str().unwrap();
+    let id = opportunity[col::REFERRAL_ID].as_str().unwrap();
     assert!(
-        opportunity["msp_referrallink"]
+        opportunity[col::REFERRAL_LINK]
             .as_str()
             .unwrap()
             .ends_with(id)
     );
     assert!(
-        opportunity["msp_cosellaudit"]
-            .as_str()
-            .unwrap()
-            .starts_with("✔"),
+        opportunity[col::AUDIT].as_str().unwrap().starts_with("✔"),
         "{}",
-        opportunity["msp_cosellaudit"]
+        opportunity[col::AUDIT]
     );
     let referral = app.world.partner_center().referral(id).unwrap();
     assert_eq!(referral["externalReferenceId"], OPPORTUNITY_LITWARE);
@@ -173,7 +171,7 @@ async fn an_opportunity_that_is_not_ready_costs_no_call_and_names_what_is_missin
         &app,
         "opportunities",
         OPPORTUNITY_FABRIKAM,
-        json!({ "msp_syncwithpartnercenter": true }),
+        json!({ (col::SYNC): true }),
     );
     let run = poll_and_run(&mut app).await;
     assert_eq!(run.status, RunStatus::Skipped, "{}", run.outcome);
@@ -197,7 +195,7 @@ async fn an_opportunity_that_is_not_ready_costs_no_call_and_names_what_is_missin
         .row("opportunities", OPPORTUNITY_FABRIKAM)
         .unwrap();
     assert_eq!(
-        opportunity["msp_cosellaudit"],
+        opportunity[col::AUDIT],
         "✖ Not sent to Partner Center: Account: Address 1: Country/Region"
     );
     let mirrored = app
@@ -225,7 +223,7 @@ async fn an_opportunity_that_is_not_ready_costs_no_call_and_names_what_is_missin
         app.world
             .dataverse()
             .row("opportunities", OPPORTUNITY_FABRIKAM)
-            .unwrap()["msp_referralid"]
+            .unwrap()[col::REFERRAL_ID]
             .is_string()
     );
 }
@@ -400,7 +398,7 @@ async fn the_opportunities_page_lists_searches_switches_sync_and_tells_the_story
         app.world
             .dataverse()
             .row("opportunities", OPPORTUNITY_LITWARE)
-            .unwrap()["msp_syncwithpartnercenter"],
+            .unwrap()[col::SYNC],
         true,
         "the CRM stays the record of truth"
     );
@@ -507,7 +505,7 @@ async fn closing_closes_the_referral(state: i64, status_reason: i64, substatus: 
         &app,
         "opportunities",
         OPPORTUNITY_LITWARE,
-        json!({ "statecode": state, "statuscode": status_reason }),
+        json!({ (col::STATE): state, (col::STATUS): status_reason }),
     );
     let run = poll_and_run(&mut app).await;
     assert_eq!(run.status, RunStatus::Succeeded, "{}", run.outcome);
@@ -544,7 +542,7 @@ async fn a_referral_that_no_longer_exists_fails_the_run_with_the_fix() {
         &app,
         "opportunities",
         OPPORTUNITY_LITWARE,
-        json!({ "msp_referralid": "00000000-0000-0000-0000-00000000dead", "msp_syncwithpartnercenter": true }),
+        json!({ (col::REFERRAL_ID): "00000000-0000-0000-0000-00000000dead", (col::SYNC): true }),
     );
     let run = poll_and_run(&mut app).await;
     assert_eq!(run.status, RunStatus::Failed);
@@ -580,7 +578,7 @@ async fn a_referral_closed_by_microsoft_takes_no_more_updates() {
         .dataverse()
         .row("opportunities", OPPORTUNITY_LITWARE)
         .unwrap();
-    assert_eq!(opportunity["statecode"], 2, "closed as lost in the CRM");
+    assert_eq!(opportunity[col::STATE], 2, "closed as lost in the CRM");
 
     // That change comes back through the feed; the referral is final, so nothing more is sent.
     let run = poll_and_run(&mut app).await;
@@ -610,7 +608,7 @@ async fn an_expired_delta_link_reads_everything_again_and_misses_nothing() {
         app.world
             .dataverse()
             .row("opportunities", OPPORTUNITY_LITWARE)
-            .unwrap()["msp_referralid"]
+            .unwrap()[col::REFERRAL_ID]
             .is_string(),
         "the change made while the link expired was not lost"
     );

@@ -4,6 +4,7 @@
 use crate::helpers::*;
 use cosell::domain::runs::RunStatus;
 use cosell::store::{AuditFilter, RunFilter};
+use cosell_sandbox::dataverse::columns as col;
 use reqwest::StatusCode;
 
 #[tokio::test]
@@ -185,6 +186,6 @@ async fn a_webhook_while_the_flow_is_off_is_kept_as_a_skipped_run_to_resubmit() 
             .dataverse()
             .rows("opportunities")
             .iter()
-            .any(|o| o["msp_referralid"] == referral["id"])
+            .any(|o| o[col::REFERRAL_ID] == referral["id"])
     );
 }

@@ -3,7 +3,7 @@
 
 use crate::helpers::*;
 use cosell::domain::flows::Flow;
-use cosell::domain::runs::AuditAction;
+use cosell::domain::runs::{AuditAction, RunInput};
 use cosell::domain::runs::{RunStatus, RunTrigger};
 use cosell::store::{NewAuditEvent, NewRun};
 use reqwest::StatusCode;
@@ -16,7 +16,11 @@ fn settled(record: &str, status: RunStatus) -> NewRun {
     NewRun {
         flow: Flow::PartnerCenterToCrm,
         trigger: RunTrigger::Webhook,
-        input: json!({ "event": "referral-created", "referral_id": record }),
+        input: RunInput::Event {
+            event: "referral-created".into(),
+            referral_id: record.into(),
+            inbox_id: 0,
+        },
         record_id: Some(record.to_string()),
         parent_run_id: None,
         resubmitted_from: None,

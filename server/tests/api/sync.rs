@@ -4,6 +4,7 @@
 use crate::helpers::*;
 use cosell::domain::runs::RunStatus;
 use cosell::store::{AuditFilter, RunFilter};
+use cosell_sandbox::dataverse::columns as col;
 use serde_json::json;
 
 /// A seller creates referral `name` while a fault is set: its run succeeds on attempt `attempts`.
@@ -38,12 +39,12 @@ async fn a_sellers_referral_becomes_an_opportunity_and_the_crm_id_goes_back() {
     let opportunities = app.world.dataverse().rows("opportunities");
     let opp = opportunities
         .iter()
-        .find(|o| o["msp_referralid"] == id.as_str())
+        .find(|o| o[col::REFERRAL_ID] == id.as_str())
         .expect("an opportunity for the referral");
     assert_eq!(opp["name"], "Azure migration");
     assert_eq!(opp["estimatedvalue"], 48000.0);
     assert_eq!(opp["estimatedclosedate"], "2027-06-30");
-    assert_eq!(opp["msp_syncwithpartnercenter"], true);
+    assert_eq!(opp[col::SYNC], true);
     let opp_id = opp["opportunityid"].as_str().unwrap();
     let accounts = app.world.dataverse().rows("accounts");
     assert!(
@@ -128,7 +129,7 @@ async fn an_unknown_crm_id_is_ignored_and_audited() {
             .dataverse()
             .rows("opportunities")
             .iter()
-            .any(|o| o["msp_referralid"] == referral["id"]),
+            .any(|o| o[col::REFERRAL_ID] == referral["id"]),
         "no opportunity made for it"
     );
     let audit = app
@@ -216,7 +217,7 @@ async fn a_412_on_the_write_back_is_read_again_and_written_on_the_next_attempt()
     let opportunities = app.world.dataverse().rows("opportunities");
     let ours: Vec<_> = opportunities
         .iter()
-        .filter(|o| o["msp_referralid"] == id.as_str())
+        .filter(|o| o[col::REFERRAL_ID] == id.as_str())
         .collect();
     assert_eq!(ours.len(), 1);
     assert_eq!(

@@ -12,15 +12,14 @@ pub use resubmission::ResubmitRefusal;
 
 use super::StoreError;
 use crate::domain::flows::Flow;
-use crate::domain::runs::{RunStatus, RunTrigger, StepOutcome};
-use serde_json::Value;
+use crate::domain::runs::{RunInput, RunStatus, RunTrigger, StepOutcome};
 use time::OffsetDateTime;
 
 #[derive(Debug, Clone)]
 pub struct NewRun {
     pub flow: Flow,
     pub trigger: RunTrigger,
-    pub input: Value,
+    pub input: RunInput,
     pub record_id: Option<String>,
     pub parent_run_id: Option<i64>,
     pub resubmitted_from: Option<i64>,
@@ -34,7 +33,7 @@ pub struct Run {
     pub flow: Flow,
     pub status: RunStatus,
     pub trigger: RunTrigger,
-    pub input: Value,
+    pub input: RunInput,
     pub record_id: Option<String>,
     pub parent_run_id: Option<i64>,
     pub resubmitted_from: Option<i64>,
@@ -99,7 +98,7 @@ impl TryFrom<Row> for Run {
             status: RunStatus::from_code(&r.status).ok_or_else(|| corrupt("status", &r.status))?,
             trigger: RunTrigger::from_code(&r.trigger_kind)
                 .ok_or_else(|| corrupt("trigger", &r.trigger_kind))?,
-            input: serde_json::from_str(&r.input).map_err(|e| corrupt("input", &e.to_string()))?,
+            input: serde_json::from_str(&r.input).map_err(|_| corrupt("input", &r.input))?,
             record_id: r.record_id,
             parent_run_id: r.parent_run_id,
             resubmitted_from: r.resubmitted_from,
@@ -130,7 +129,7 @@ macro_rules! insert_run {
             .bind(run.flow.as_code())
             .bind(status.as_code())
             .bind(run.trigger.as_code())
-            .bind(run.input.to_string())
+            .bind(run.input.to_value().to_string())
             .bind(run.record_id.clone())
             .bind(run.parent_run_id)
             .bind(run.resubmitted_from)

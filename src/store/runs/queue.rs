@@ -34,7 +34,7 @@ impl Store {
         let row: Result<Row, sqlx::Error> = on_pool!(self, |p| sqlx::query_as(&sql)
             .bind(run.flow.as_code())
             .bind(run.trigger.as_code())
-            .bind(run.input.to_string())
+            .bind(run.input.to_value().to_string())
             .bind(&run.record_id)
             .bind(run.parent_run_id)
             .bind(run.resubmitted_from)

@@ -116,7 +116,6 @@ mod tests {
     use crate::domain::runs::StepOutcome;
     use crate::store::NewStep;
     use crate::store::test_support::{TestDatabase, new_run, now};
-    use serde_json::json;
     use time::Duration;
 
     #[tokio::test]
@@ -189,7 +188,7 @@ mod tests {
         let again = store.run(again).await.unwrap().unwrap();
         assert_eq!(again.resubmitted_from, Some(id));
         assert_eq!(again.trigger, RunTrigger::Resubmit);
-        assert_eq!(again.input, json!({ "referral_id": "r1" }));
+        assert_eq!(again.input, crate::domain::runs::RunInput::referral("r1"));
         assert_eq!(store.related_runs(id).await.unwrap()[0].id, again.id);
         assert_eq!(
             store.resubmit_run(again.id, retry_at).await.unwrap(),
