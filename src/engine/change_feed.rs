@@ -1,7 +1,8 @@
 //! The CRM's change feed: what changed in the CRM since the last poll, read through the CRM port at an
-//! interval (Dynamics 365: change tracking, crm-apis.md §2.6). Every change keeps the Opportunities page current; a change to an opportunity with "Sync with
-//! Partner Center" on (or just switched off) queues a run of "Dynamics 365 to Partner Center" — unless it
-//! is the echo of cosell's own write, which is audited and dropped.
+//! interval (Dynamics 365: change tracking, crm-apis.md §2.6). Every change keeps the Opportunities page
+//! current; a change to an opportunity with "Sync with Partner Center" on (or just switched off) queues
+//! a run of "CRM to Partner Center" — unless it is the echo of cosell's own write, which is audited and
+//! dropped.
 //!
 //! The first poll only mirrors what exists (sharing every synced opportunity at once on the first start
 //! would surprise); the position is saved after the runs are queued, so a crash in between repeats

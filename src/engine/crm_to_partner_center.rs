@@ -1,10 +1,10 @@
-//! "Dynamics 365 to Partner Center": an opportunity with "Sync with Partner Center" on is read from the
+//! "CRM to Partner Center" (named for the CRM, e.g. "Dynamics 365 to Partner Center"): an opportunity with "Sync with Partner Center" on is read from the
 //! CRM (with its account, contact, currency and owner), checked against every rule — a failing one costs
 //! no Partner Center call — and then, through the child flows, shared as a new co-sell referral
 //! ("Create Co-sell Referral") or brought in step with its referral by one JSON Patch guarded by the
 //! referral's eTag ("Opportunity to Partner Center"). "[Customize]" applies the admin's value mapping.
 //!
-//! Our own writes do not echo: the CRM row version cosell's write produces is remembered (the change
+//! Written once, against the CRM port. Our own writes do not echo: the record version cosell's write produces is remembered (the change
 //! feed ignores it), and the Partner Center fields last sent are remembered with the referral's eTag, so
 //! an opportunity whose shared fields did not change costs no Partner Center call at all.
 

@@ -167,7 +167,7 @@ impl Engine {
         &self.endpoints
     }
 
-    /// The value mapping the admin configured, or Dynamics 365's defaults.
+    /// The value mapping the admin configured, or the defaults.
     pub async fn mapping(&self) -> Result<crate::domain::mapping::Mapping, StoreError> {
         Ok(match self.store.setting(MAPPING_SETTING).await? {
             None => Default::default(),

@@ -1,4 +1,4 @@
-//! Connections: Partner Center and Dynamics 365, connected by OAuth consent in the browser. Shows who each
+//! Connections: Partner Center and the CRM, connected by OAuth consent in the browser. Shows who each
 //! runs as, whether it works (with the fix when it does not), and the API calls spent today.
 //! Tokens never reach this page.
 
@@ -131,7 +131,7 @@ pub fn ConnectionsPage() -> impl IntoView {
             let connected = q.get("connected").and_then(|c| System::from_code(&c)).map(|s| format!("{} is connected and works.", s.label()));
             let error = q.get("error");
             view! {
-                <p>"cosell works as the accounts connected here. Connect each with an account that has the role it needs: a Partner Center Referrals admin, and a Dynamics 365 System Administrator or System Customizer."</p>
+                <p>"cosell works as the accounts connected here. Connect each with an account that has the role it needs: a Partner Center Referrals admin, and in the CRM an account allowed to customize it (Dynamics 365: System Administrator or System Customizer)."</p>
                 {connected.map(|m| view! { <p class="notice" role="status">{m}</p> })}
                 {error.map(|m| view! { <p class="error" role="alert">{m}</p> })}
                 {move || crate::pages::action_result(test.value().get())}

@@ -221,7 +221,7 @@ pub fn OpportunitiesPage() -> impl IntoView {
         <Gate needed=Access::Viewer title="Opportunities" content=move |me: crate::auth::Me| {
             let admin = me.user.access == Access::Admin;
             view! {
-                <p>"The opportunities in Dynamics 365, kept current from its change feed. Only those with “Sync with Partner Center” on are shared; each one must pass every rule first, and one that does not costs no Partner Center call."</p>
+                <p>"The opportunities in the CRM, kept current from its change feed. Only those with “Sync with Partner Center” on are shared; each one must pass every rule first, and one that does not costs no Partner Center call."</p>
                 {move || crate::pages::action_result(switch.value().get())}
                 {move || crate::pages::action_result(now.value().get())}
                 {move || crate::pages::action_result(checking.value().get())}
@@ -237,7 +237,7 @@ pub fn OpportunitiesPage() -> impl IntoView {
                         match list.await {
                             Err(e) => view! { <p class="error" role="alert">{e.to_string()}</p> }.into_any(),
                             Ok(l) if l.rows.is_empty() => view! {
-                                <p class="empty">"No opportunities yet: connect Dynamics 365 and switch the flows on; the change feed fills this list."</p>
+                                <p class="empty">"No opportunities yet: connect the CRM and switch the flows on; the change feed fills this list."</p>
                             }.into_any(),
                             Ok(l) => {
                                 let next = l.next.map(|(name, id)| {

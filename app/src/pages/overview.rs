@@ -215,7 +215,10 @@ pub async fn health() -> Result<Vec<HealthCheck>, AppError> {
                     "The CRM's changes were last read {}.",
                     crate::pages::when(at)
                 ),
-                None => "The CRM's changes have not been read yet (connect Dynamics 365).".into(),
+                None => format!(
+                    "The CRM's changes have not been read yet (connect {}).",
+                    crm.label()
+                ),
             }
         ),
         "/opportunities",

@@ -5,16 +5,22 @@
 //! The co-sell solution's custom columns (`msp_*`) are not confirmed by the reference: their names are
 //! settings ([`Columns`], `COSELL_DYNAMICS_COLUMNS`), with the names the sandbox uses as defaults.
 
+mod columns;
+mod rows;
+
 use super::{Changes, CrmError, CrmPort, WriteBack};
-use crate::clients::dynamics::{DynamicsClient, version_of};
+use crate::clients::dynamics::DynamicsClient;
 use crate::clients::http::CallError;
 use crate::crypto::Secret;
 use crate::domain::codes::CurrencyCode;
 use crate::domain::connection::Diagnosis;
-use crate::domain::opportunity::{Customer, Opportunity, OpportunityState, Person};
+use crate::domain::opportunity::{Customer, Opportunity, Person};
 use crate::domain::referral::{Address, OpportunityChanges, OpportunityDraft};
 use crate::domain::system::{Crm, System};
 use crate::engine::context::{CallFailure, Calls};
+pub use columns::Columns;
+use columns::{ACCOUNT_COLUMNS, ACCOUNT_FEED_COLUMNS};
+use rows::{label, person, text, with_id};
 use serde_json::{Map, Value, json};
 use std::future::Future;
 
@@ -26,107 +32,6 @@ pub const ADMIN_ROLE_TEMPLATES: [&str; 2] = [
     "627090ff-40a3-4053-8790-584edc5be201", // System Administrator
     "119f245c-3cc8-4b62-b31c-d1a046ced15d", // System Customizer
 ];
-
-/// The co-sell solution's columns on `opportunity`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Columns {
-    pub sync: String,
-    pub referral_id: String,
-    pub referral_link: String,
-    pub audit: String,
-    pub solutions: String,
-    pub help: String,
-}
-
-impl Default for Columns {
-    fn default() -> Columns {
-        Columns {
-            sync: "msp_syncwithpartnercenter".into(),
-            referral_id: "msp_referralid".into(),
-            referral_link: "msp_referrallink".into(),
-            audit: "msp_cosellaudit".into(),
-            solutions: "msp_microsoftsolutions".into(),
-            help: "msp_howcanmicrosofthelp".into(),
-        }
-    }
-}
-
-impl Columns {
-    const KEYS: [&'static str; 6] = [
-        "sync",
-        "referral_id",
-        "referral_link",
-        "audit",
-        "solutions",
-        "help",
-    ];
-
-    /// `sync=new_sync,audit=new_audit`: the columns named differ from the defaults, the others keep
-    /// theirs. A key not in the list, or a name that is not a Dataverse logical name, is refused.
-    pub fn parse(text: &str) -> Result<Columns, String> {
-        let mut columns = Columns::default();
-        for pair in text.split(',').map(str::trim).filter(|p| !p.is_empty()) {
-            let (key, name) = pair
-                .split_once('=')
-                .map(|(k, v)| (k.trim(), v.trim()))
-                .ok_or_else(|| format!("“{pair}” is not key=column"))?;
-            let logical = !name.is_empty()
-                && name
-                    .chars()
-                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
-            if !logical {
-                return Err(format!(
-                    "“{name}” is not a Dataverse logical name (lower-case letters, digits, _)"
-                ));
-            }
-            let slot = match key {
-                "sync" => &mut columns.sync,
-                "referral_id" => &mut columns.referral_id,
-                "referral_link" => &mut columns.referral_link,
-                "audit" => &mut columns.audit,
-                "solutions" => &mut columns.solutions,
-                "help" => &mut columns.help,
-                other => {
-                    return Err(format!(
-                        "unknown column key “{other}” (known: {})",
-                        Columns::KEYS.join(", ")
-                    ));
-                }
-            };
-            *slot = name.to_string();
-        }
-        Ok(columns)
-    }
-
-    /// What the change feed tracks.
-    fn feed(&self) -> String {
-        format!(
-            "name,statecode,{},{},{},_customerid_value",
-            self.sync, self.referral_id, self.referral_link
-        )
-    }
-
-    /// The opportunity's own columns.
-    fn own(&self) -> String {
-        format!(
-            "name,estimatedvalue,estimatedclosedate,description,statecode,{},{},{},_customerid_value,_transactioncurrencyid_value",
-            self.sync, self.referral_id, self.referral_link
-        )
-    }
-
-    /// Everything the rules read.
-    fn full(&self) -> String {
-        format!(
-            "name,description,estimatedvalue,estimatedclosedate,statecode,statuscode,salesstage,{},{},{},{},{},{},\
-             _customerid_value,_parentaccountid_value,_parentcontactid_value,_transactioncurrencyid_value,_ownerid_value",
-            self.sync, self.referral_id, self.referral_link, self.audit, self.solutions, self.help
-        )
-    }
-}
-
-const ACCOUNT_COLUMNS: &str = "accountid,name,address1_line1,address1_city,address1_stateorprovince,address1_postalcode,address1_country,_primarycontactid_value";
-/// The account columns the rules read: a change to one of them can make an opportunity ready.
-const ACCOUNT_FEED_COLUMNS: &str = "name,address1_line1,address1_city,address1_stateorprovince,address1_postalcode,address1_country";
 
 pub struct DynamicsAdapter {
     client: DynamicsClient,
@@ -213,74 +118,6 @@ impl DynamicsAdapter {
         .await
     }
 
-    /// The opportunity's own fields from its row (full reads add the rest).
-    fn own_fields(&self, row: &Value) -> Option<Opportunity> {
-        let c = &self.columns;
-        Some(Opportunity {
-            id: text(row, "opportunityid")?,
-            name: row["name"].as_str().unwrap_or_default().to_string(),
-            sync: row[&c.sync].as_bool().unwrap_or(false),
-            referral_id: text(row, &c.referral_id),
-            referral_link: text(row, &c.referral_link),
-            note: text(row, &c.audit),
-            account_id: text(row, "_customerid_value"),
-            currency_id: text(row, "_transactioncurrencyid_value"),
-            state: match row["statecode"].as_i64() {
-                Some(1) => OpportunityState::Won,
-                Some(2) => OpportunityState::Lost,
-                _ => OpportunityState::Open,
-            },
-            deal_value: row["estimatedvalue"].as_f64(),
-            closing_date: text(row, "estimatedclosedate").and_then(|d| {
-                time::Date::parse(
-                    &d,
-                    time::macros::format_description!("[year]-[month]-[day]"),
-                )
-                .ok()
-            }),
-            notes: text(row, "description"),
-            version: version_of(row),
-            ..Default::default()
-        })
-    }
-
-    /// The Dataverse columns of an opportunity's changes; lookups are bound.
-    fn columns_of(&self, changes: &OpportunityChanges) -> Map<String, Value> {
-        let c = &self.columns;
-        let mut fields = Map::new();
-        let mut put = |column: &str, value: Value| {
-            fields.insert(column.to_string(), value);
-        };
-        if let Some(name) = &changes.name {
-            put("name", json!(name));
-        }
-        if let Some(value) = changes.deal_value {
-            put("estimatedvalue", json!(value));
-        }
-        if let Some(date) = changes.closing_date {
-            put("estimatedclosedate", json!(date_text(date)));
-        }
-        if let Some(notes) = &changes.notes {
-            put("description", json!(notes));
-        }
-        if let Some(sync) = changes.sync {
-            put(&c.sync, json!(sync));
-        }
-        if let Some(id) = &changes.referral_id {
-            put(&c.referral_id, json!(id));
-        }
-        if let Some(link) = &changes.referral_link {
-            put(&c.referral_link, json!(link));
-        }
-        if let Some(currency) = &changes.currency_id {
-            put(
-                "transactioncurrencyid@odata.bind",
-                json!(format!("/transactioncurrencies({currency})")),
-            );
-        }
-        fields
-    }
-
     /// One table's changes since `position`, following every page; an expired delta link (kept 7
     /// days, crm-apis.md §2.7) reads everything again.
     async fn changes(
@@ -323,35 +160,6 @@ impl DynamicsAdapter {
     }
 }
 
-fn text(row: &Value, column: &str) -> Option<String> {
-    row[column]
-        .as_str()
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-        .map(str::to_string)
-}
-
-fn label(row: &Value, column: &str) -> Option<String> {
-    text(
-        row,
-        &format!("{column}@OData.Community.Display.V1.FormattedValue"),
-    )
-}
-
-fn date_text(date: time::Date) -> String {
-    date.format(time::macros::format_description!("[year]-[month]-[day]"))
-        .unwrap_or_default()
-}
-
-fn person(p: &Value, email: &str, phones: &[&str]) -> Person {
-    Person {
-        first_name: text(p, "firstname"),
-        last_name: text(p, "lastname"),
-        email: text(p, email),
-        phone: phones.iter().find_map(|c| text(p, c)),
-    }
-}
-
 #[async_trait::async_trait]
 impl CrmPort for DynamicsAdapter {
     fn crm(&self) -> Crm {
@@ -378,7 +186,7 @@ impl CrmPort for DynamicsAdapter {
             .await?;
         Ok(row.as_ref().and_then(|r| {
             // A row read by id carries no id column unless selected: it is the one asked for.
-            let mut o = self.own_fields(&with_id(r, id))?;
+            let mut o = self.columns.opportunity(&with_id(r, id))?;
             o.id = id.to_string();
             Some(o)
         }))
@@ -476,7 +284,7 @@ impl CrmPort for DynamicsAdapter {
                 "firstname,lastname,internalemailaddress,address1_telephone1,mobilephone",
             )
             .await?;
-        let Some(own) = self.own_fields(&row) else {
+        let Some(own) = self.columns.opportunity(&row) else {
             return Ok(None);
         };
         let c = &self.columns;
@@ -638,7 +446,9 @@ impl CrmPort for DynamicsAdapter {
         account_id: &str,
         currency_id: Option<&str>,
     ) -> Result<String, CrmError> {
-        let mut fields = self.columns_of(&draft.changes(&Opportunity::default(), currency_id));
+        let mut fields = self
+            .columns
+            .write(&draft.changes(&Opportunity::default(), currency_id));
         fields.insert(
             "customerid_account@odata.bind".into(),
             json!(format!("/accounts({account_id})")),
@@ -653,7 +463,7 @@ impl CrmPort for DynamicsAdapter {
         opportunity: &Opportunity,
         changes: &OpportunityChanges,
     ) -> Result<(), CrmError> {
-        let fields = self.columns_of(changes);
+        let fields = self.columns.write(changes);
         // Guarded by the version read: if someone wrote in between, the caller reads again rather than
         // overwrite their change.
         let e_tag = opportunity
@@ -724,7 +534,11 @@ impl CrmPort for DynamicsAdapter {
             .changes(calls, "opportunities", &self.columns.feed(), position)
             .await?;
         Ok(Changes {
-            changed: set.rows.iter().filter_map(|r| self.own_fields(r)).collect(),
+            changed: set
+                .rows
+                .iter()
+                .filter_map(|r| self.columns.opportunity(r))
+                .collect(),
             deleted: set.deleted,
             position: set.delta_link,
             restarted,
@@ -784,16 +598,6 @@ impl CrmPort for DynamicsAdapter {
     }
 }
 
-/// A row read by its id, with the id column set (Dataverse returns the primary key, the sandbox too;
-/// this keeps a row without it readable).
-fn with_id(row: &Value, id: &str) -> Value {
-    let mut row = row.clone();
-    if row.get("opportunityid").is_none_or(Value::is_null) {
-        row["opportunityid"] = json!(id);
-    }
-    row
-}
-
 /// Whether a Dataverse user's role template ids allow running the connector.
 pub fn roles_sufficient<S: AsRef<str>>(role_templates: &[S]) -> bool {
     role_templates.iter().any(|t| {
@@ -808,26 +612,6 @@ mod tests {
     use super::*;
 
     #[test]
-    fn column_settings_override_only_what_they_name() {
-        let c = Columns::parse("sync=new_sync, audit=new_cosellaudit").unwrap();
-        assert_eq!(c.sync, "new_sync");
-        assert_eq!(c.audit, "new_cosellaudit");
-        assert_eq!(c.referral_id, Columns::default().referral_id);
-        assert_eq!(Columns::parse("").unwrap(), Columns::default());
-        assert!(
-            Columns::parse("colour=x")
-                .unwrap_err()
-                .contains("unknown column key")
-        );
-        assert!(
-            Columns::parse("sync=Bad Name")
-                .unwrap_err()
-                .contains("logical name")
-        );
-        assert!(Columns::parse("sync").unwrap_err().contains("key=column"));
-    }
-
-    #[test]
     fn roles_are_judged_by_template_id() {
         assert!(roles_sufficient(&["627090FF-40A3-4053-8790-584EDC5BE201"]));
         assert!(roles_sufficient(&[
@@ -836,31 +620,5 @@ mod tests {
         ]));
         assert!(!roles_sufficient(&["236750cd-45ae-4939-ab12-b24b920ced93"]));
         assert!(!roles_sufficient::<&str>(&[]));
-    }
-
-    #[test]
-    fn changes_become_columns_and_binds() {
-        let adapter = DynamicsAdapter::new(
-            DynamicsClient::new(reqwest::Client::new(), "http://127.0.0.1:9/api/data/v9.2"),
-            "http://127.0.0.1:9",
-            Columns::default(),
-        );
-        let fields = adapter.columns_of(&OpportunityChanges {
-            name: Some("Deal".into()),
-            deal_value: Some(25000.0),
-            closing_date: Some(time::macros::date!(2027 - 03 - 31)),
-            sync: Some(true),
-            currency_id: Some("C1".into()),
-            ..Default::default()
-        });
-        assert_eq!(fields["name"], "Deal");
-        assert_eq!(fields["estimatedvalue"], 25000.0);
-        assert_eq!(fields["estimatedclosedate"], "2027-03-31");
-        assert_eq!(fields["msp_syncwithpartnercenter"], true);
-        assert_eq!(
-            fields["transactioncurrencyid@odata.bind"],
-            "/transactioncurrencies(C1)"
-        );
-        assert_eq!(fields.len(), 5);
     }
 }
