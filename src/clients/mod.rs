@@ -5,3 +5,4 @@ pub mod dynamics;
 pub mod entra;
 pub mod http;
 pub mod partner_center;
+pub mod salesforce;
