@@ -21,12 +21,15 @@
 //!   `x@odata.bind`); 201 `{"id": "…"}`
 //! - `GET`/`PATCH`/`DELETE /_control/dataverse/{set}/{id}` — read / edit (a new version) / delete a row as
 //!   that CRM user; a PATCH of `statecode` closes an opportunity as the UI's "Close as Won/Lost" does
+//! - `/_control/salesforce/…` — the Salesforce org's records and switches, see
+//!   [`crate::salesforce::control`]
 
 use crate::clock::Clock;
 use crate::dataverse::Dataverse;
 use crate::entra::{Entra, Faults as EntraFaults};
 use crate::faults::{FaultRule, Faults};
 use crate::partner_center::PartnerCenter;
+use crate::salesforce::Salesforce;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -40,6 +43,7 @@ pub struct ControlState {
     pub entra: Entra,
     pub partner_center: PartnerCenter,
     pub dataverse: Dataverse,
+    pub salesforce: Salesforce,
     pub faults: Faults,
     pub clock: Clock,
 }

@@ -7,8 +7,13 @@
 //! - `/{tenant}/…` — Microsoft Entra ID (v2 OpenID Connect + OAuth 2.0), see [`entra`];
 //! - `/v1.0/engagements/referrals…` — the Partner Center Referrals API, see [`partner_center`];
 //! - `/api/data/v9.2/…` — the Dataverse Web API (Dynamics 365), see [`dataverse`];
+//! - `/services/oauth2/{authorize,token,revoke}`, `/id/{orgId}/{userId}` and `/services/data/…` —
+//!   Salesforce OAuth and REST API (sObjects, SOQL `query`/`queryAll`, `composite`, `limits`), with the
+//!   sandbox base URL as both login URL and `instance_url`, see [`salesforce`];
 //! - `/_control/…` — the control surface tests and scripts use to act as a Microsoft seller, inject
-//!   faults and move the clock, see [`control`].
+//!   faults and move the clock, see [`control`]; `/_control/salesforce/…` acts as a Salesforce user and
+//!   flips the org's switches (multi-currency, state and country picklists, refresh-token rotation, API
+//!   allocation), see [`salesforce`].
 
 pub mod clock;
 pub mod control;
@@ -18,6 +23,7 @@ pub mod faults;
 mod html;
 mod odata_lexer;
 pub mod partner_center;
+pub mod salesforce;
 pub mod testing;
 
 use axum::Router;
@@ -31,6 +37,7 @@ pub use dataverse::Dataverse;
 pub use entra::{DemoUser, Entra};
 pub use faults::{FaultRule, Faults};
 pub use partner_center::PartnerCenter;
+pub use salesforce::Salesforce;
 
 /// A running sandbox. Dropping it (or calling [`Sandbox::shutdown`]) stops the listener.
 pub struct Sandbox {
@@ -38,6 +45,7 @@ pub struct Sandbox {
     entra: Entra,
     partner_center: PartnerCenter,
     dataverse: Dataverse,
+    salesforce: Salesforce,
     faults: Faults,
     clock: Clock,
     stop: watch::Sender<bool>,
@@ -52,13 +60,15 @@ impl Sandbox {
         let clock = Clock::default();
         let entra = Entra::seeded(base_url.clone(), clock.clone());
         let partner_center = PartnerCenter::new(base_url.clone(), entra.clone(), clock.clone());
-        let dataverse = Dataverse::new(base_url, entra.clone(), clock.clone());
+        let dataverse = Dataverse::new(base_url.clone(), entra.clone(), clock.clone());
+        let salesforce = Salesforce::new(base_url, clock.clone());
         let faults = Faults::default();
         let app = router(control::ControlState {
             base_url: format!("http://{addr}"),
             entra: entra.clone(),
             partner_center: partner_center.clone(),
             dataverse: dataverse.clone(),
+            salesforce: salesforce.clone(),
             faults: faults.clone(),
             clock: clock.clone(),
         });
@@ -79,6 +89,7 @@ impl Sandbox {
             entra,
             partner_center,
             dataverse,
+            salesforce,
             faults,
             clock,
             stop,
@@ -106,6 +117,11 @@ impl Sandbox {
         &self.dataverse
     }
 
+    /// The Salesforce org (the same records the REST API serves).
+    pub fn salesforce(&self) -> &Salesforce {
+        &self.salesforce
+    }
+
     pub fn faults(&self) -> &Faults {
         &self.faults
     }
@@ -131,9 +147,14 @@ fn router(state: control::ControlState) -> Router {
         .merge(entra::routes(state.entra.clone()))
         .merge(partner_center::routes(state.partner_center.clone()))
         .merge(dataverse::routes(state.dataverse.clone()))
+        .merge(salesforce::routes(state.salesforce.clone()))
         .layer(axum::middleware::from_fn_with_state(
             state.faults.clone(),
             faults::inject,
         ));
-    apis.nest("/_control", control::routes(Arc::new(state)))
+    let salesforce_control = salesforce::control::routes(state.salesforce.clone());
+    apis.nest(
+        "/_control",
+        control::routes(Arc::new(state)).merge(salesforce_control),
+    )
 }

@@ -149,3 +149,69 @@ impl WebhookReceiver {
         self.calls.recv().await.expect("receiver open")
     }
 }
+
+const SALESFORCE_REDIRECT: &str = "http://127.0.0.1:9/salesforce-callback";
+
+/// The token response for a Salesforce demo `user` (`admin`, `standard`, `revoked`) and `scope`,
+/// through the authorize page (PKCE) and the token endpoint, over HTTP.
+pub async fn salesforce_tokens(sandbox: &Sandbox, user: &str, scope: &str) -> serde_json::Value {
+    use crate::salesforce::{SALESFORCE_CLIENT_ID, SALESFORCE_CLIENT_SECRET};
+    sandbox
+        .salesforce()
+        .register_redirect_uri(SALESFORCE_REDIRECT);
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client");
+    let verifier = crate::entra::random_token(64);
+    let challenge = URL_SAFE_NO_PAD.encode(Sha256::digest(verifier.as_bytes()));
+    let base = format!("{}/services/oauth2", sandbox.base_url());
+    let picked = http
+        .post(format!("{base}/authorize"))
+        .form(&[
+            ("client_id", SALESFORCE_CLIENT_ID),
+            ("response_type", "code"),
+            ("redirect_uri", SALESFORCE_REDIRECT),
+            ("scope", scope),
+            ("code_challenge", &challenge),
+            ("code_challenge_method", "S256"),
+            ("user", user),
+        ])
+        .send()
+        .await
+        .expect("authorize");
+    let location = picked
+        .headers()
+        .get("location")
+        .and_then(|v| v.to_str().ok())
+        .expect("redirect back");
+    let code = url::Url::parse(location)
+        .expect("URL")
+        .query_pairs()
+        .find(|(k, _)| k == "code")
+        .map(|(_, v)| v.into_owned())
+        .unwrap_or_else(|| panic!("no code in {location}"));
+    http.post(format!("{base}/token"))
+        .form(&[
+            ("grant_type", "authorization_code"),
+            ("client_id", SALESFORCE_CLIENT_ID),
+            ("client_secret", SALESFORCE_CLIENT_SECRET),
+            ("code", &code),
+            ("redirect_uri", SALESFORCE_REDIRECT),
+            ("code_verifier", &verifier),
+        ])
+        .send()
+        .await
+        .expect("token")
+        .json()
+        .await
+        .expect("token JSON")
+}
+
+/// A Salesforce access token for a demo user, with the `api` and `refresh_token` scopes.
+pub async fn salesforce_access_token(sandbox: &Sandbox, user: &str) -> String {
+    salesforce_tokens(sandbox, user, "api refresh_token id").await["access_token"]
+        .as_str()
+        .expect("access_token")
+        .to_string()
+}

@@ -26,6 +26,24 @@ pub enum Command {
     Serve(Box<ServeArgs>),
 }
 
+/// The CRM an instance keeps in step with Partner Center.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum CrmChoice {
+    #[value(name = "dynamics365")]
+    Dynamics365,
+    #[value(name = "salesforce")]
+    Salesforce,
+}
+
+impl From<CrmChoice> for cosell::domain::system::Crm {
+    fn from(c: CrmChoice) -> Self {
+        match c {
+            CrmChoice::Dynamics365 => cosell::domain::system::Crm::Dynamics365,
+            CrmChoice::Salesforce => cosell::domain::system::Crm::Salesforce,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum LogFormat {
     Json,
@@ -116,6 +134,27 @@ pub struct ServeArgs {
     /// How often the CRM's change feed is read (sellers' edits, "Sync with Partner Center" switched).
     #[arg(long, env = "COSELL_CRM_POLL_MS", default_value_t = 60_000)]
     pub crm_poll_ms: u64,
+    /// The CRM this instance keeps in step with Partner Center (one per instance).
+    #[arg(long, env = "COSELL_CRM", value_enum, default_value = "dynamics365")]
+    pub crm: CrmChoice,
+    /// Where Salesforce users sign in: https://login.salesforce.com, https://test.salesforce.com for a
+    /// sandbox org, or your My Domain URL (the sandbox has its own).
+    #[arg(
+        long,
+        env = "COSELL_SALESFORCE_LOGIN_URL",
+        default_value = "https://login.salesforce.com"
+    )]
+    pub salesforce_login_url: String,
+    /// Consumer key of the connected app cosell signs in to Salesforce with.
+    #[arg(long, env = "COSELL_SALESFORCE_CLIENT_ID")]
+    pub salesforce_client_id: Option<String>,
+    /// Consumer secret of that connected app.
+    #[arg(long, env = "COSELL_SALESFORCE_CLIENT_SECRET", hide_env_values = true)]
+    pub salesforce_client_secret: Option<String>,
+    /// The co-sell fields' API names on Opportunity where they differ from Microsoft's package, as
+    /// key=Api_Name__c pairs: sync, referral_id, referral_link, audit, help, solutions.
+    #[arg(long, env = "COSELL_SALESFORCE_FIELDS", default_value = "")]
+    pub salesforce_fields: String,
 }
 
 /// A configuration problem, naming the setting.
@@ -191,6 +230,28 @@ pub struct Settings {
     pub workers: usize,
     pub retry: cosell::engine::retry::RetryPolicy,
     pub crm_poll: std::time::Duration,
+    pub crm: cosell::domain::system::Crm,
+    /// The connected app, with `--crm salesforce` outside the sandbox (the sandbox brings its own).
+    pub salesforce: Option<SalesforceSettings>,
+    pub salesforce_fields: cosell::engine::crm::salesforce::Fields,
+}
+
+/// The Salesforce connected app cosell connects with.
+#[derive(Clone)]
+pub struct SalesforceSettings {
+    pub login_url: Url,
+    pub client_id: String,
+    pub client_secret: String,
+}
+
+impl fmt::Debug for SalesforceSettings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SalesforceSettings")
+            .field("login_url", &self.login_url.as_str())
+            .field("client_id", &self.client_id)
+            .field("client_secret", &"…")
+            .finish()
+    }
 }
 
 /// How inbound Partner Center webhooks are verified. In sandbox mode, unset values come from the sandbox.
@@ -349,12 +410,43 @@ impl ServeArgs {
         if self.workers == 0 {
             return Err(problem("COSELL_WORKERS (--workers)", "must be at least 1"));
         }
+        let salesforce_fields =
+            cosell::engine::crm::salesforce::Fields::parse(&self.salesforce_fields)
+                .map_err(|why| problem("COSELL_SALESFORCE_FIELDS (--salesforce-fields)", why))?;
+        let salesforce = match (self.crm, self.sandbox) {
+            (CrmChoice::Salesforce, false) => Some(SalesforceSettings {
+                login_url: parse_http_url(
+                    self.salesforce_login_url.trim().trim_end_matches('/'),
+                    "COSELL_SALESFORCE_LOGIN_URL (--salesforce-login-url)",
+                )?,
+                client_id: non_empty(
+                    self.salesforce_client_id.unwrap_or_default(),
+                    "COSELL_SALESFORCE_CLIENT_ID (--salesforce-client-id)",
+                )
+                .map_err(|e| ConfigError {
+                    problem: "is required with --crm salesforce: the Consumer Key of your connected app (Setup → App Manager)".into(),
+                    ..e
+                })?,
+                client_secret: non_empty(
+                    self.salesforce_client_secret.unwrap_or_default(),
+                    "COSELL_SALESFORCE_CLIENT_SECRET (--salesforce-client-secret)",
+                )
+                .map_err(|e| ConfigError {
+                    problem: "is required with --crm salesforce: the Consumer Secret of your connected app".into(),
+                    ..e
+                })?,
+            }),
+            _ => None,
+        };
         let retry = cosell::engine::retry::RetryPolicy {
             base: std::time::Duration::from_millis(self.retry_base_ms.max(1)),
             call_timeout: std::time::Duration::from_millis(self.call_timeout_ms.max(1)),
             ..Default::default()
         };
         Ok(Settings {
+            crm: self.crm.into(),
+            salesforce,
+            salesforce_fields,
             dynamics_url,
             dynamics_columns,
             workers: self.workers,
@@ -407,6 +499,65 @@ mod tests {
     }
 
     const KEY: &str = "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=";
+
+    #[test]
+    fn salesforce_needs_its_connected_app_outside_the_sandbox() {
+        let s = parse(&["--sandbox", "--crm", "salesforce"]).unwrap();
+        assert_eq!(s.crm, cosell::domain::system::Crm::Salesforce);
+        assert!(s.salesforce.is_none(), "the sandbox brings its own");
+        let entra = [
+            "--secret-key",
+            KEY,
+            "--entra-tenant-id",
+            "contoso.onmicrosoft.com",
+            "--oidc-client-id",
+            "c",
+            "--oidc-client-secret",
+            "s",
+            "--crm",
+            "salesforce",
+        ];
+        let err = parse(&entra).unwrap_err();
+        assert_eq!(
+            err.setting,
+            "COSELL_SALESFORCE_CLIENT_ID (--salesforce-client-id)"
+        );
+        let mut with_id = entra.to_vec();
+        with_id.extend(["--salesforce-client-id", "3MVG9"]);
+        let err = parse(&with_id).unwrap_err();
+        assert_eq!(
+            err.setting,
+            "COSELL_SALESFORCE_CLIENT_SECRET (--salesforce-client-secret)"
+        );
+        let mut bad_url = with_id.clone();
+        bad_url.extend([
+            "--salesforce-client-secret",
+            "x",
+            "--salesforce-login-url",
+            "login",
+        ]);
+        let err = parse(&bad_url).unwrap_err();
+        assert_eq!(
+            err.setting,
+            "COSELL_SALESFORCE_LOGIN_URL (--salesforce-login-url)"
+        );
+        let mut good = with_id.clone();
+        good.extend([
+            "--salesforce-client-secret",
+            "x",
+            "--salesforce-login-url",
+            "https://test.salesforce.com/",
+        ]);
+        let s = parse(&good).unwrap();
+        let sf = s.salesforce.expect("salesforce settings");
+        assert_eq!(sf.login_url.as_str(), "https://test.salesforce.com/");
+        assert!(
+            !format!("{sf:?}").contains("\"x\""),
+            "the secret is never printed"
+        );
+        let unknown = Cli::try_parse_from(["cosell", "serve", "--sandbox", "--crm", "sap"]);
+        assert!(unknown.is_err(), "an unknown CRM stops start-up");
+    }
 
     #[test]
     fn sandbox_needs_nothing_else() {

@@ -104,6 +104,22 @@ async fn connect(
     let Some(system) = System::from_code(&system) else {
         return back(&[("error", "There is no such system to connect.")]);
     };
+    if let System::Crm(crm) = system
+        && crm != app.engine.crm()
+    {
+        return back(&[(
+            "error",
+            &format!(
+                "This instance syncs with {}: start cosell with --crm {} to connect {}.",
+                app.engine.crm().label(),
+                crm.as_code(),
+                crm.label()
+            ),
+        )]);
+    }
+    if system == System::SALESFORCE {
+        return connect_salesforce(&app, &session, &user).await;
+    }
     let Some(scopes) = scopes(&app, system) else {
         return back(&[(
             "error",
@@ -126,6 +142,73 @@ async fn connect(
     }
     tracing::info!(user = %user.object_id, system = system.as_code(), "connection consent started");
     Redirect::to(start.url.as_str()).into_response()
+}
+
+/// Salesforce's own web server flow with PKCE (crm-apis.md §3.2): the consent in flight is kept like
+/// Entra's, under its `state`.
+async fn connect_salesforce(app: &AppState, session: &Session, user: &SignedInUser) -> Response {
+    let Some(oauth) = app.engine.tokens().salesforce() else {
+        return back(&[(
+            "error",
+            "No Salesforce connected app is configured: set COSELL_SALESFORCE_CLIENT_ID and COSELL_SALESFORCE_CLIENT_SECRET and restart cosell.",
+        )]);
+    };
+    let start = oauth.authorize_url();
+    let now = consent_now();
+    let consent = Consent {
+        system: System::SALESFORCE,
+        verifier: start.verifier.expose().to_string(),
+        started_at: now,
+    };
+    if let Err(e) = PENDING
+        .push(session, start.state.clone(), consent, now)
+        .await
+    {
+        tracing::error!(error = %e, "session store failed");
+        return back(&[("error", "cosell could not start the connection; try again.")]);
+    }
+    tracing::info!(user = %user.object_id, system = "salesforce", "connection consent started");
+    Redirect::to(&start.url).into_response()
+}
+
+/// The connection a Salesforce callback's code gives: its refresh token, its user, its org's URL.
+async fn salesforce_connection(
+    app: &AppState,
+    code: &str,
+    verifier: Secret,
+    by: &str,
+) -> Result<NewConnection, String> {
+    let system = System::SALESFORCE;
+    let oauth = app
+        .engine
+        .tokens()
+        .salesforce()
+        .ok_or("No Salesforce connected app is configured.")?;
+    let grant = oauth.exchange_code(code, &verifier).await.map_err(|e| {
+        tracing::warn!(error = %e, "Salesforce code exchange failed");
+        let d = e.diagnosis();
+        format!("{}. {}", d.headline(system), d.fix(system))
+    })?;
+    let refresh_token = grant.refresh_token.clone().ok_or(
+        "Salesforce granted no refresh token, so cosell could not keep the connection. Add the scope “Perform requests at any time (refresh_token, offline_access)” to the connected app, then Connect again.",
+    )?;
+    let me = oauth
+        .identity(&grant.access_token, &grant.identity_url)
+        .await
+        .map_err(|e| {
+            tracing::warn!(error = %e, "Salesforce identity failed");
+            format!("Salesforce did not say who signed in ({e}). Connect again.")
+        })?;
+    Ok(NewConnection {
+        system,
+        account_name: me.display_name,
+        account_username: me.username,
+        account_object_id: me.user_id,
+        tenant_id: me.organization_id,
+        instance_url: Some(grant.instance_url),
+        refresh_token,
+        connected_by: by.to_string(),
+    })
 }
 
 async fn callback(
@@ -153,6 +236,30 @@ async fn callback(
         )]);
     };
     let system = p.system;
+    if system == System::SALESFORCE {
+        if let Some(error) = q.error {
+            tracing::warn!(%error, "Salesforce consent refused");
+            return back(&[
+                ("system", system.as_code()),
+                (
+                    "error",
+                    "Salesforce did not grant access (the user denied it, or the connected app refused). Connect again, and choose Allow.",
+                ),
+            ]);
+        }
+        let Some(code) = q.code else {
+            return back(&[(
+                "error",
+                "Salesforce sent no authorization code. Start again with Connect.",
+            )]);
+        };
+        return match salesforce_connection(&app, &code, Secret::new(p.verifier), &user.object_id)
+            .await
+        {
+            Ok(connection) => save_and_check(&app, &user, connection).await,
+            Err(why) => back(&[("system", system.as_code()), ("error", &why)]),
+        };
+    }
     if let Some(error) = q.error {
         tracing::warn!(%error, description = q.error_description.as_deref().unwrap_or(""), "consent refused");
         let aadsts = q
@@ -200,7 +307,6 @@ async fn callback(
             "Entra ID did not grant offline access, so cosell could not keep the connection. Ask your Entra administrator to allow offline_access for cosell.",
         )]);
     };
-    let now = OffsetDateTime::now_utc();
     let connection = NewConnection {
         system,
         account_name: account.name.clone(),
@@ -214,6 +320,19 @@ async fn callback(
         refresh_token,
         connected_by: user.object_id.clone(),
     };
+    save_and_check(&app, &user, connection).await
+}
+
+/// Keeps a new connection (its refresh token sealed), audits it and tests it at once, so a missing
+/// role shows now rather than at the first sync.
+async fn save_and_check(
+    app: &AppState,
+    user: &SignedInUser,
+    connection: NewConnection,
+) -> Response {
+    let now = OffsetDateTime::now_utc();
+    let system = connection.system;
+    let username = connection.account_username.clone();
     let engine = &app.engine;
     if let Err(e) = engine
         .store()
@@ -233,13 +352,12 @@ async fn callback(
                     AuditAction::ConnectionConnected,
                     "connection",
                     system.as_code(),
-                    format!("{} connected as {}.", system.label(), account.username),
+                    format!("{} connected as {username}.", system.label()),
                 )
             },
             now,
         )
         .await;
-    // Test it at once, so a missing role shows now rather than at the first sync.
     match engine.check_connection(system).await {
         Ok(Ok(_)) => back(&[("connected", system.as_code())]),
         Ok(Err(d)) => back(&[

@@ -9,7 +9,9 @@ use axum::extract::FromRef;
 use axum::routing::get;
 use cosell::clients::entra::EntraClient;
 use cosell::clients::partner_center::webhook_signature::SignatureVerifier;
+use cosell::clients::salesforce::SalesforceOAuth;
 use cosell::crypto::{SealingKey, Secret};
+use cosell::domain::system::Crm;
 use cosell::engine::tokens::TokenSource;
 use cosell::engine::{Endpoints, Engine};
 use cosell::store::Store;
@@ -410,6 +412,8 @@ fn engine(
             ),
             dynamics_api: Some(format!("{}/api/data/v9.2", sb.base_url())),
             dynamics_columns: settings.dynamics_columns.clone(),
+            crm: settings.crm,
+            salesforce_fields: settings.salesforce_fields.clone(),
         },
         None => Endpoints {
             partner_center_api: "https://api.partner.microsoft.com".into(),
@@ -423,13 +427,34 @@ fn engine(
                 .as_ref()
                 .map(|u| format!("{}/api/data/v9.2", u.as_str().trim_end_matches('/'))),
             dynamics_columns: settings.dynamics_columns.clone(),
+            crm: settings.crm,
+            salesforce_fields: settings.salesforce_fields.clone(),
         },
     };
-    let tokens = Arc::new(TokenSource::new(
-        store.clone(),
-        settings.sealing_key.clone(),
-        entra,
-    ));
+    let tokens = TokenSource::new(store.clone(), settings.sealing_key.clone(), entra);
+    // Salesforce signs its users in itself, through the connected app (the sandbox brings one).
+    let salesforce = match (settings.crm, sandbox, &settings.salesforce) {
+        (Crm::Salesforce, Some(sb), _) => Some({
+            sb.salesforce().register_redirect_uri(connect_redirect);
+            SalesforceOAuth::new(
+                &sb.base_url(),
+                cosell_sandbox::salesforce::SALESFORCE_CLIENT_ID,
+                &Secret::new(cosell_sandbox::salesforce::SALESFORCE_CLIENT_SECRET),
+                connect_redirect,
+            )
+        }),
+        (Crm::Salesforce, None, Some(app)) => Some(SalesforceOAuth::new(
+            app.login_url.as_str(),
+            &app.client_id,
+            &Secret::new(app.client_secret.clone()),
+            connect_redirect,
+        )),
+        _ => None,
+    };
+    let tokens = Arc::new(match salesforce {
+        Some(oauth) => tokens.with_salesforce(oauth.map_err(StartError::Engine)?),
+        None => tokens,
+    });
     Engine::new(store, tokens, endpoints, settings.retry.clone()).map_err(StartError::Engine)
 }
 

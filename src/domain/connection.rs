@@ -31,10 +31,12 @@ pub enum Diagnosis {
     NotAMember,
     /// The system did not answer, or answered with a server error.
     Unreachable,
+    /// The CRM lacks fields the co-sell flows write (Salesforce: the package's custom fields).
+    FieldsMissing,
 }
 
 impl Diagnosis {
-    pub const ALL: [Diagnosis; 8] = [
+    pub const ALL: [Diagnosis; 9] = [
         Diagnosis::PasswordExpired,
         Diagnosis::MfaRequired,
         Diagnosis::ConsentMissing,
@@ -43,6 +45,7 @@ impl Diagnosis {
         Diagnosis::MissingRole,
         Diagnosis::NotAMember,
         Diagnosis::Unreachable,
+        Diagnosis::FieldsMissing,
     ];
 
     /// From an Entra token-endpoint error: branch on the AADSTS code, then on `error` (never on the text).
@@ -75,6 +78,7 @@ impl Diagnosis {
             Diagnosis::MissingRole => "missing_role",
             Diagnosis::NotAMember => "not_a_member",
             Diagnosis::Unreachable => "unreachable",
+            Diagnosis::FieldsMissing => "fields_missing",
         }
     }
 
@@ -86,7 +90,7 @@ impl Diagnosis {
     pub fn needs_reconnect(self) -> bool {
         !matches!(
             self,
-            Diagnosis::Unreachable | Diagnosis::ClientCredentialsInvalid
+            Diagnosis::Unreachable | Diagnosis::ClientCredentialsInvalid | Diagnosis::FieldsMissing
         )
     }
 
@@ -104,10 +108,11 @@ impl Diagnosis {
                 "cosell's client secret was refused by Entra ID".to_string()
             }
             Diagnosis::MissingRole => {
-                format!("The {s} account lacks the {} role", system.required_role())
+                format!("The {s} account lacks the {}", system.required_role())
             }
             Diagnosis::NotAMember => format!("The account is not a user of the {s} organization"),
             Diagnosis::Unreachable => format!("{s} did not answer"),
+            Diagnosis::FieldsMissing => format!("The {s} organization lacks the co-sell fields"),
         }
     }
 
@@ -120,9 +125,11 @@ impl Diagnosis {
             Diagnosis::ConsentMissing => "Reconnect as an administrator who can grant consent, or ask your Entra ID administrator to grant admin consent to cosell.".into(),
             Diagnosis::GrantRevoked => "Reconnect. This happens after a password change, when an administrator revokes sessions, or after a long time unused.".into(),
             Diagnosis::ClientCredentialsInvalid => "Renew cosell's client secret in its Entra ID app registration and update COSELL_OIDC_CLIENT_SECRET, then restart cosell.".into(),
-            Diagnosis::MissingRole => format!("Give the account the {} role in {s}, or Reconnect with an account that has it.", system.required_role()),
+            Diagnosis::MissingRole if system == System::SALESFORCE => "Grant it through the user's profile or a permission set (Setup → Permission Sets → System Permissions), or Reconnect as a System Administrator.".into(),
+            Diagnosis::MissingRole => format!("Give the account the {} in {s}, or Reconnect with an account that has it.", system.required_role()),
             Diagnosis::NotAMember => format!("Add the account as a user of the {s} organization, or Reconnect with one that is."),
             Diagnosis::Unreachable => format!("Nothing to do yet: cosell retries by itself. If it lasts, check {s}'s service status and this server's network access."),
+            Diagnosis::FieldsMissing => "Install Microsoft's co-sell package in the organization, or set the API names your fields have (COSELL_SALESFORCE_FIELDS), then Test the connection again.".into(),
         }
     }
 }

@@ -8,6 +8,7 @@
 //! The customer's location is never patched (fixed once the referral exists, partner-center.md §1.5).
 
 use super::opportunity::{OpportunityState, Ready};
+use super::system::Crm;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
@@ -119,6 +120,56 @@ fn pairs(rows: &[(&str, &str)]) -> Vec<Pair> {
 impl Default for Mapping {
     /// Dynamics 365's out-of-the-box values.
     fn default() -> Self {
+        Mapping::defaults(Crm::Dynamics365)
+    }
+}
+
+impl Mapping {
+    /// A CRM's out-of-the-box values: Dynamics 365's sales stages and status reasons, or Salesforce's
+    /// standard opportunity stages (whose name is also the status: "Closed Won", "Closed Lost").
+    pub fn defaults(crm: Crm) -> Mapping {
+        let help = pairs(&[
+            ("General or other", "GeneralOrOther"),
+            ("Architecture guidance", "CustomerTechnicalArchitecture"),
+            ("Proof of concept or demo", "ProofOfConceptOrDemo"),
+            ("Quotes or licensing", "QuotesOrLicensing"),
+            ("Post-sales customer success", "PostSalesCustomerSuccess"),
+            (
+                "Workload value proposition",
+                "WorkloadSpecificValueProposition",
+            ),
+        ]);
+        if crm == Crm::Salesforce {
+            return Mapping {
+                stages: pairs(&[
+                    ("Prospecting", "Qualify"),
+                    ("Qualification", "Qualify"),
+                    ("Needs Analysis", "Develop"),
+                    ("Value Proposition", "Develop"),
+                    ("Id. Decision Makers", "Develop"),
+                    ("Perception Analysis", "Develop"),
+                    ("Proposal/Price Quote", "Propose"),
+                    ("Negotiation/Review", "Close"),
+                    ("Closed Won", "Close"),
+                    ("Closed Lost", "Close"),
+                ]),
+                statuses: pairs(&[
+                    ("Prospecting", "Active/Accepted"),
+                    ("Qualification", "Active/Accepted"),
+                    ("Needs Analysis", "Active/Accepted"),
+                    ("Value Proposition", "Active/Accepted"),
+                    ("Id. Decision Makers", "Active/Accepted"),
+                    ("Perception Analysis", "Active/Accepted"),
+                    ("Proposal/Price Quote", "Active/Accepted"),
+                    ("Negotiation/Review", "Active/Accepted"),
+                    ("Closed Won", "Closed/Won"),
+                    ("Closed Lost", "Closed/Lost"),
+                ]),
+                help,
+                currencies: Vec::new(),
+                solutions: Vec::new(),
+            };
+        }
         Mapping {
             stages: pairs(&[
                 ("Qualify", "Qualify"),
@@ -133,17 +184,7 @@ impl Default for Mapping {
                 ("Canceled", "Closed/Lost"),
                 ("Out-Sold", "Closed/Lost"),
             ]),
-            help: pairs(&[
-                ("General or other", "GeneralOrOther"),
-                ("Architecture guidance", "CustomerTechnicalArchitecture"),
-                ("Proof of concept or demo", "ProofOfConceptOrDemo"),
-                ("Quotes or licensing", "QuotesOrLicensing"),
-                ("Post-sales customer success", "PostSalesCustomerSuccess"),
-                (
-                    "Workload value proposition",
-                    "WorkloadSpecificValueProposition",
-                ),
-            ]),
+            help,
             currencies: Vec::new(),
             solutions: Vec::new(),
         }

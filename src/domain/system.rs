@@ -80,11 +80,12 @@ impl System {
         }
     }
 
-    /// The role the connecting account needs there.
+    /// What the connecting account needs there (crm-apis.md §2.8, §3.11).
     pub(crate) fn required_role(self) -> &'static str {
         match self {
-            System::PartnerCenter => "Referrals admin",
-            System::Crm(_) => "System Administrator or System Customizer",
+            System::PartnerCenter => "Referrals admin role",
+            System::Crm(Crm::Dynamics365) => "System Administrator or System Customizer role",
+            System::Crm(Crm::Salesforce) => "“Modify All Data” permission",
         }
     }
 }

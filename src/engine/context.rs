@@ -247,6 +247,24 @@ impl<'a> Calls<'a> {
         }
     }
 
+    /// Where `system`'s API is for the connected account (Salesforce: the org's instance URL).
+    pub async fn instance_url(&self, system: System) -> Result<String, CallFailure> {
+        self.engine
+            .tokens
+            .instance_url(system)
+            .await
+            .map_err(CallFailure::NoToken)
+    }
+
+    /// The connected account's id in `system`.
+    pub async fn connected_account(&self, system: System) -> Result<String, CallFailure> {
+        self.engine
+            .tokens
+            .account_id(system)
+            .await
+            .map_err(CallFailure::NoToken)
+    }
+
     /// Counts calls made beyond the one [`Calls::call`] counted (the further pages of one read).
     pub async fn count_more(&self, system: System, calls: i64) -> Result<(), CallFailure> {
         self.engine

@@ -47,6 +47,8 @@ impl Bench {
             dynamics_resource: None,
             dynamics_api: None,
             dynamics_columns: Default::default(),
+            crm: Crm::Dynamics365,
+            salesforce_fields: Default::default(),
         };
         let fake = Arc::new(fake);
         let policy = RetryPolicy {
@@ -165,6 +167,24 @@ mod partner_center_to_crm {
         assert_eq!(
             runs.iter().map(|r| r.flow).collect::<Vec<_>>(),
             [Flow::Helper, Flow::ReferralUpdatesToCrm]
+        );
+    }
+
+    #[tokio::test]
+    async fn salesforce_has_no_helper_flow_and_its_updates_flow_matches_the_account() {
+        let mut fake = FakeCrm::with(with_usd);
+        fake.plays = Some(Crm::Salesforce);
+        let bench = Bench::new(fake).await;
+        let ctx = bench.run(Flow::PartnerCenterToCrm, "ref-8").await;
+        let synced = into_crm(&ctx, bench.fake.as_ref(), &referral("ref-8"))
+            .await
+            .unwrap();
+        assert!(matches!(synced, Synced::To(_)), "{synced:?}");
+        assert_eq!(bench.fake.lock().accounts.len(), 1);
+        let runs = bench.engine.store.related_runs(ctx.run_id()).await.unwrap();
+        assert_eq!(
+            runs.iter().map(|r| r.flow).collect::<Vec<_>>(),
+            [Flow::ReferralUpdatesToCrm]
         );
     }
 

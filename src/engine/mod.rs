@@ -22,6 +22,7 @@ pub mod webhook_registration;
 use crate::clients::dynamics::DynamicsClient;
 use crate::clients::partner_center::referrals::ReferralsClient;
 use crate::clients::partner_center::webhook_registration::WebhookRegistrationClient;
+use crate::clients::salesforce::SalesforceClient;
 use crate::domain::flows::Flow;
 use crate::domain::runs::{AuditAction, Direction, RunInput, RunStatus, RunTrigger};
 use crate::domain::system::Crm;
@@ -48,6 +49,10 @@ pub struct Endpoints {
     pub dynamics_api: Option<String>,
     /// The co-sell solution's column names in the organization.
     pub dynamics_columns: crm::dynamics::Columns,
+    /// The CRM this instance syncs with.
+    pub crm: Crm,
+    /// The co-sell fields' API names on Salesforce's Opportunity.
+    pub salesforce_fields: crm::salesforce::Fields,
 }
 
 /// Why an engine action asked for from outside a run (the dashboard) did not happen.
@@ -90,7 +95,8 @@ pub struct Engine {
 }
 
 impl Engine {
-    /// The engine with the CRM the endpoints configure (Dynamics 365 when its organization is set).
+    /// The engine with the CRM the endpoints configure: Salesforce (its org comes with the
+    /// connection), or Dynamics 365 once its organization is set.
     pub fn new(
         store: Store,
         tokens: Arc<TokenSource>,
@@ -98,15 +104,22 @@ impl Engine {
         policy: RetryPolicy,
     ) -> Result<Arc<Engine>, String> {
         let http = http_client(&policy)?;
-        let port = match (&endpoints.dynamics_api, &endpoints.dynamics_resource) {
-            (Some(api), Some(resource)) => Some(Arc::new(crm::dynamics::DynamicsAdapter::new(
-                DynamicsClient::new(http.clone(), api),
-                resource,
-                endpoints.dynamics_columns.clone(),
-            )) as Arc<dyn CrmPort>),
-            _ => None,
+        let crm = endpoints.crm;
+        let port: Option<Arc<dyn CrmPort>> = match crm {
+            Crm::Salesforce => Some(Arc::new(crm::salesforce::SalesforceAdapter::new(
+                SalesforceClient::new(http.clone()),
+                endpoints.salesforce_fields.clone(),
+            ))),
+            Crm::Dynamics365 => match (&endpoints.dynamics_api, &endpoints.dynamics_resource) {
+                (Some(api), Some(resource)) => Some(Arc::new(crm::dynamics::DynamicsAdapter::new(
+                    DynamicsClient::new(http.clone(), api),
+                    resource,
+                    endpoints.dynamics_columns.clone(),
+                ))),
+                _ => None,
+            },
         };
-        Engine::with_crm(store, tokens, endpoints, policy, Crm::Dynamics365, port)
+        Engine::with_crm(store, tokens, endpoints, policy, crm, port)
     }
 
     /// The engine with the given CRM behind its port.
@@ -170,7 +183,7 @@ impl Engine {
     /// The value mapping the admin configured, or the defaults.
     pub async fn mapping(&self) -> Result<crate::domain::mapping::Mapping, StoreError> {
         Ok(match self.store.setting(MAPPING_SETTING).await? {
-            None => Default::default(),
+            None => crate::domain::mapping::Mapping::defaults(self.crm),
             Some(value) => serde_json::from_value(value).map_err(|e| {
                 StoreError::Corrupt(format!("the stored value mapping does not read: {e}"))
             })?,
@@ -488,7 +501,7 @@ fn http_client(policy: &RetryPolicy) -> Result<reqwest::Client, String> {
 fn not_configured(crm: Crm) -> String {
     match crm {
         Crm::Dynamics365 => "No Dynamics 365 organization is configured: set COSELL_DYNAMICS_URL and restart cosell.".into(),
-        Crm::Salesforce => "No Salesforce org is configured for cosell yet.".into(),
+        Crm::Salesforce => "No Salesforce org is connected: connect Salesforce on the Connections page.".into(),
     }
 }
 

@@ -183,24 +183,37 @@ pub(super) async fn into_crm(
         return Ok(Synced::Skipped(why));
     }
 
-    let account_id = ctx
-        .child(Flow::Helper, RunInput::referral(&referral.id), |child| {
-            let referral = referral.clone();
-            async move { helper(&child, crm, &referral).await }
-        })
-        .await?;
+    // Dynamics 365's catalog has a Helper flow for the account and contacts; Salesforce's has none,
+    // and "Referral Updates" does that work itself (partner-center.md §3.2).
+    let account_id = if Flow::Helper.exists_for(crm.crm()) {
+        let id = ctx
+            .child(Flow::Helper, RunInput::referral(&referral.id), |child| {
+                let referral = referral.clone();
+                async move { helper(&child, crm, &referral).await }
+            })
+            .await?;
+        Some(id)
+    } else {
+        None
+    };
 
     let opportunity_id = ctx
         .child(
             Flow::ReferralUpdatesToCrm,
             RunInput::Referral {
                 referral_id: referral.id.clone(),
-                account_id: Some(account_id.clone()),
+                account_id: account_id.clone(),
             },
             |child| {
                 let referral = referral.clone();
                 let existing = existing.clone();
-                async move { updates(&child, crm, &referral, existing, &account_id).await }
+                async move {
+                    let account_id = match account_id {
+                        Some(id) => id,
+                        None => helper(&child, crm, &referral).await?.0,
+                    };
+                    updates(&child, crm, &referral, existing, &account_id).await
+                }
             },
         )
         .await?;

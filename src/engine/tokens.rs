@@ -3,6 +3,7 @@
 //! becomes the connection's diagnosis, shown on the Connections page.
 
 use crate::clients::entra::EntraClient;
+use crate::clients::salesforce::SalesforceOAuth;
 use crate::crypto::{SealingKey, Secret};
 use crate::domain::connection::{Diagnosis, System};
 use crate::store::{Store, StoreError};
@@ -52,8 +53,14 @@ pub struct TokenSource {
     store: Store,
     key: SealingKey,
     entra: EntraClient,
+    /// Salesforce signs its users in itself (its own OAuth), when the CRM is Salesforce.
+    salesforce: Option<SalesforceOAuth>,
     cache: Mutex<HashMap<(System, String), (Secret, Instant)>>,
 }
+
+/// How long a Salesforce access token is used before it is refreshed: Salesforce says no lifetime
+/// (crm-apis.md §3.2), sessions last 2 hours by default, and a 401 refreshes it earlier anyway.
+const SALESFORCE_TOKEN_LIFE: Duration = Duration::from_secs(30 * 60);
 
 /// Tokens are renewed this long before they expire, so none expires mid-call.
 const MARGIN: Duration = Duration::from_secs(120);
@@ -64,8 +71,42 @@ impl TokenSource {
             store,
             key,
             entra,
+            salesforce: None,
             cache: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// Salesforce connections refresh through this connected app.
+    pub fn with_salesforce(self, oauth: SalesforceOAuth) -> TokenSource {
+        TokenSource {
+            salesforce: Some(oauth),
+            ..self
+        }
+    }
+
+    pub fn salesforce(&self) -> Option<&SalesforceOAuth> {
+        self.salesforce.as_ref()
+    }
+
+    /// The connected account's id in `system` (Salesforce: the user id from the identity URL).
+    pub async fn account_id(&self, system: System) -> Result<String, TokenProblem> {
+        Ok(self
+            .store
+            .connection(system, &self.key)
+            .await?
+            .ok_or(TokenProblem::NotConnected(system))?
+            .account_object_id)
+    }
+
+    /// Where the connected system's API is (Salesforce: the org's `instance_url`), as the connection
+    /// recorded it.
+    pub async fn instance_url(&self, system: System) -> Result<String, TokenProblem> {
+        self.store
+            .connection(system, &self.key)
+            .await?
+            .ok_or(TokenProblem::NotConnected(system))?
+            .instance_url
+            .ok_or(TokenProblem::Diagnosed(system, Diagnosis::ConsentMissing))
     }
 
     pub fn entra(&self) -> &EntraClient {
@@ -85,8 +126,11 @@ impl TokenSource {
             .connection(system, &self.key)
             .await?
             .ok_or(TokenProblem::NotConnected(system))?;
-        let scope = format!("{resource}/user_impersonation");
         let now = OffsetDateTime::now_utc();
+        if system == System::SALESFORCE {
+            return self.refresh_salesforce(key, &connection, now).await;
+        }
+        let scope = format!("{resource}/user_impersonation");
         match self.entra.refresh(&connection.refresh_token, &scope).await {
             Ok(grant) => {
                 if let Some(rotated) = &grant.refresh_token {
@@ -101,12 +145,7 @@ impl TokenSource {
                         )
                         .await?;
                 }
-                if connection
-                    .diagnosis
-                    .is_some_and(|d| d != Diagnosis::MissingRole && d != Diagnosis::NotAMember)
-                {
-                    self.store.set_diagnosis(system, None, now).await?;
-                }
+                self.clear_diagnosis(system, &connection, now).await?;
                 let until = Instant::now() + grant.expires_in.saturating_sub(MARGIN);
                 self.lock().insert(key, (grant.access_token.clone(), until));
                 Ok(grant.access_token)
@@ -127,6 +166,67 @@ impl TokenSource {
     /// Whether someone connected `system` (its consent may still need renewing).
     pub async fn connected(&self, system: System) -> Result<bool, StoreError> {
         Ok(self.store.connection(system, &self.key).await?.is_some())
+    }
+
+    async fn refresh_salesforce(
+        &self,
+        key: (System, String),
+        connection: &crate::store::Connection,
+        now: OffsetDateTime,
+    ) -> Result<Secret, TokenProblem> {
+        let system = key.0;
+        let Some(oauth) = &self.salesforce else {
+            return Err(TokenProblem::Diagnosed(
+                system,
+                Diagnosis::ClientCredentialsInvalid,
+            ));
+        };
+        match oauth.refresh(&connection.refresh_token).await {
+            Ok(grant) => {
+                if let Some(rotated) = &grant.refresh_token {
+                    // The org rotates refresh tokens: the old one is dead already; keep the new one.
+                    self.store
+                        .rotate_refresh_token(
+                            system,
+                            connection.token_version,
+                            rotated,
+                            &self.key,
+                            now,
+                        )
+                        .await?;
+                }
+                self.clear_diagnosis(system, connection, now).await?;
+                let until = Instant::now() + SALESFORCE_TOKEN_LIFE;
+                self.lock().insert(key, (grant.access_token.clone(), until));
+                Ok(grant.access_token)
+            }
+            Err(e) => {
+                let diagnosis = e.diagnosis();
+                tracing::warn!(system = system.as_code(), error = %e, "token refresh failed");
+                if diagnosis != Diagnosis::Unreachable {
+                    self.store
+                        .set_diagnosis(system, Some(diagnosis), now)
+                        .await?;
+                }
+                Err(TokenProblem::Diagnosed(system, diagnosis))
+            }
+        }
+    }
+
+    /// A refresh that worked ends a sign-in diagnosis (a missing role stays until a check clears it).
+    async fn clear_diagnosis(
+        &self,
+        system: System,
+        connection: &crate::store::Connection,
+        now: OffsetDateTime,
+    ) -> Result<(), StoreError> {
+        if connection
+            .diagnosis
+            .is_some_and(|d| d != Diagnosis::MissingRole && d != Diagnosis::NotAMember)
+        {
+            self.store.set_diagnosis(system, None, now).await?;
+        }
+        Ok(())
     }
 
     /// Drops cached tokens of a system (after a 401, a reconnect or a disconnect).

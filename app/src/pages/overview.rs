@@ -74,21 +74,33 @@ pub async fn health() -> Result<Vec<HealthCheck>, AppError> {
                     "/connections",
                     "Open Connections",
                 ),
-                None => check(
-                    system.as_code(),
-                    label,
-                    if calls * 5 >= DAILY_CALL_QUOTA * 4 {
-                        "warn"
-                    } else {
-                        "ok"
-                    },
-                    format!(
-                        "Runs as {}; {calls} of {DAILY_CALL_QUOTA} API calls used today (UTC).",
-                        c.account_name
-                    ),
-                    "/connections",
-                    "Open Connections",
-                ),
+                None => {
+                    // A CRM that reports its own allocation (Salesforce's Sforce-Limit-Info) is
+                    // judged by it: the count is the whole org's, not only cosell's.
+                    let reported = match system {
+                        System::Crm(_) => ctx.engine.crm_port().ok().and_then(|p| p.api_usage()),
+                        System::PartnerCenter => None,
+                    };
+                    let (used, max) = reported.unwrap_or((calls, DAILY_CALL_QUOTA));
+                    let detail = match reported {
+                        Some((used, max)) => format!(
+                            "Runs as {}; cosell made {calls} API calls today (UTC); {label} reports {used} of the org's {max} used.",
+                            c.account_name
+                        ),
+                        None => format!(
+                            "Runs as {}; {calls} of {DAILY_CALL_QUOTA} API calls used today (UTC).",
+                            c.account_name
+                        ),
+                    };
+                    check(
+                        system.as_code(),
+                        label,
+                        if used * 5 >= max * 4 { "warn" } else { "ok" },
+                        detail,
+                        "/connections",
+                        "Open Connections",
+                    )
+                }
             },
         });
     }

@@ -202,6 +202,20 @@ impl PartnerCenter {
         Some(r.clone())
     }
 
+    /// Every referral as it is now (for tests: how many a sync created).
+    pub fn referrals(&self) -> Vec<Value> {
+        let now = self.now();
+        let mut state = self.state();
+        state
+            .referrals
+            .iter_mut()
+            .map(|r| {
+                Self::expire(r, now);
+                r.clone()
+            })
+            .collect()
+    }
+
     /// Acts as a Microsoft seller: creates an incoming co-sell referral (New/Pending) with sensible
     /// defaults for what `fields` leaves out.
     pub fn seller_creates(&self, fields: Value) -> Value {

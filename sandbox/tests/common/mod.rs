@@ -1,6 +1,8 @@
 //! Shared by the emulator tests: a sandbox on a free port, PKCE, and tokens obtained the real way.
 #![allow(dead_code)] // each test binary uses its own part
 
+pub mod salesforce;
+
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use cosell_sandbox::Sandbox;

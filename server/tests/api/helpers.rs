@@ -74,12 +74,13 @@ impl TestApp {
         Self::spawn_ready_with(&[]).await
     }
 
-    /// [`TestApp::spawn_ready`] with extra command-line flags.
+    /// [`TestApp::spawn_ready`] with extra command-line flags (`--crm salesforce` connects Salesforce).
     pub async fn spawn_ready_with(extra: &[&str]) -> TestApp {
         let app = TestApp::spawn_with(extra).await;
         let admin = app.signed_in("admin").await;
         app.connect(&admin, "partner_center", "admin").await;
-        app.connect(&admin, "dynamics365", "admin").await;
+        let crm = app.engine.crm().as_code();
+        app.connect(&admin, crm, "admin").await;
         let (status, body) = app.call(&admin, "activate_all", &[]).await;
         assert!(status.is_success(), "{body}");
         cosell_sandbox::testing::register_webhook(

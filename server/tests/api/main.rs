@@ -8,6 +8,7 @@ mod flows;
 mod helpers;
 mod ops;
 mod runs;
+mod salesforce;
 mod signin;
 mod sync;
 mod webhooks;

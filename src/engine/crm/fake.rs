@@ -29,6 +29,8 @@ pub(crate) struct State {
 #[derive(Default)]
 pub(crate) struct FakeCrm {
     pub state: Mutex<State>,
+    /// Which CRM it plays (Dynamics 365 unless a test says otherwise): the flow catalogs differ.
+    pub plays: Option<Crm>,
 }
 
 impl State {
@@ -84,7 +86,7 @@ impl FakeCrm {
 #[async_trait::async_trait]
 impl CrmPort for FakeCrm {
     fn crm(&self) -> Crm {
-        Crm::Dynamics365
+        self.plays.unwrap_or(Crm::Dynamics365)
     }
 
     fn currency_fix(&self) -> &'static str {

@@ -9,6 +9,7 @@
 pub mod dynamics;
 #[cfg(test)]
 pub(crate) mod fake;
+pub mod salesforce;
 
 use super::context::{CallFailure, Calls, StepError, refusal_message};
 use super::tokens::TokenProblem;
@@ -156,6 +157,12 @@ pub trait CrmPort: Send + Sync {
 
     /// How an admin adds a missing currency in this CRM, in one sentence.
     fn currency_fix(&self) -> &'static str;
+
+    /// The CRM's own count of today's API calls and its daily allocation, as it last reported them
+    /// (None when the CRM does not report one).
+    fn api_usage(&self) -> Option<(i64, i64)> {
+        None
+    }
 
     /// The opportunity's own fields (one read: lookups as ids, no account, contact or owner); None
     /// when it does not exist.

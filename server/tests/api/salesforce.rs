@@ -1,0 +1,240 @@
+//! Salesforce as the CRM (`--crm salesforce`), over HTTP against the sandbox's Salesforce org: the
+//! connection (its own OAuth with PKCE, the permission check), Partner Center → Salesforce, and
+//! Salesforce → Partner Center through the change feed (SystemModstamp polling, echoes dropped).
+
+use crate::helpers::*;
+use cosell::domain::runs::RunStatus;
+use cosell_sandbox::salesforce::{OPPORTUNITY_NO_SOLUTION, OPPORTUNITY_READY};
+use serde_json::json;
+
+const SALESFORCE: &[&str] = &["--crm", "salesforce"];
+
+/// Connected to Partner Center and Salesforce, every flow on, webhooks registered, the change feed read
+/// once (the first read only mirrors what exists).
+async fn ready() -> TestApp {
+    let app = TestApp::spawn_ready_with(SALESFORCE).await;
+    let first = app.engine.poll_changes().await.expect("first poll");
+    assert!(first.initial && first.queued.is_empty(), "{first:?}");
+    app
+}
+
+/// A Salesforce user's edit, through the sandbox.
+fn sf_edit(app: &TestApp, object: &str, id: &str, patch: serde_json::Value) {
+    app.world
+        .salesforce()
+        .update(object, id, patch)
+        .unwrap_or_else(|e| panic!("edit {object}/{id}: {e}"));
+}
+
+/// Partner Center calls a run and its child runs made.
+async fn partner_center_calls(app: &TestApp, run_id: i64) -> i64 {
+    let mut runs = vec![run_id];
+    runs.extend(
+        app.store
+            .related_runs(run_id)
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| r.id),
+    );
+    let mut calls = 0;
+    for id in runs {
+        for s in app.store.run_steps(id).await.unwrap() {
+            if s.name.contains("Partner Center") {
+                calls += s.api_calls;
+            }
+        }
+    }
+    calls
+}
+
+#[tokio::test]
+async fn salesforce_is_connected_by_its_own_consent_and_its_permission_is_checked() {
+    let app = TestApp::spawn_with(SALESFORCE).await;
+    let admin = app.signed_in("admin").await;
+    let back = app.connect(&admin, "salesforce", "admin").await;
+    assert_eq!(back, "/connections?connected=salesforce");
+    let connection = app
+        .store
+        .connection(
+            cosell::domain::connection::System::SALESFORCE,
+            &app.engine_key(),
+        )
+        .await
+        .unwrap()
+        .expect("stored");
+    assert_eq!(
+        connection.instance_url.as_deref(),
+        Some(app.sandbox.as_str())
+    );
+    assert_eq!(
+        connection.account_object_id,
+        cosell_sandbox::salesforce::USER_ADMIN
+    );
+    assert_eq!(connection.diagnosis, None);
+
+    // A user without Modify All Data is told which permission is missing and how to grant it.
+    let back = app.connect(&admin, "salesforce", "standard").await;
+    let error = param(&format!("http://x{back}"), "error").expect("an error");
+    assert!(error.contains("Modify All Data"), "{error}");
+    let connection = app
+        .store
+        .connection(
+            cosell::domain::connection::System::SALESFORCE,
+            &app.engine_key(),
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        connection.diagnosis,
+        Some(cosell::domain::connection::Diagnosis::MissingRole)
+    );
+
+    // Dynamics 365 cannot be connected to a Salesforce instance.
+    let r = admin
+        .post(app.url("/connections/dynamics365/connect"))
+        .header("Origin", &app.base)
+        .send()
+        .await
+        .unwrap();
+    let to = location(&r).unwrap();
+    assert!(
+        to.contains("--crm+dynamics365") || to.contains("--crm%20dynamics365"),
+        "{to}"
+    );
+}
+
+#[tokio::test]
+async fn a_sellers_referral_becomes_a_salesforce_opportunity_with_its_id_written_back() {
+    let mut app = ready().await;
+    let referral = app.world.partner_center().seller_creates(json!({
+        "name": "Azure migration",
+        "customerProfile": { "name": "Contoso Retail", "address": { "postalCode": "98052", "country": "US" },
+                             "team": [{ "firstName": "Ray", "lastName": "Tanaka", "email": "ray@contoso-retail.example" }] },
+        "details": { "dealValue": 48000, "currency": "EUR", "closingDateTime": "2027-06-30T00:00:00Z" }
+    }));
+    let id = referral["id"].as_str().unwrap().to_string();
+    let (run, echo) = app.run_and_echo().await;
+    assert_eq!(run.status, RunStatus::Succeeded, "{}", run.outcome);
+    let sf = app.world.salesforce();
+    let opportunity = sf
+        .rows("Opportunity")
+        .into_iter()
+        .find(|o| o["Referral_Identifier__c"] == id.as_str())
+        .expect("an opportunity for the referral");
+    assert_eq!(opportunity["Name"], "Azure migration");
+    assert_eq!(opportunity["Amount"], 48000.0);
+    assert_eq!(opportunity["CloseDate"], "2027-06-30");
+    assert_eq!(opportunity["CurrencyIsoCode"], "EUR");
+    assert_eq!(opportunity["Sync_with_Partner_Center__c"], true);
+    let account_id = opportunity["AccountId"].as_str().unwrap();
+    let account = sf.row("Account", account_id).unwrap();
+    assert_eq!(account["Name"], "Contoso Retail");
+    assert_eq!(account["BillingPostalCode"], "98052");
+    assert_eq!(account["BillingCountryCode"], "US");
+    assert!(
+        sf.rows("Contact")
+            .iter()
+            .any(|c| c["Email"] == "ray@contoso-retail.example" && c["AccountId"] == account_id)
+    );
+    // The Salesforce id goes back to Partner Center; that write's echo changes nothing.
+    let back = app.world.partner_center().referral(&id).unwrap();
+    assert_eq!(back["externalReferenceId"], opportunity["Id"]);
+    assert_eq!(echo.status, RunStatus::Succeeded, "{}", echo.outcome);
+    assert_eq!(
+        sf.rows("Opportunity")
+            .iter()
+            .filter(|o| o["Referral_Identifier__c"] == id.as_str())
+            .count(),
+        1
+    );
+    // No Helper flow in Salesforce's catalog: the updates flow matched the account itself.
+    let children = app.store.related_runs(run.run_id).await.unwrap();
+    assert_eq!(children.len(), 1, "{children:?}");
+}
+
+#[tokio::test]
+async fn switching_sync_on_shares_the_opportunity_once_and_its_own_write_is_no_change() {
+    let mut app = ready().await;
+    sf_edit(
+        &app,
+        "Opportunity",
+        OPPORTUNITY_READY,
+        json!({ "Sync_with_Partner_Center__c": true }),
+    );
+    let report = app.engine.poll_changes().await.expect("poll");
+    assert_eq!(report.queued.len(), 1, "{report:?}");
+    let run = app.run_finished(report.queued[0]).await;
+    assert_eq!(run.status, RunStatus::Succeeded, "{}", run.outcome);
+    assert_eq!(
+        partner_center_calls(&app, run.run_id).await,
+        1,
+        "one create"
+    );
+    let opportunity = app
+        .world
+        .salesforce()
+        .row("Opportunity", OPPORTUNITY_READY)
+        .unwrap();
+    let referral_id = opportunity["Referral_Identifier__c"]
+        .as_str()
+        .expect("linked");
+    assert!(opportunity["Audit__c"].as_str().unwrap().starts_with("✔"));
+    let referral = app.world.partner_center().referral(referral_id).unwrap();
+    assert_eq!(referral["externalReferenceId"], OPPORTUNITY_READY);
+
+    // cosell's own write-back is seen by the next poll as an echo: no run, no call.
+    let again = app.engine.poll_changes().await.expect("poll");
+    assert!(again.queued.is_empty(), "{again:?}");
+    assert_eq!(again.echoes, 1, "{again:?}");
+    assert_eq!(app.world.partner_center().referrals().len(), 1);
+}
+
+#[tokio::test]
+async fn a_not_ready_opportunity_costs_no_partner_center_call_and_says_what_is_missing() {
+    let mut app = ready().await;
+    sf_edit(
+        &app,
+        "Opportunity",
+        OPPORTUNITY_NO_SOLUTION,
+        json!({ "Sync_with_Partner_Center__c": true }),
+    );
+    let report = app.engine.poll_changes().await.expect("poll");
+    let run = app.run_finished(report.queued[0]).await;
+    assert_eq!(run.status, RunStatus::Skipped, "{}", run.outcome);
+    assert!(run.outcome.contains("Solution"), "{}", run.outcome);
+    assert_eq!(partner_center_calls(&app, run.run_id).await, 0);
+    assert!(app.world.partner_center().referrals().is_empty());
+    let opportunity = app
+        .world
+        .salesforce()
+        .row("Opportunity", OPPORTUNITY_NO_SOLUTION)
+        .unwrap();
+    assert!(
+        opportunity["Audit__c"]
+            .as_str()
+            .unwrap()
+            .starts_with("✖ Not sent to Partner Center"),
+        "{}",
+        opportunity["Audit__c"]
+    );
+    // The fix in Salesforce makes the next poll share it.
+    sf_edit(
+        &app,
+        "Opportunity",
+        OPPORTUNITY_NO_SOLUTION,
+        json!({ "Microsoft_Solutions__c": "SOL-AZ-MIG" }),
+    );
+    let report = app.engine.poll_changes().await.expect("poll");
+    assert_eq!(report.queued.len(), 1, "{report:?}");
+    let run = app.run_finished(report.queued[0]).await;
+    assert_eq!(run.status, RunStatus::Succeeded, "{}", run.outcome);
+    let referrals = app.world.partner_center().referrals();
+    assert_eq!(referrals.len(), 1);
+    assert_eq!(referrals[0]["externalReferenceId"], OPPORTUNITY_NO_SOLUTION);
+    assert_eq!(
+        referrals[0]["details"]["requirements"]["solutions"][0]["id"],
+        "SOL-AZ-MIG"
+    );
+}
