@@ -3,9 +3,21 @@ import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 
-// The dashboard under test: the real binary in sandbox mode, on ports of its own, with a fresh database.
+// The dashboards under test: the real binary in sandbox mode, on ports of their own, with fresh databases:
+// one with Dynamics 365 as its CRM, one with Salesforce (each runs its own sandbox on the port after it).
 const port = Number(process.env.E2E_PORT ?? 3210);
+const salesforcePort = port + 2;
 const dataDir = mkdtempSync(join(tmpdir(), "cosell-e2e-"));
+const server = (at: number, extra: string) => ({
+  command:
+    `../target/debug/cosell serve --sandbox --addr 127.0.0.1:${at} --sandbox-addr 127.0.0.1:${at + 1} ` +
+    `--database-url sqlite://${dataDir}/e2e-${at}.db --site-root ../target/site --crm-poll-ms 500 ${extra}`,
+  url: `http://127.0.0.1:${at}/healthz`,
+  reuseExistingServer: false,
+  timeout: 60_000,
+  stdout: "ignore" as const,
+  stderr: "pipe" as const,
+});
 
 export default defineConfig({
   testDir: "./tests",
@@ -33,17 +45,18 @@ export default defineConfig({
     },
   },
   projects: [
-    { name: "js-on", use: { javaScriptEnabled: true } },
-    { name: "js-off", use: { javaScriptEnabled: false } },
+    { name: "js-on", use: { javaScriptEnabled: true }, testIgnore: /salesforce/ },
+    { name: "js-off", use: { javaScriptEnabled: false }, testIgnore: /salesforce/ },
+    {
+      name: "salesforce-js-on",
+      use: { javaScriptEnabled: true, baseURL: `http://127.0.0.1:${salesforcePort}` },
+      testMatch: /salesforce/,
+    },
+    {
+      name: "salesforce-js-off",
+      use: { javaScriptEnabled: false, baseURL: `http://127.0.0.1:${salesforcePort}` },
+      testMatch: /salesforce/,
+    },
   ],
-  webServer: {
-    command:
-      `../target/debug/cosell serve --sandbox --addr 127.0.0.1:${port} --sandbox-addr 127.0.0.1:${port + 1} ` +
-      `--database-url sqlite://${dataDir}/e2e.db --site-root ../target/site --crm-poll-ms 500`,
-    url: `http://127.0.0.1:${port}/healthz`,
-    reuseExistingServer: false,
-    timeout: 60_000,
-    stdout: "ignore",
-    stderr: "pipe",
-  },
+  webServer: [server(port, ""), server(salesforcePort, "--crm salesforce")],
 });
