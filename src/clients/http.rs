@@ -22,6 +22,10 @@ pub enum CallError {
     },
     #[error("no answer: {0}")]
     Network(String),
+    /// The API's daily allocation is spent (Salesforce: 403 `REQUEST_LIMIT_EXCEEDED`): nothing to
+    /// retry until it frees up.
+    #[error("the daily API allocation is spent: {0}")]
+    AllocationSpent(String),
     #[error("not signed in (HTTP 401): {0}")]
     Unauthorized(String),
     #[error("access denied (HTTP 403): {0}")]
@@ -41,7 +45,10 @@ impl CallError {
     pub fn is_transient(&self) -> bool {
         matches!(
             self,
-            CallError::Throttled { .. } | CallError::Server { .. } | CallError::Network(_)
+            CallError::Throttled { .. }
+                | CallError::Server { .. }
+                | CallError::Network(_)
+                | CallError::AllocationSpent(_)
         )
     }
 

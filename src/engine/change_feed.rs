@@ -279,11 +279,22 @@ impl Engine {
                 if *stop.borrow() {
                     break;
                 }
-                if let Err(e) = engine.poll_changes().await {
-                    tracing::warn!(error = %e, "CRM change feed: poll failed");
-                }
+                let wait = match engine.poll_changes().await {
+                    Ok(_) => every,
+                    // Each refused call still costs one: ask again once the allocation may be free.
+                    Err(EngineError::Crm(CrmError::AllocationSpent { wait, .. })) => {
+                        tracing::warn!(
+                            "CRM change feed: the daily API allocation is spent; waiting"
+                        );
+                        wait.max(every)
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "CRM change feed: poll failed");
+                        every
+                    }
+                };
                 tokio::select! {
-                    _ = tokio::time::sleep(every) => {}
+                    _ = tokio::time::sleep(wait) => {}
                     _ = stop.changed() => {}
                 }
             }

@@ -20,7 +20,14 @@ pub enum StepError {
     Transient(String, Option<Duration>),
     /// The run fails; the message says what to do.
     Permanent(String),
+    /// The system's daily API allocation is spent: the run waits (at least the duration) without
+    /// spending an attempt.
+    Paused(String, Duration),
 }
+
+/// How long work waits for a spent daily allocation before asking again (Salesforce counts a rolling
+/// 24 hours and says nothing of when calls free up; one refused call an hour is cheap).
+pub const ALLOCATION_PAUSE: Duration = Duration::from_secs(60 * 60);
 
 impl StepError {
     pub fn store(e: StoreError) -> StepError {
@@ -195,7 +202,7 @@ impl<'a> RunContext<'a> {
         let result = body(ctx).await;
         let (status, outcome) = match &result {
             Ok((_, outcome)) => (RunStatus::Succeeded, outcome.clone()),
-            Err(StepError::Transient(m, _)) => (
+            Err(StepError::Transient(m, _) | StepError::Paused(m, _)) => (
                 RunStatus::Failed,
                 format!("{m} (the parent run will try again)"),
             ),
@@ -380,6 +387,13 @@ impl CallFailure {
                     StepError::Permanent(message)
                 }
             }
+            CallFailure::Transient(system, CallError::AllocationSpent(m)) => StepError::Paused(
+                format!(
+                    "{} says the organization's daily API allocation is spent ({m}); this work waits until calls free up, without spending an attempt",
+                    system.label()
+                ),
+                ALLOCATION_PAUSE,
+            ),
             CallFailure::Transient(system, e) => {
                 StepError::Transient(format!("{}: {e}", system.label()), e.retry_after())
             }

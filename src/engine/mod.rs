@@ -171,6 +171,13 @@ impl Engine {
             .ok_or_else(|| CrmError::NotConfigured(not_configured(self.crm)))
     }
 
+    /// Where a person opens an opportunity in the CRM, and the CRM's name (None when no CRM is set up).
+    pub async fn record_link(&self, crm_id: &str) -> Option<(String, &'static str)> {
+        let port = self.crm_port().ok()?;
+        let link = port.record_link(&self.calls(), crm_id).await?;
+        Some((link, self.crm.label()))
+    }
+
     /// Calls made outside any run (counted against the day's quota).
     pub fn calls(&self) -> Calls<'_> {
         Calls::outside_run(self)
@@ -339,7 +346,7 @@ impl Engine {
         let ctx = RunContext::new(self, run.id, &owner, run.record_id.clone(), by);
         let (status, outcome) = match self.execute(&ctx, &run).await {
             Ok(done) => done,
-            Err(StepError::Transient(message, _)) => (
+            Err(StepError::Transient(message, _) | StepError::Paused(message, _)) => (
                 RunStatus::Failed,
                 format!("{message}. Try again in a moment."),
             ),
@@ -399,6 +406,16 @@ impl Engine {
         let now = OffsetDateTime::now_utc();
         let (status, outcome) = match result {
             Ok((status, outcome)) => (status, outcome),
+            Err(StepError::Paused(message, wait)) => {
+                let note = format!(
+                    "{message}. Next try in {} min.",
+                    wait.as_secs().div_ceil(60)
+                );
+                self.store
+                    .pause_run(run.id, owner, now + wait, &note)
+                    .await?;
+                return Ok(true);
+            }
             Err(StepError::Transient(message, retry_after))
                 if run.attempts < i64::from(self.policy.max_attempts) =>
             {

@@ -354,6 +354,8 @@ pub struct Timeline {
     pub opportunity: OpportunityRow,
     pub events: Vec<AuditRow>,
     pub older: Option<i64>,
+    /// Where the record opens in the CRM, and the CRM's name.
+    pub crm_link: Option<(String, String)>,
 }
 
 /// An opportunity and everything that happened to it (and to its referral), newest first.
@@ -389,7 +391,13 @@ pub async fn opportunity_timeline(
         .await
         .map_err(internal)?;
     let (events, older) = crate::pages::page_of(events, |e| e.id);
+    let crm_link = ctx
+        .engine
+        .record_link(&crm_id)
+        .await
+        .map(|(link, crm)| (link, crm.to_string()));
     Ok(Timeline {
+        crm_link,
         opportunity: mirrored.into(),
         events: events.into_iter().map(AuditRow::from).collect(),
         older,
@@ -425,7 +433,10 @@ pub fn OpportunityPage() -> impl IntoView {
                                 <section class="card" data-testid="opportunity" data-sync=o.sync.to_string()>
                                     <h2>{o.name.clone()}</h2>
                                     <dl>
-                                        <dt>"CRM id"</dt><dd>{o.crm_id.clone()}</dd>
+                                        <dt>"CRM id"</dt>
+                                        <dd>{o.crm_id.clone()}{t.crm_link.clone().map(|(link, crm)| view! {
+                                            " " <a href=link rel="external" data-testid="crm-link">{format!("Open in {crm}")}</a>
+                                        })}</dd>
                                         <dt>"State"</dt><dd>{o.state.clone()}</dd>
                                         <dt>"Sync with Partner Center"</dt><dd>{if o.sync { "On" } else { "Off" }}</dd>
                                         <dt>"Referral"</dt>

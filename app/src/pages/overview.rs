@@ -92,14 +92,27 @@ pub async fn health() -> Result<Vec<HealthCheck>, AppError> {
                             c.account_name
                         ),
                     };
-                    check(
-                        system.as_code(),
-                        label,
-                        if used * 5 >= max * 4 { "warn" } else { "ok" },
-                        detail,
-                        "/connections",
-                        "Open Connections",
-                    )
+                    if used >= max {
+                        check(
+                            system.as_code(),
+                            label,
+                            "bad",
+                            format!(
+                                "{detail} The daily API allocation is spent: {label} work waits until calls free up (no attempt is spent meanwhile)."
+                            ),
+                            "/runs?status=queued",
+                            "See the waiting runs",
+                        )
+                    } else {
+                        check(
+                            system.as_code(),
+                            label,
+                            if used * 5 >= max * 4 { "warn" } else { "ok" },
+                            detail,
+                            "/connections",
+                            "Open Connections",
+                        )
+                    }
                 }
             },
         });

@@ -132,6 +132,17 @@ async fn switching_sync_on_shares_the_opportunity_with_one_partner_center_call()
     let referral = app.world.partner_center().referral(id).unwrap();
     assert_eq!(referral["externalReferenceId"], OPPORTUNITY_LITWARE);
     assert_eq!(referral["name"], "Litware data platform");
+    // The opportunity's page opens the record in Dynamics 365.
+    let viewer = app.signed_in("viewer").await;
+    let (_, page) = app
+        .page(&viewer, &format!("/opportunities/{OPPORTUNITY_LITWARE}"))
+        .await;
+    assert!(
+        page.contains(&format!(
+            "main.aspx?etn=opportunity&amp;pagetype=entityrecord&amp;id={OPPORTUNITY_LITWARE}"
+        )) && page.contains("Open in Dynamics 365"),
+        "{page}"
+    );
     assert_eq!(referral["customerProfile"]["address"]["country"], "US");
     assert_eq!(referral["customerProfile"]["team"][0]["lastName"], "Patel");
     assert_eq!(referral["details"]["dealValue"], 120000.0);

@@ -183,6 +183,18 @@ async fn switching_sync_on_shares_the_opportunity_once_and_its_own_write_is_no_c
     assert!(opportunity["Audit__c"].as_str().unwrap().starts_with("✔"));
     let referral = app.world.partner_center().referral(referral_id).unwrap();
     assert_eq!(referral["externalReferenceId"], OPPORTUNITY_READY);
+    // The opportunity's page opens the record in Salesforce.
+    let viewer = app.signed_in("viewer").await;
+    let (_, page) = app
+        .page(&viewer, &format!("/opportunities/{OPPORTUNITY_READY}"))
+        .await;
+    assert!(
+        page.contains(&format!(
+            "{}/lightning/r/Opportunity/{OPPORTUNITY_READY}/view",
+            app.sandbox
+        )) && page.contains("Open in Salesforce"),
+        "{page}"
+    );
 
     // cosell's own write-back is seen by the next poll as an echo: no run, no call.
     let again = app.engine.poll_changes().await.expect("poll");
@@ -236,5 +248,72 @@ async fn a_not_ready_opportunity_costs_no_partner_center_call_and_says_what_is_m
     assert_eq!(
         referrals[0]["details"]["requirements"]["solutions"][0]["id"],
         "SOL-AZ-MIG"
+    );
+}
+
+#[tokio::test]
+async fn a_spent_salesforce_allocation_pauses_the_run_without_spending_an_attempt() {
+    let app = ready().await;
+    // The org has spent its daily allocation (every REST call now answers 403 REQUEST_LIMIT_EXCEEDED).
+    let max = app.world.salesforce().settings().daily_api_max;
+    app.world.salesforce().set_api_used(max);
+    let referral = app
+        .world
+        .partner_center()
+        .seller_creates(json!({ "name": "Waits for the allocation" }));
+    let id = referral["id"].as_str().unwrap();
+    // The run is put back to wait; it never reaches a final status, so the store is watched, within a
+    // deadline.
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(20);
+    let paused = loop {
+        let runs = app
+            .store
+            .list_runs(
+                &cosell::store::RunFilter {
+                    record_id: Some(id.to_string()),
+                    ..Default::default()
+                },
+                None,
+                10,
+            )
+            .await
+            .unwrap();
+        if let Some(run) = runs.into_iter().find(|r| {
+            r.outcome
+                .as_deref()
+                .is_some_and(|o| o.contains("allocation"))
+        }) {
+            break run;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the run is paused within 20 s"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    };
+    assert_eq!(paused.status, RunStatus::Queued);
+    assert_eq!(paused.attempts, 0, "waiting is not a failed attempt");
+    assert!(
+        paused
+            .outcome
+            .as_deref()
+            .unwrap()
+            .contains("Salesforce says"),
+        "{:?}",
+        paused.outcome
+    );
+    // Nothing was written in Salesforce, and the Overview says why work waits.
+    assert!(
+        app.world
+            .salesforce()
+            .rows("Opportunity")
+            .iter()
+            .all(|o| o["Name"] != "Waits for the allocation")
+    );
+    let admin = app.signed_in("admin").await;
+    let (_, health) = app.call(&admin, "health", &[]).await;
+    assert!(
+        health.contains("allocation is spent"),
+        "the Overview says so: {health}"
     );
 }

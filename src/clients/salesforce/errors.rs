@@ -61,8 +61,8 @@ impl RestError {
 ///
 /// Salesforce never answers 429: it signals an exhausted daily API allocation (and too many concurrent
 /// long-running requests) with **403 `REQUEST_LIMIT_EXCEEDED`**. That becomes
-/// [`CallError::Throttled`] without a `Retry-After`, so the engine pauses the connection until the
-/// allocation frees instead of telling the admin that access was denied. `UNABLE_TO_LOCK_ROW` (another
+/// [`CallError::AllocationSpent`], so the engine pauses the connection's work until the allocation frees
+/// (no attempt spent) instead of telling the admin that access was denied. `UNABLE_TO_LOCK_ROW` (another
 /// transaction holds the record) is a [`CallError::Server`]: the same request succeeds a moment later.
 pub fn call_error(status: u16, headers: &HeaderMap, body: &str) -> CallError {
     let parsed = serde_json::from_str::<Value>(body)
@@ -85,10 +85,7 @@ pub(super) fn classify(
 ) -> CallError {
     match (status, code) {
         (401, _) => CallError::Unauthorized(message),
-        (403, Some("REQUEST_LIMIT_EXCEEDED")) => CallError::Throttled {
-            retry_after: None,
-            message,
-        },
+        (403, Some("REQUEST_LIMIT_EXCEEDED")) => CallError::AllocationSpent(message),
         (403, _) => CallError::Forbidden(message),
         (404, _) => CallError::NotFound(message),
         // Not Salesforce's own signal, but proxies in front of it use it.
@@ -153,10 +150,9 @@ mod tests {
                 403,
                 r#"[{"message":"TotalRequests Limit exceeded.","errorCode":"REQUEST_LIMIT_EXCEEDED"}]"#
             ),
-            CallError::Throttled {
-                retry_after: None,
-                message: "REQUEST_LIMIT_EXCEEDED: TotalRequests Limit exceeded.".into()
-            }
+            CallError::AllocationSpent(
+                "REQUEST_LIMIT_EXCEEDED: TotalRequests Limit exceeded.".into()
+            )
         );
         assert_eq!(
             err(

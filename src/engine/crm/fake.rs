@@ -93,6 +93,10 @@ impl CrmPort for FakeCrm {
         "Add it in the fake CRM, then resubmit."
     }
 
+    async fn record_link(&self, _: &Calls<'_>, id: &str) -> Option<String> {
+        Some(format!("fake://opportunity/{id}"))
+    }
+
     async fn opportunity(&self, _: &Calls<'_>, id: &str) -> Result<Option<Opportunity>, CrmError> {
         let mut s = self.lock();
         s.log(format!("read {id}"));

@@ -30,6 +30,9 @@ pub enum CrmError {
         message: String,
         retry_after: Option<Duration>,
     },
+    /// The CRM's daily API allocation is spent: wait, without counting it as a failed attempt.
+    #[error("{message}")]
+    AllocationSpent { message: String, wait: Duration },
     /// The record changed since it was read (optimistic concurrency).
     #[error("{0}")]
     Conflict(String),
@@ -61,6 +64,9 @@ impl CrmError {
                 retry_after,
             },
             CallFailure::Stop(StepError::Permanent(message)) => CrmError::Permanent(message),
+            CallFailure::Stop(StepError::Paused(message, wait)) => {
+                CrmError::AllocationSpent { message, wait }
+            }
             CallFailure::NoToken(problem) => {
                 let message = format!("{problem}. {}", problem.fix());
                 match problem {
@@ -76,6 +82,12 @@ impl CrmError {
                         message,
                         retry_after: None,
                     },
+                }
+            }
+            failure @ CallFailure::Transient(_, CallError::AllocationSpent(_)) => {
+                match failure.into_step_error() {
+                    StepError::Paused(message, wait) => CrmError::AllocationSpent { message, wait },
+                    other => CrmError::Permanent(format!("{other:?}")),
                 }
             }
             CallFailure::Transient(system, e) => CrmError::Transient {
@@ -120,6 +132,7 @@ impl From<CrmError> for StepError {
                 message,
                 retry_after,
             } => StepError::Transient(message, retry_after),
+            CrmError::AllocationSpent { message, wait } => StepError::Paused(message, wait),
             other => StepError::Permanent(other.to_string()),
         }
     }
@@ -157,6 +170,9 @@ pub trait CrmPort: Send + Sync {
 
     /// How an admin adds a missing currency in this CRM, in one sentence.
     fn currency_fix(&self) -> &'static str;
+
+    /// Where a person opens the record in the CRM's own pages (no API call).
+    async fn record_link(&self, calls: &Calls<'_>, id: &str) -> Option<String>;
 
     /// The CRM's own count of today's API calls and its daily allocation, as it last reported them
     /// (None when the CRM does not report one).

@@ -182,6 +182,32 @@ impl Store {
         Ok(n == 1)
     }
 
+    /// Puts a run back in the queue until `not_before` and gives back the attempt its claim counted:
+    /// waiting for an API allocation to free up is not a failed try.
+    pub async fn pause_run(
+        &self,
+        run_id: i64,
+        owner: &str,
+        not_before: OffsetDateTime,
+        outcome: &str,
+    ) -> Result<bool, StoreError> {
+        let n = on_pool!(self, |p| {
+            sqlx::query(
+            "UPDATE runs SET status = 'queued', not_before = $1, outcome = $2, lease_owner = NULL, lease_until = NULL,
+                    attempts = attempts - 1
+             WHERE id = $3 AND lease_owner = $4 AND status = 'running'"
+        )
+        .bind(not_before)
+        .bind(outcome)
+        .bind(run_id)
+        .bind(owner)
+        .execute(p)
+        .await
+        .map(|r| r.rows_affected())
+        })?;
+        Ok(n == 1)
+    }
+
     /// A run of `flow` for `record_id` still waiting to start, if any (so a change seen twice queues
     /// one run).
     pub async fn queued_run(&self, flow: Flow, record_id: &str) -> Result<Option<i64>, StoreError> {

@@ -170,6 +170,16 @@ impl CrmPort for DynamicsAdapter {
         "Add it (Settings → Business Management → Currencies), then resubmit."
     }
 
+    /// The organization's record form (the Unified Interface opens it from this address).
+    async fn record_link(&self, _: &Calls<'_>, id: &str) -> Option<String> {
+        crate::clients::dynamics::is_guid(id).then(|| {
+            format!(
+                "{}/main.aspx?etn=opportunity&pagetype=entityrecord&id={id}",
+                self.resource.trim_end_matches('/')
+            )
+        })
+    }
+
     async fn opportunity(
         &self,
         calls: &Calls<'_>,

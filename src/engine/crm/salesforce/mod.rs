@@ -301,6 +301,17 @@ impl CrmPort for SalesforceAdapter {
         "Turn on multiple currencies and activate it (Setup → Company Settings → Manage Currencies), then resubmit."
     }
 
+    /// The record's Lightning page on the org's own domain.
+    async fn record_link(&self, calls: &Calls<'_>, id: &str) -> Option<String> {
+        let instance = calls.instance_url(SYSTEM).await.ok()?;
+        is_id(id).then(|| {
+            format!(
+                "{}/lightning/r/Opportunity/{id}/view",
+                instance.trim_end_matches('/')
+            )
+        })
+    }
+
     async fn opportunity(
         &self,
         calls: &Calls<'_>,
