@@ -124,6 +124,9 @@ pub enum Problem {
         value: String,
         configured: Vec<String>,
     },
+    /// The CRM has no currency a referral could be in (Salesforce without multiple currencies: the
+    /// FAQ's "the currency field is configured" requirement).
+    CurrencyNotConfigured,
     OwnerIncomplete {
         owner: String,
         missing: Vec<String>,
@@ -148,6 +151,7 @@ impl Problem {
             Problem::ClosingDateMissing => "closing_date_missing",
             Problem::CurrencyMissing => "currency_missing",
             Problem::CurrencyUnknown { .. } => "currency_unknown",
+            Problem::CurrencyNotConfigured => "currency_not_configured",
             Problem::OwnerIncomplete { .. } => "owner_incomplete",
             Problem::ClosedWithoutReferral { .. } => "closed_without_referral",
         }
@@ -165,7 +169,9 @@ impl Problem {
             Problem::ContactMissing => "Contact",
             Problem::DealValueMissing | Problem::DealValueNegative { .. } => "Est. Revenue",
             Problem::ClosingDateMissing => "Est. Close Date",
-            Problem::CurrencyMissing | Problem::CurrencyUnknown { .. } => "Currency",
+            Problem::CurrencyMissing
+            | Problem::CurrencyUnknown { .. }
+            | Problem::CurrencyNotConfigured => "Currency",
             Problem::OwnerIncomplete { .. } => "Owner",
             Problem::ClosedWithoutReferral { .. } => "Status",
         }
@@ -214,6 +220,7 @@ impl Problem {
                 "The closing date is missing: set Est. Close Date.".into()
             }
             Problem::CurrencyMissing => "The opportunity has no currency: set Currency.".into(),
+            Problem::CurrencyNotConfigured => "The CRM has no currency configured for referrals. In Salesforce, turn on multiple currencies and activate the deal's currency (Setup → Company Settings → Manage Currencies); in Dynamics 365, add it (Settings → Business Management → Currencies).".into(),
             Problem::CurrencyUnknown { value, configured } => format!(
                 "The currency “{value}” is not an ISO 4217 code configured in the CRM ({}). Choose one of those, or add the currency to the CRM first.",
                 if configured.is_empty() {
@@ -318,6 +325,10 @@ pub fn check<'a>(
         problems.push(Problem::ClosingDateMissing);
     }
     let currency = match o.currency.as_deref().map(str::trim) {
+        _ if configured.is_empty() => {
+            problems.push(Problem::CurrencyNotConfigured);
+            None
+        }
         None | Some("") => {
             problems.push(Problem::CurrencyMissing);
             None
@@ -486,6 +497,16 @@ mod tests {
             };
             assert_eq!(&got, expected, "{what}");
         }
+    }
+
+    #[test]
+    fn a_crm_without_currencies_is_one_rule_with_its_fix() {
+        let problems = check(&ready(), &[], Purpose::Create).unwrap_err();
+        assert_eq!(
+            problems.iter().map(Problem::rule).collect::<Vec<_>>(),
+            ["currency_not_configured"]
+        );
+        assert!(problems[0].message().contains("Manage Currencies"));
     }
 
     #[test]

@@ -317,3 +317,154 @@ async fn a_spent_salesforce_allocation_pauses_the_run_without_spending_an_attemp
         "the Overview says so: {health}"
     );
 }
+
+#[tokio::test]
+async fn an_expired_session_is_refreshed_once_and_a_rotated_refresh_token_is_kept() {
+    let mut app = ready().await;
+    let system = cosell::domain::connection::System::SALESFORCE;
+    let before = app
+        .store
+        .connection(system, &app.engine_key())
+        .await
+        .unwrap()
+        .unwrap();
+    app.world.salesforce().set_refresh_rotation(true);
+    // Every session ends (an admin's "expire all sessions", or the timeout): the next call answers
+    // 401 INVALID_SESSION_ID, cosell refreshes once and calls again.
+    assert!(app.world.salesforce().expire_sessions() > 0);
+    sf_edit(
+        &app,
+        "Opportunity",
+        OPPORTUNITY_READY,
+        json!({ "Sync_with_Partner_Center__c": true }),
+    );
+    let report = app
+        .engine
+        .poll_changes()
+        .await
+        .expect("the poll refreshes and goes on");
+    let run = app.run_finished(report.queued[0]).await;
+    assert_eq!(run.status, RunStatus::Succeeded, "{}", run.outcome);
+    let after = app
+        .store
+        .connection(system, &app.engine_key())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        after.token_version > before.token_version,
+        "the rotated refresh token replaced the old one"
+    );
+    assert_ne!(after.refresh_token.expose(), before.refresh_token.expose());
+    assert_eq!(after.diagnosis, None);
+}
+
+#[tokio::test]
+async fn a_revoked_grant_is_a_diagnosis_that_says_reconnect() {
+    let app = TestApp::spawn_with(SALESFORCE).await;
+    let admin = app.signed_in("admin").await;
+    let back = app.connect(&admin, "salesforce", "revoked").await;
+    let error = param(&format!("http://x{back}"), "error").expect("an error");
+    assert!(error.contains("Reconnect"), "{error}");
+    let connection = app
+        .store
+        .connection(
+            cosell::domain::connection::System::SALESFORCE,
+            &app.engine_key(),
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        connection.diagnosis,
+        Some(cosell::domain::connection::Diagnosis::GrantRevoked)
+    );
+}
+
+#[tokio::test]
+async fn an_org_without_the_co_sell_fields_is_told_so_when_connected() {
+    // This org names the sync field differently than the settings say.
+    let app = TestApp::spawn_with(&[
+        "--crm",
+        "salesforce",
+        "--salesforce-fields",
+        "sync=Share_With_Microsoft__c",
+    ])
+    .await;
+    let admin = app.signed_in("admin").await;
+    let back = app.connect(&admin, "salesforce", "admin").await;
+    let error = param(&format!("http://x{back}"), "error").expect("an error");
+    assert!(error.contains("co-sell fields"), "{error}");
+    let connection = app
+        .store
+        .connection(
+            cosell::domain::connection::System::SALESFORCE,
+            &app.engine_key(),
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        connection.diagnosis,
+        Some(cosell::domain::connection::Diagnosis::FieldsMissing)
+    );
+}
+
+#[tokio::test]
+async fn an_org_without_multiple_currencies_or_country_picklists_still_syncs_what_it_can() {
+    let mut app = TestApp::spawn_with(SALESFORCE).await;
+    app.world.salesforce().set_multi_currency(false);
+    app.world.salesforce().set_state_country_picklists(false);
+    let admin = app.signed_in("admin").await;
+    app.connect(&admin, "partner_center", "admin").await;
+    app.connect(&admin, "salesforce", "admin").await;
+    let (status, body) = app.call(&admin, "activate_all", &[]).await;
+    assert!(status.is_success(), "{body}");
+    cosell_sandbox::testing::register_webhook(
+        &app.world,
+        &app.url("/webhooks/partner-center"),
+        &["referral-created", "referral-updated"],
+        false,
+    )
+    .await;
+    app.engine.poll_changes().await.expect("first poll");
+
+    // Partner Center → Salesforce: the account gets the free-text country, no currency is written.
+    let referral = app.world.partner_center().seller_creates(json!({
+        "name": "Single-currency deal",
+        "customerProfile": { "name": "Adventure Works", "address": { "postalCode": "10115", "country": "DE" } },
+        "details": { "dealValue": 1000, "currency": "USD" }
+    }));
+    let (run, _) = app.run_and_echo().await;
+    assert_eq!(run.status, RunStatus::Succeeded, "{}", run.outcome);
+    let sf = app.world.salesforce();
+    let opportunity = sf
+        .rows("Opportunity")
+        .into_iter()
+        .find(|o| o["Referral_Identifier__c"] == referral["id"])
+        .expect("created");
+    assert!(
+        opportunity.get("CurrencyIsoCode").is_none(),
+        "{opportunity}"
+    );
+    let account = sf
+        .row("Account", opportunity["AccountId"].as_str().unwrap())
+        .unwrap();
+    assert_eq!(account["BillingCountry"], "DE");
+    assert!(account.get("BillingCountryCode").is_none());
+
+    // Salesforce → Partner Center: amounts are in the org's one currency; the account's free-text
+    // country is not an ISO code, so the rule says what to set, and no Partner Center call is made.
+    sf_edit(
+        &app,
+        "Opportunity",
+        OPPORTUNITY_READY,
+        json!({ "Sync_with_Partner_Center__c": true }),
+    );
+    let report = app.engine.poll_changes().await.expect("poll");
+    let run = app.run_finished(report.queued[0]).await;
+    assert_eq!(run.status, RunStatus::Skipped, "{}", run.outcome);
+    assert!(run.outcome.contains("“United States”"), "{}", run.outcome);
+    assert!(!run.outcome.contains("currency"), "{}", run.outcome);
+    assert_eq!(partner_center_calls(&app, run.run_id).await, 0);
+}

@@ -118,8 +118,22 @@ impl SalesforceAdapter {
         };
         let opportunity = describe("Opportunity").await?;
         let account = describe("Account").await?;
+        let multi_currency = opportunity.iter().any(|f| f == "CurrencyIsoCode");
+        let org_currency = if multi_currency {
+            None
+        } else {
+            self.query(
+                calls,
+                "Read the org's currency",
+                "SELECT DefaultCurrencyIsoCode FROM Organization",
+            )
+            .await?
+            .first()
+            .and_then(|o| text(o, "DefaultCurrencyIsoCode"))
+        };
         let shape = OrgShape {
-            multi_currency: opportunity.iter().any(|f| f == "CurrencyIsoCode"),
+            multi_currency,
+            org_currency,
             country_codes: account.iter().any(|f| f == "BillingCountryCode"),
             missing: self
                 .fields
@@ -375,6 +389,9 @@ impl CrmPort for SalesforceAdapter {
         else {
             return Ok(None);
         };
+        if !shape.multi_currency {
+            o.currency = shape.org_currency.clone();
+        }
         // The customer contact: the account's first contact (the package's primary-contact rule is
         // not documented).
         if let Some(account) = o.account_id.clone().filter(|a| is_id(a)) {
@@ -498,11 +515,17 @@ impl CrmPort for SalesforceAdapter {
             .map(|c| c.as_str().to_string()))
     }
 
-    /// The active currencies of a multi-currency org; none without multi-currency (a referral's
-    /// currency then cannot be recorded: the FAQ's "currency field is configured" rule).
+    /// The active currencies of a multi-currency org; otherwise the org's one currency (none when the
+    /// org does not say: the FAQ's "currency field is configured" rule then fails, with its fix).
     async fn currencies(&self, calls: &Calls<'_>) -> Result<Vec<CurrencyCode>, CrmError> {
-        if !self.shape(calls).await?.multi_currency {
-            return Ok(Vec::new());
+        let shape = self.shape(calls).await?;
+        if !shape.multi_currency {
+            return Ok(shape
+                .org_currency
+                .as_deref()
+                .and_then(CurrencyCode::parse)
+                .into_iter()
+                .collect());
         }
         let rows = self
             .query(

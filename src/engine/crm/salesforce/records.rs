@@ -16,6 +16,9 @@ pub struct OrgShape {
     pub country_codes: bool,
     /// Co-sell fields the org lacks.
     pub missing: Vec<String>,
+    /// Without multiple currencies, the org's one currency (`Organization.DefaultCurrencyIsoCode`):
+    /// every amount is in it.
+    pub org_currency: Option<String>,
 }
 
 pub(super) fn text(record: &Value, field: &str) -> Option<String> {
