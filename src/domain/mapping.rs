@@ -106,6 +106,9 @@ pub struct Mapping {
     pub help: Vec<Pair>,
     pub currencies: Vec<Pair>,
     pub solutions: Vec<Pair>,
+    /// Salesforce's "Sync Co-sell opportunity" set to no: leads from Partner Center become
+    /// opportunities too. Off (the default), only co-sell and pipeline-sharing deals do.
+    pub sync_leads: bool,
 }
 
 fn pairs(rows: &[(&str, &str)]) -> Vec<Pair> {
@@ -168,6 +171,7 @@ impl Mapping {
                 help,
                 currencies: Vec::new(),
                 solutions: Vec::new(),
+                sync_leads: false,
             };
         }
         Mapping {
@@ -187,6 +191,7 @@ impl Mapping {
             help,
             currencies: Vec::new(),
             solutions: Vec::new(),
+            sync_leads: false,
         }
     }
 }

@@ -17,8 +17,26 @@ pub struct Referral {
     pub substatus: String,
     pub direction: Option<String>,
     pub e_tag: String,
+    /// `Independent` or `Shared`.
+    #[serde(rename = "type")]
+    pub kind: Option<String>,
+    /// `None`, `Direct`, `MarketingQualified`, `SalesQualified`.
+    pub qualification: Option<String>,
+    pub invite_context: InviteContext,
     pub customer_profile: CustomerProfile,
     pub details: Details,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct InviteContext {
+    pub invited_by: Option<InvitedBy>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct InvitedBy {
+    pub organization_id: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -78,6 +96,24 @@ pub enum Standing {
 }
 
 impl Referral {
+    /// A lead rather than a co-sell opportunity (partner-center.md §1.9): independent, from Microsoft
+    /// (or nobody), qualified by a customer, Microsoft marketing or a Microsoft sales agent. Shared deals
+    /// and deals a partner invited to are co-sell.
+    pub fn is_lead(&self) -> bool {
+        let from_microsoft = self
+            .invite_context
+            .invited_by
+            .as_ref()
+            .and_then(|b| b.organization_id.as_deref())
+            .is_none_or(|org| org.eq_ignore_ascii_case("msft"));
+        self.kind.as_deref() == Some("Independent")
+            && from_microsoft
+            && matches!(
+                self.qualification.as_deref(),
+                Some("Direct" | "MarketingQualified" | "SalesQualified")
+            )
+    }
+
     pub fn standing(&self) -> Standing {
         match (self.status.as_str(), self.substatus.as_str()) {
             ("Closed", "Won") => Standing::Won,
@@ -275,6 +311,32 @@ mod tests {
                 "referral link"
             ]
         );
+    }
+
+    #[test]
+    fn leads_are_told_from_co_sell_opportunities() {
+        let with = |kind: &str, qualification: &str, invited_by: Option<&str>| {
+            let mut r = referral();
+            r.kind = Some(kind.into());
+            r.qualification = Some(qualification.into());
+            r.invite_context.invited_by = invited_by.map(|o| InvitedBy {
+                organization_id: Some(o.into()),
+            });
+            r.is_lead()
+        };
+        assert!(with("Independent", "Direct", None), "a Marketplace lead");
+        assert!(
+            with("Independent", "SalesQualified", Some("msft")),
+            "a qualified lead"
+        );
+        assert!(with("Independent", "MarketingQualified", Some("msft")));
+        assert!(!with("Shared", "SalesQualified", Some("msft")), "co-sell");
+        assert!(!with("Independent", "None", Some("msft")), "co-sell");
+        assert!(
+            !with("Independent", "SalesQualified", Some("a-partner-org")),
+            "invited by a partner"
+        );
+        assert!(!referral().is_lead(), "no type: not a lead");
     }
 
     #[test]

@@ -100,6 +100,7 @@ coded_enum!(
         ReferralSkippedMissing = "referral_skipped_missing",
         ReferralSkippedClosed = "referral_skipped_closed",
         ReferralIgnoredUnknownCrmId = "referral_ignored_unknown_crm_id",
+        ReferralSkippedLead = "referral_skipped_lead",
         ReferralUnchanged = "referral_unchanged",
         OpportunityUnchanged = "opportunity_unchanged",
         OpportunityReadonlySkipped = "opportunity_readonly_skipped",
@@ -126,6 +127,7 @@ impl AuditAction {
             | ReferralSkippedMissing
             | ReferralSkippedClosed
             | ReferralIgnoredUnknownCrmId
+            | ReferralSkippedLead
             | ReferralUnchanged
             | OpportunityUnchanged
             | OpportunityReadonlySkipped

@@ -134,6 +134,28 @@ pub(super) async fn into_crm(
     referral: &Referral,
 ) -> Result<Synced, StepError> {
     let label = crm.system().label();
+    // Salesforce's "Sync Co-sell opportunity": unless the admin said otherwise, only co-sell and
+    // pipeline-sharing deals become opportunities (partner-center.md §3.4).
+    if crm.crm() == crate::domain::system::Crm::Salesforce && referral.is_lead() {
+        let mapping = ctx.engine().mapping().await.map_err(StepError::store)?;
+        if !mapping.sync_leads {
+            let why = format!(
+                "Referral {} is a lead, not a co-sell opportunity: only co-sell and pipeline-sharing deals go into {label} (turn on “Sync leads too” on the Mapping page to change that).",
+                referral.id
+            );
+            ctx.decide("Decide", StepOutcome::Skipped, &why).await?;
+            audit(
+                ctx,
+                AuditAction::ReferralSkippedLead,
+                "referral",
+                &referral.id,
+                &why,
+            )
+            .await?;
+            return Ok(Synced::Skipped(why));
+        }
+    }
+
     // The opportunity this referral is about, if any.
     let existing = match referral.crm_id() {
         Some(crm_id) => {

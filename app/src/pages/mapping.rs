@@ -16,14 +16,22 @@ pub struct MappingTableView {
     pub text: String,
 }
 
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MappingView {
+    pub tables: Vec<MappingTableView>,
+    /// Salesforce's "Sync Co-sell opportunity" setting applies (the CRM is Salesforce).
+    pub leads_setting: bool,
+    pub sync_leads: bool,
+}
+
 #[server(endpoint = "get_mapping")]
-pub async fn get_mapping() -> Result<Vec<MappingTableView>, AppError> {
+pub async fn get_mapping() -> Result<MappingView, AppError> {
     use crate::auth::server::{context, internal, require};
     use cosell::domain::mapping::Table;
     require(Access::Viewer).await?;
     let ctx = context()?;
     let mapping = ctx.engine.mapping().await.map_err(internal)?;
-    Ok(Table::ALL
+    let tables = Table::ALL
         .iter()
         .map(|t| MappingTableView {
             code: t.code().into(),
@@ -34,7 +42,12 @@ pub async fn get_mapping() -> Result<Vec<MappingTableView>, AppError> {
                 .map(|a| a.iter().map(|s| s.to_string()).collect()),
             text: mapping.to_text(*t),
         })
-        .collect())
+        .collect();
+    Ok(MappingView {
+        tables,
+        leads_setting: ctx.engine.crm() == cosell::domain::system::Crm::Salesforce,
+        sync_leads: mapping.sync_leads,
+    })
 }
 
 /// Replaces the whole mapping; nothing changes unless every line of every table reads.
@@ -45,6 +58,7 @@ pub async fn save_mapping(
     help: String,
     currencies: String,
     solutions: String,
+    sync_leads: Option<String>,
 ) -> Result<String, AppError> {
     use crate::auth::server::{context, internal, require};
     use cosell::domain::mapping::Table;
@@ -69,6 +83,7 @@ pub async fn save_mapping(
             problems.join(" ")
         )));
     }
+    mapping.sync_leads = sync_leads.is_some();
     ctx.engine
         .save_mapping(&mapping, &me.name)
         .await
@@ -91,9 +106,20 @@ pub fn MappingPage() -> impl IntoView {
                     {move || Suspend::new(async move {
                         match tables.await {
                             Err(e) => view! { <p class="error" role="alert">{e.to_string()}</p> }.into_any(),
-                            Ok(tables) => view! {
+                            Ok(view) => view! {
                                 <ActionForm action=save attr:class="mapping">
-                                    {tables.into_iter().map(|t| view! {
+                                    {view.leads_setting.then(|| view! {
+                                        <fieldset data-setting="sync_leads">
+                                            <legend>"Leads"</legend>
+                                            <label>
+                                                <input type="checkbox" name="sync_leads" value="on"
+                                                    checked=view.sync_leads disabled=!admin/>
+                                                "Sync leads too (Salesforce's “Sync Co-sell opportunity” set to no)"
+                                            </label>
+                                            <p class="muted">"Off: only co-sell and pipeline-sharing deals from Partner Center become Salesforce opportunities. No effect in the other direction."</p>
+                                        </fieldset>
+                                    })}
+                                    {view.tables.into_iter().map(|t| view! {
                                         <fieldset data-table=t.code.clone()>
                                             <legend>{t.label.clone()}</legend>
                                             <textarea name=t.code.clone() rows="6" cols="60" readonly=!admin

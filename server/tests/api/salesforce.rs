@@ -468,3 +468,68 @@ async fn an_org_without_multiple_currencies_or_country_picklists_still_syncs_wha
     assert!(!run.outcome.contains("currency"), "{}", run.outcome);
     assert_eq!(partner_center_calls(&app, run.run_id).await, 0);
 }
+
+#[tokio::test]
+async fn leads_stay_out_of_salesforce_unless_the_admin_syncs_them_too() {
+    let mut app = ready().await;
+    let lead = json!({
+        "name": "A Microsoft lead",
+        "type": "Independent",
+        "qualification": "SalesQualified",
+        "customerProfile": { "name": "Lead Co", "address": { "postalCode": "98052", "country": "US" } },
+    });
+    let first = app.world.partner_center().seller_creates(lead.clone());
+    let run = app.next_run().await;
+    assert_eq!(run.status, RunStatus::Skipped, "{}", run.outcome);
+    assert!(run.outcome.contains("is a lead"), "{}", run.outcome);
+    let events = app
+        .store
+        .list_audit(
+            &cosell::store::AuditFilter::record(first["id"].as_str().unwrap()),
+            None,
+            10,
+        )
+        .await
+        .unwrap();
+    assert!(events.iter().any(|e| e.action == "referral_skipped_lead"));
+    assert!(
+        app.world
+            .salesforce()
+            .rows("Opportunity")
+            .iter()
+            .all(|o| o["Name"] != "A Microsoft lead")
+    );
+
+    // The admin turns "Sync leads too" on: the next lead becomes an opportunity.
+    let admin = app.signed_in("admin").await;
+    let (_, page) = app.page(&admin, "/mapping").await;
+    assert!(
+        page.contains(r#"data-setting="sync_leads""#),
+        "the setting is offered"
+    );
+    let (status, body) = app
+        .call(
+            &admin,
+            "save_mapping",
+            &[
+                ("stages", ""),
+                ("statuses", ""),
+                ("help", ""),
+                ("currencies", ""),
+                ("solutions", ""),
+                ("sync_leads", "on"),
+            ],
+        )
+        .await;
+    assert!(status.is_success(), "{body}");
+    let second = app.world.partner_center().seller_creates(lead);
+    let (run, _echo) = app.run_and_echo().await;
+    assert_eq!(run.status, RunStatus::Succeeded, "{}", run.outcome);
+    assert!(
+        app.world
+            .salesforce()
+            .rows("Opportunity")
+            .iter()
+            .any(|o| o["Referral_Identifier__c"] == second["id"])
+    );
+}
