@@ -233,6 +233,28 @@ impl TestApp {
         }
     }
 
+    /// Partner Center calls a run and its child runs made (steps that name Partner Center).
+    pub async fn partner_center_calls(&self, run_id: i64) -> i64 {
+        let mut runs = vec![run_id];
+        runs.extend(
+            self.store
+                .related_runs(run_id)
+                .await
+                .unwrap()
+                .iter()
+                .map(|r| r.id),
+        );
+        let mut calls = 0;
+        for id in runs {
+            for s in self.store.run_steps(id).await.unwrap() {
+                if s.name.contains("Partner Center") {
+                    calls += s.api_calls;
+                }
+            }
+        }
+        calls
+    }
+
     /// Acts as a Microsoft seller editing a referral (JSON Patch), through the sandbox's control API.
     pub async fn seller_updates(&self, referral_id: &str, ops: serde_json::Value) {
         let r = reqwest::Client::new()

@@ -2,6 +2,7 @@
 //! (SQLite, or PostgreSQL when TEST_DATABASE_URL is set).
 
 mod authz;
+mod both_crms;
 mod connections;
 mod crm_sync;
 mod flows;
