@@ -404,15 +404,19 @@ impl ServeArgs {
                 )
             })
             .transpose()?;
-        let dynamics_columns =
-            cosell::engine::crm::dynamics::Columns::parse(&self.dynamics_columns)
-                .map_err(|why| problem("COSELL_DYNAMICS_COLUMNS (--dynamics-columns)", why))?;
+        let dynamics_columns = cosell::engine::crm::cosell_fields::CoSellFields::parse(
+            cosell::domain::system::Crm::Dynamics365,
+            &self.dynamics_columns,
+        )
+        .map_err(|why| problem("COSELL_DYNAMICS_COLUMNS (--dynamics-columns)", why))?;
         if self.workers == 0 {
             return Err(problem("COSELL_WORKERS (--workers)", "must be at least 1"));
         }
-        let salesforce_fields =
-            cosell::engine::crm::salesforce::Fields::parse(&self.salesforce_fields)
-                .map_err(|why| problem("COSELL_SALESFORCE_FIELDS (--salesforce-fields)", why))?;
+        let salesforce_fields = cosell::engine::crm::cosell_fields::CoSellFields::parse(
+            cosell::domain::system::Crm::Salesforce,
+            &self.salesforce_fields,
+        )
+        .map_err(|why| problem("COSELL_SALESFORCE_FIELDS (--salesforce-fields)", why))?;
         let salesforce = match (self.crm, self.sandbox) {
             (CrmChoice::Salesforce, false) => Some(SalesforceSettings {
                 login_url: parse_http_url(

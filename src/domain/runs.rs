@@ -92,6 +92,7 @@ coded_enum!(
         FlowActivated = "flow_activated",
         FlowDeactivated = "flow_deactivated",
         MappingChanged = "mapping_changed",
+        CoSellFieldsRenamed = "cosell_fields_renamed",
         RunResubmitted = "run_resubmitted",
         ConnectionConnected = "connection_connected",
         WebhookRegistered = "webhook_registered",

@@ -1,6 +1,7 @@
 //! What an admin does from the dashboard, each as one engine method that writes, audits and wakes the
 //! workers together, so a server function only authorizes, parses, calls one of these and renders.
 
+use super::crm::cosell_fields::CoSellFields;
 use super::webhook_registration::RegistrationInput;
 use super::{Engine, MAPPING_SETTING, RunFinished};
 use crate::domain::flows::{
@@ -23,6 +24,26 @@ pub enum ActionError {
 }
 
 impl Engine {
+    fn cosell_fields_setting(&self) -> String {
+        format!("{}/cosell_fields", self.crm.as_code())
+    }
+
+    /// Takes the co-sell fields' names an admin saved (on any instance) into the CRM port.
+    pub(crate) async fn load_cosell_fields(&self) -> Result<(), StoreError> {
+        let (Ok(port), Some(serde_json::Value::String(text))) = (
+            self.crm_port(),
+            self.store.setting(&self.cosell_fields_setting()).await?,
+        ) else {
+            return Ok(());
+        };
+        match CoSellFields::parse(self.crm, &text) {
+            Ok(fields) if fields != port.cosell_fields() => port.set_cosell_fields(fields),
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "the stored co-sell field names do not read"),
+        }
+        Ok(())
+    }
+
     /// The connections the flows run with that are in place.
     async fn connected_kinds(&self) -> Result<Vec<ConnectionKind>, StoreError> {
         let mut kinds = Vec::new();
@@ -168,9 +189,39 @@ impl Engine {
         self.audit_by(by, event, at).await
     }
 
-    /// Saves the value mapping; it applies from the next run.
-    pub async fn save_mapping(&self, mapping: &Mapping, by: &str) -> Result<(), StoreError> {
+    /// Saves the value mapping and, when given, the co-sell fields' names in the CRM; both apply from
+    /// the next run.
+    pub async fn save_mapping(
+        &self,
+        mapping: &Mapping,
+        fields: Option<CoSellFields>,
+        by: &str,
+    ) -> Result<(), StoreError> {
         let now = OffsetDateTime::now_utc();
+        if let (Some(fields), Ok(port)) = (fields, self.crm_port())
+            && fields != port.cosell_fields()
+        {
+            self.store
+                .set_setting(
+                    &self.cosell_fields_setting(),
+                    &serde_json::Value::String(fields.to_text()),
+                    by,
+                    now,
+                )
+                .await?;
+            port.set_cosell_fields(fields.clone());
+            let event = NewAuditEvent::new(
+                AuditAction::CoSellFieldsRenamed,
+                "mapping",
+                "cosell_fields",
+                format!(
+                    "The co-sell fields in {} are now: {}.",
+                    self.crm.label(),
+                    fields.to_text().replace('\n', ", ")
+                ),
+            );
+            self.audit_by(by, event, now).await?;
+        }
         let value = serde_json::to_value(mapping)
             .map_err(|e| StoreError::Corrupt(format!("the mapping does not serialize: {e}")))?;
         self.store

@@ -67,6 +67,7 @@ impl Engine {
     }
 
     async fn poll_leased(&self, feed: &str) -> Result<PollReport, EngineError> {
+        self.load_cosell_fields().await?;
         let position = self.store.change_feed(feed).await?;
         let Some(changes) = self
             .fetch_changes(position.as_deref(), |crm, calls, at| async move {

@@ -46,9 +46,9 @@ impl Bench {
             partner_center_webhooks_api: NOWHERE.into(),
             dynamics_resource: None,
             dynamics_api: None,
-            dynamics_columns: Default::default(),
+            dynamics_columns: super::crm::cosell_fields::CoSellFields::dynamics(),
             crm: Crm::Dynamics365,
-            salesforce_fields: Default::default(),
+            salesforce_fields: super::crm::cosell_fields::CoSellFields::salesforce(),
         };
         let fake = Arc::new(fake);
         let policy = RetryPolicy {

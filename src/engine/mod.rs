@@ -450,6 +450,7 @@ impl Engine {
         ctx: &RunContext<'_>,
         run: &Run,
     ) -> Result<(RunStatus, String), StepError> {
+        self.load_cosell_fields().await.map_err(StepError::store)?;
         let active = self
             .store
             .active_flows(self.crm)

@@ -22,6 +22,9 @@ pub struct MappingView {
     /// Salesforce's "Sync Co-sell opportunity" setting applies (the CRM is Salesforce).
     pub leads_setting: bool,
     pub sync_leads: bool,
+    /// The CRM's name, and its co-sell fields' names as `key = name` lines.
+    pub crm: String,
+    pub cosell_fields: String,
 }
 
 #[server(endpoint = "get_mapping")]
@@ -47,6 +50,12 @@ pub async fn get_mapping() -> Result<MappingView, AppError> {
         tables,
         leads_setting: ctx.engine.crm() == cosell::domain::system::Crm::Salesforce,
         sync_leads: mapping.sync_leads,
+        crm: ctx.engine.crm().label().into(),
+        cosell_fields: ctx
+            .engine
+            .crm_port()
+            .map(|p| p.cosell_fields().to_text())
+            .unwrap_or_default(),
     })
 }
 
@@ -59,6 +68,7 @@ pub async fn save_mapping(
     currencies: String,
     solutions: String,
     sync_leads: Option<String>,
+    cosell_fields: Option<String>,
 ) -> Result<String, AppError> {
     use crate::auth::server::{context, internal, require};
     use cosell::domain::mapping::Table;
@@ -77,6 +87,18 @@ pub async fn save_mapping(
             problems.extend(errors.iter().map(|e| e.to_string()));
         }
     }
+    let fields = match cosell_fields.as_deref() {
+        None => None,
+        Some(text) => {
+            match cosell::engine::crm::cosell_fields::CoSellFields::parse(ctx.engine.crm(), text) {
+                Ok(fields) => Some(fields),
+                Err(e) => {
+                    problems.push(format!("Co-sell fields: {e}."));
+                    None
+                }
+            }
+        }
+    };
     if !problems.is_empty() {
         return Err(AppError::Invalid(format!(
             "Nothing was saved. {}",
@@ -85,7 +107,7 @@ pub async fn save_mapping(
     }
     mapping.sync_leads = sync_leads.is_some();
     ctx.engine
-        .save_mapping(&mapping, &me.name)
+        .save_mapping(&mapping, fields, &me.name)
         .await
         .map_err(internal)?;
     Ok("Mapping saved: it applies from the next run.".into())
@@ -119,6 +141,12 @@ pub fn MappingPage() -> impl IntoView {
                                             <p class="muted">"Off: only co-sell and pipeline-sharing deals from Partner Center become Salesforce opportunities. No effect in the other direction."</p>
                                         </fieldset>
                                     })}
+                                    <fieldset data-table="cosell_fields">
+                                        <legend>{format!("Co-sell fields in {}", view.crm)}</legend>
+                                        <textarea name="cosell_fields" rows="6" cols="60" readonly=!admin
+                                            aria-label="Co-sell fields">{view.cosell_fields.clone()}</textarea>
+                                        <p class="muted">"The names your CRM gives the co-sell solution's fields, one "<code>"key = name"</code>" per line: sync, referral_id, referral_link, audit, help, solutions. Test the CRM connection after a change: it says which fields the CRM lacks."</p>
+                                    </fieldset>
                                     {view.tables.into_iter().map(|t| view! {
                                         <fieldset data-table=t.code.clone()>
                                             <legend>{t.label.clone()}</legend>

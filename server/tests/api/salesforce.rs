@@ -463,3 +463,62 @@ async fn leads_stay_out_of_salesforce_unless_the_admin_syncs_them_too() {
             .any(|o| o["Referral_Identifier__c"] == second["id"])
     );
 }
+
+#[tokio::test]
+async fn the_co_sell_fields_are_renamed_on_the_mapping_page_and_checked() {
+    let app = ready().await;
+    let admin = app.signed_in("admin").await;
+    let (_, page) = app.page(&admin, "/mapping").await;
+    assert!(page.contains("Co-sell fields in Salesforce"), "{page}");
+    assert!(page.contains("sync = Sync_with_Partner_Center__c"));
+    let save = |fields: &'static str| {
+        let admin = admin.clone();
+        let app = &app;
+        async move {
+            app.call(
+                &admin,
+                "save_mapping",
+                &[
+                    ("stages", ""),
+                    ("statuses", ""),
+                    ("help", ""),
+                    ("currencies", ""),
+                    ("solutions", ""),
+                    ("cosell_fields", fields),
+                ],
+            )
+            .await
+        }
+    };
+    // A name Salesforce could not have is refused, and nothing is saved.
+    let (status, body) = save("sync = Not a name").await;
+    assert!(!status.is_success() && body.contains("API name"), "{body}");
+    let (_, page) = app.page(&admin, "/mapping").await;
+    assert!(page.contains("sync = Sync_with_Partner_Center__c"));
+
+    // A field this org does not have: saved, and the connection test names the problem.
+    let (status, body) = save("sync = Share_With_Microsoft__c").await;
+    assert!(status.is_success(), "{body}");
+    let (_, tested) = app
+        .call(&admin, "test_connection", &[("system", "salesforce")])
+        .await;
+    assert!(tested.contains("co-sell fields"), "{tested}");
+    let audit = app
+        .store
+        .list_audit(
+            &cosell::store::AuditFilter::record("cosell_fields"),
+            None,
+            5,
+        )
+        .await
+        .unwrap();
+    assert_eq!(audit[0].action, "cosell_fields_renamed");
+
+    // Back to the package's names: the connection works again.
+    let (status, body) = save("sync = Sync_with_Partner_Center__c").await;
+    assert!(status.is_success(), "{body}");
+    let (status, tested) = app
+        .call(&admin, "test_connection", &[("system", "salesforce")])
+        .await;
+    assert!(status.is_success(), "{tested}");
+}

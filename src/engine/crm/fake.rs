@@ -93,6 +93,12 @@ impl CrmPort for FakeCrm {
         "Add it in the fake CRM, then resubmit."
     }
 
+    fn cosell_fields(&self) -> super::cosell_fields::CoSellFields {
+        super::cosell_fields::CoSellFields::defaults(self.crm())
+    }
+
+    fn set_cosell_fields(&self, _: super::cosell_fields::CoSellFields) {}
+
     async fn record_link(&self, _: &Calls<'_>, id: &str) -> Option<String> {
         Some(format!("fake://opportunity/{id}"))
     }

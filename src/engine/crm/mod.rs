@@ -6,6 +6,7 @@
 //! [`CrmPort`], chosen where the engine is built. Column names, lookups, state codes, change-feed
 //! positions and version formats stay inside the adapter.
 
+pub mod cosell_fields;
 pub mod dynamics;
 #[cfg(test)]
 pub(crate) mod fake;
@@ -170,6 +171,12 @@ pub trait CrmPort: Send + Sync {
 
     /// How an admin adds a missing currency in this CRM, in one sentence.
     fn currency_fix(&self) -> &'static str;
+
+    /// The names this CRM gives the co-sell fields.
+    fn cosell_fields(&self) -> cosell_fields::CoSellFields;
+
+    /// Uses these names from now on (the admin renamed them on the Mapping page).
+    fn set_cosell_fields(&self, fields: cosell_fields::CoSellFields);
 
     /// Where a person opens the record in the CRM's own pages (no API call).
     async fn record_link(&self, calls: &Calls<'_>, id: &str) -> Option<String>;

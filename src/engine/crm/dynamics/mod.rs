@@ -8,6 +8,7 @@
 mod columns;
 mod rows;
 
+use super::cosell_fields::CoSellFields;
 use super::{Changes, CrmError, CrmPort, WriteBack};
 use crate::clients::dynamics::DynamicsClient;
 use crate::clients::http::CallError;
@@ -19,7 +20,7 @@ use crate::domain::referral::{Address, OpportunityChanges, OpportunityDraft};
 use crate::domain::system::{Crm, System};
 use crate::engine::context::{CallFailure, Calls};
 pub use columns::Columns;
-use columns::{ACCOUNT_COLUMNS, ACCOUNT_FEED_COLUMNS};
+use columns::{ACCOUNT_COLUMNS, ACCOUNT_FEED_COLUMNS, Selects};
 use rows::{label, person, text, with_id};
 use serde_json::{Map, Value, json};
 use std::future::Future;
@@ -37,7 +38,8 @@ pub struct DynamicsAdapter {
     client: DynamicsClient,
     /// The organization URL: the token audience.
     resource: String,
-    columns: Columns,
+    /// The co-sell columns' names: the admin may rename them while cosell runs.
+    columns: std::sync::RwLock<Columns>,
 }
 
 impl DynamicsAdapter {
@@ -45,8 +47,15 @@ impl DynamicsAdapter {
         DynamicsAdapter {
             client,
             resource: resource.to_string(),
-            columns,
+            columns: std::sync::RwLock::new(columns),
         }
+    }
+
+    fn columns(&self) -> Columns {
+        self.columns
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     async fn call<T, F, Fut>(&self, calls: &Calls<'_>, step: &str, f: F) -> Result<T, CrmError>
@@ -170,6 +179,14 @@ impl CrmPort for DynamicsAdapter {
         "Add it (Settings → Business Management → Currencies), then resubmit."
     }
 
+    fn cosell_fields(&self) -> CoSellFields {
+        self.columns()
+    }
+
+    fn set_cosell_fields(&self, fields: CoSellFields) {
+        *self.columns.write().unwrap_or_else(|p| p.into_inner()) = fields;
+    }
+
     /// The organization's record form (the Unified Interface opens it from this address).
     async fn record_link(&self, _: &Calls<'_>, id: &str) -> Option<String> {
         crate::clients::dynamics::is_guid(id).then(|| {
@@ -191,12 +208,12 @@ impl CrmPort for DynamicsAdapter {
                 "Find the opportunity by CRM id",
                 "opportunities",
                 Some(id.to_string()),
-                &self.columns.own(),
+                &self.columns().own(),
             )
             .await?;
         Ok(row.as_ref().and_then(|r| {
             // A row read by id carries no id column unless selected: it is the one asked for.
-            let mut o = self.columns.opportunity(&with_id(r, id))?;
+            let mut o = self.columns().opportunity(&with_id(r, id))?;
             o.id = id.to_string();
             Some(o)
         }))
@@ -212,7 +229,7 @@ impl CrmPort for DynamicsAdapter {
                 calls,
                 "Find the opportunity by referral id",
                 ("opportunities", "opportunityid"),
-                &[(&self.columns.referral_id, referral_id)],
+                &[(&self.columns().referral_id, referral_id)],
             )
             .await?;
         match found {
@@ -226,7 +243,7 @@ impl CrmPort for DynamicsAdapter {
         calls: &Calls<'_>,
         id: &str,
     ) -> Result<Option<Opportunity>, CrmError> {
-        let columns = self.columns.full();
+        let columns = self.columns().full();
         let Some(row) = self
             .call(calls, "Read the opportunity", |t| {
                 let columns = &columns;
@@ -294,10 +311,10 @@ impl CrmPort for DynamicsAdapter {
                 "firstname,lastname,internalemailaddress,address1_telephone1,mobilephone",
             )
             .await?;
-        let Some(own) = self.columns.opportunity(&row) else {
+        let Some(own) = self.columns().opportunity(&row) else {
             return Ok(None);
         };
-        let c = &self.columns;
+        let c = &self.columns();
         Ok(Some(Opportunity {
             status_reason: label(&row, "statuscode"),
             sales_stage: label(&row, "salesstage"),
@@ -457,7 +474,7 @@ impl CrmPort for DynamicsAdapter {
         currency_id: Option<&str>,
     ) -> Result<String, CrmError> {
         let mut fields = self
-            .columns
+            .columns()
             .write(&draft.changes(&Opportunity::default(), currency_id));
         fields.insert(
             "customerid_account@odata.bind".into(),
@@ -473,7 +490,7 @@ impl CrmPort for DynamicsAdapter {
         opportunity: &Opportunity,
         changes: &OpportunityChanges,
     ) -> Result<(), CrmError> {
-        let fields = self.columns.write(changes);
+        let fields = self.columns().write(changes);
         // Guarded by the version read: if someone wrote in between, the caller reads again rather than
         // overwrite their change.
         let e_tag = opportunity
@@ -515,7 +532,7 @@ impl CrmPort for DynamicsAdapter {
         id: &str,
         write: &WriteBack,
     ) -> Result<String, CrmError> {
-        let c = &self.columns;
+        let c = &self.columns();
         let mut fields = Map::new();
         if let Some((referral_id, link)) = &write.referral {
             fields.insert(c.referral_id.clone(), json!(referral_id));
@@ -530,7 +547,7 @@ impl CrmPort for DynamicsAdapter {
 
     async fn set_sync(&self, calls: &Calls<'_>, id: &str, on: bool) -> Result<String, CrmError> {
         let mut fields = Map::new();
-        fields.insert(self.columns.sync.clone(), json!(on));
+        fields.insert(self.columns().sync.clone(), json!(on));
         self.write(calls, "Switch Sync with Partner Center", id, &fields)
             .await
     }
@@ -541,13 +558,13 @@ impl CrmPort for DynamicsAdapter {
         position: Option<&str>,
     ) -> Result<Changes<Opportunity>, CrmError> {
         let (set, restarted) = self
-            .changes(calls, "opportunities", &self.columns.feed(), position)
+            .changes(calls, "opportunities", &self.columns().feed(), position)
             .await?;
         Ok(Changes {
             changed: set
                 .rows
                 .iter()
-                .filter_map(|r| self.columns.opportunity(r))
+                .filter_map(|r| self.columns().opportunity(r))
                 .collect(),
             deleted: set.deleted,
             position: set.delta_link,

@@ -122,7 +122,7 @@ mod tests {
 
     #[test]
     fn changes_become_columns_and_binds() {
-        let fields = Columns::default().write(&OpportunityChanges {
+        let fields = Columns::dynamics().write(&OpportunityChanges {
             name: Some("Deal".into()),
             deal_value: Some(25000.0),
             closing_date: Some(time::macros::date!(2027 - 03 - 31)),

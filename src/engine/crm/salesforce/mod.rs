@@ -6,11 +6,11 @@
 //! the change feed's echo check and the flows' "only what changed" writes keep clobbering to the window
 //! between a run's read and its write.
 
-mod fields;
 mod position;
 mod records;
 
-pub use fields::Fields;
+/// The co-sell fields' API names on Opportunity.
+pub type Fields = super::cosell_fields::CoSellFields;
 pub use records::OrgShape;
 
 use super::{Changes, CrmError, CrmPort, WriteBack};
@@ -43,7 +43,8 @@ const FIRST_STAGE: &str = "Prospecting";
 
 pub struct SalesforceAdapter {
     client: SalesforceClient,
-    fields: Fields,
+    /// The co-sell fields' API names: the admin may rename them while cosell runs.
+    fields: std::sync::RwLock<Fields>,
     /// Read once per process from the objects' describe.
     shape: Mutex<Option<OrgShape>>,
 }
@@ -52,9 +53,16 @@ impl SalesforceAdapter {
     pub fn new(client: SalesforceClient, fields: Fields) -> SalesforceAdapter {
         SalesforceAdapter {
             client,
-            fields,
+            fields: std::sync::RwLock::new(fields),
             shape: Mutex::new(None),
         }
+    }
+
+    fn fields(&self) -> Fields {
+        self.fields
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     /// One REST call as a step: the token, the instance URL, counted, one refresh on a 401.
@@ -136,7 +144,7 @@ impl SalesforceAdapter {
             org_currency,
             country_codes: account.iter().any(|f| f == "BillingCountryCode"),
             missing: self
-                .fields
+                .fields()
                 .all()
                 .into_iter()
                 .filter(|f| !opportunity.iter().any(|o| o == f))
@@ -174,7 +182,7 @@ impl SalesforceAdapter {
                 url: format!(
                     "{}?fields={}",
                     sobject_url("Opportunity", Some(id)),
-                    own_fields(&self.fields, &shape).replace(' ', "")
+                    own_fields(&self.fields(), &shape).replace(' ', "")
                 ),
                 reference_id: "read".into(),
                 body: None,
@@ -311,6 +319,16 @@ impl CrmPort for SalesforceAdapter {
         self.client.last_usage().map(|u| (u.used, u.max))
     }
 
+    fn cosell_fields(&self) -> Fields {
+        self.fields()
+    }
+
+    fn set_cosell_fields(&self, fields: Fields) {
+        *self.fields.write().unwrap_or_else(|p| p.into_inner()) = fields;
+        // The check reads the org's describe again for the new names.
+        *self.lock() = None;
+    }
+
     fn currency_fix(&self) -> &'static str {
         "Turn on multiple currencies and activate it (Setup → Company Settings → Manage Currencies), then resubmit."
     }
@@ -337,14 +355,14 @@ impl CrmPort for SalesforceAdapter {
         let shape = self.shape(calls).await?;
         let soql = format!(
             "SELECT {} FROM Opportunity WHERE Id = {}",
-            own_fields(&self.fields, &shape),
+            own_fields(&self.fields(), &shape),
             soql_literal(id)
         );
         Ok(self
             .query(calls, "Find the opportunity by CRM id", &soql)
             .await?
             .first()
-            .and_then(|r| opportunity(&self.fields, r)))
+            .and_then(|r| opportunity(&self.fields(), r)))
     }
 
     async fn opportunity_by_referral(
@@ -355,15 +373,15 @@ impl CrmPort for SalesforceAdapter {
         let shape = self.shape(calls).await?;
         let soql = format!(
             "SELECT {} FROM Opportunity WHERE {} = {} LIMIT 1",
-            own_fields(&self.fields, &shape),
-            self.fields.referral_id,
+            own_fields(&self.fields(), &shape),
+            self.fields().referral_id,
             soql_literal(referral_id)
         );
         Ok(self
             .query(calls, "Find the opportunity by referral id", &soql)
             .await?
             .first()
-            .and_then(|r| opportunity(&self.fields, r)))
+            .and_then(|r| opportunity(&self.fields(), r)))
     }
 
     async fn opportunity_in_full(
@@ -377,7 +395,7 @@ impl CrmPort for SalesforceAdapter {
         let shape = self.shape(calls).await?;
         let soql = format!(
             "SELECT {}, {} FROM Opportunity WHERE Id = {}",
-            own_fields(&self.fields, &shape),
+            own_fields(&self.fields(), &shape),
             related_fields(&shape),
             soql_literal(id)
         );
@@ -385,7 +403,7 @@ impl CrmPort for SalesforceAdapter {
             .query(calls, "Read the opportunity", &soql)
             .await?
             .first()
-            .and_then(|r| opportunity(&self.fields, r))
+            .and_then(|r| opportunity(&self.fields(), r))
         else {
             return Ok(None);
         };
@@ -549,7 +567,7 @@ impl CrmPort for SalesforceAdapter {
     ) -> Result<String, CrmError> {
         let shape = self.shape(calls).await?;
         let mut fields = records::write(
-            &self.fields,
+            &self.fields(),
             &shape,
             &draft.changes(&Opportunity::default(), currency_id),
         );
@@ -576,7 +594,7 @@ impl CrmPort for SalesforceAdapter {
         changes: &OpportunityChanges,
     ) -> Result<(), CrmError> {
         let shape = self.shape(calls).await?;
-        let fields = records::write(&self.fields, &shape, changes);
+        let fields = records::write(&self.fields(), &shape, changes);
         let id = checked(&opportunity.id)?;
         let fields = &fields;
         self.call(calls, "Update the opportunity", |t, i| async move {
@@ -612,7 +630,7 @@ impl CrmPort for SalesforceAdapter {
         id: &str,
         write: &WriteBack,
     ) -> Result<String, CrmError> {
-        let f = &self.fields;
+        let f = &self.fields();
         let mut fields = Map::new();
         if let Some((referral_id, link)) = &write.referral {
             fields.insert(f.referral_id.clone(), json!(referral_id));
@@ -627,7 +645,7 @@ impl CrmPort for SalesforceAdapter {
 
     async fn set_sync(&self, calls: &Calls<'_>, id: &str, on: bool) -> Result<String, CrmError> {
         let mut fields = Map::new();
-        fields.insert(self.fields.sync.clone(), json!(on));
+        fields.insert(self.fields().sync.clone(), json!(on));
         self.write(calls, "Switch Sync with Partner Center", id, fields)
             .await
     }
@@ -642,7 +660,7 @@ impl CrmPort for SalesforceAdapter {
             .changed_since(
                 calls,
                 "Opportunity",
-                &own_fields(&self.fields, &shape),
+                &own_fields(&self.fields(), &shape),
                 position,
             )
             .await?;
@@ -650,7 +668,7 @@ impl CrmPort for SalesforceAdapter {
             changed: changes
                 .changed
                 .iter()
-                .filter_map(|r| opportunity(&self.fields, r))
+                .filter_map(|r| opportunity(&self.fields(), r))
                 .collect(),
             deleted: changes.deleted,
             position: changes.position,

@@ -1,7 +1,7 @@
 //! Salesforce records read into the port's typed values, typed changes written as fields, and the
 //! SOQL this adapter sends (literals always through `soql_literal`, ids checked before use).
 
-use super::fields::Fields;
+use super::Fields;
 use crate::domain::opportunity::{Customer, Opportunity, OpportunityState, Person};
 use crate::domain::referral::OpportunityChanges;
 use serde_json::{Map, Value, json};
@@ -250,7 +250,7 @@ mod tests {
             "Account": { "attributes": {}, "Name": "Fabrikam", "BillingCountryCode": "US", "BillingPostalCode": "98052" },
             "Owner": { "attributes": {}, "FirstName": "Adele", "LastName": "Vance", "Email": "a@x", "MobilePhone": "+1" }
         });
-        let o = opportunity(&Fields::default(), &record).unwrap();
+        let o = opportunity(&Fields::salesforce(), &record).unwrap();
         assert_eq!(o.state, OpportunityState::Won);
         assert_eq!(o.deal_value, Some(48000.0));
         assert_eq!(o.currency.as_deref(), Some("EUR"));
@@ -285,11 +285,11 @@ mod tests {
             multi_currency: true,
             ..Default::default()
         };
-        let f = write(&Fields::default(), &multi, &changes);
+        let f = write(&Fields::salesforce(), &multi, &changes);
         assert_eq!(f["CloseDate"], "2027-01-31");
         assert_eq!(f["Sync_with_Partner_Center__c"], true);
         assert_eq!(f["CurrencyIsoCode"], "EUR");
-        let single = write(&Fields::default(), &OrgShape::default(), &changes);
+        let single = write(&Fields::salesforce(), &OrgShape::default(), &changes);
         assert!(!single.contains_key("CurrencyIsoCode"));
     }
 
