@@ -74,6 +74,27 @@ impl Crm {
         }
     }
 
+    /// A seller closes the opportunity as won in the CRM.
+    fn seller_closes_as_won(self, app: &TestApp, id: &str) {
+        match self {
+            // Won (1) with its status reason Won (3), as "Close as Won" leaves it.
+            Crm::Dynamics365 => app
+                .world
+                .dataverse()
+                .update(
+                    "opportunities",
+                    id,
+                    json!({ (col::STATE): 1, (col::STATUS): 3 }),
+                )
+                .unwrap(),
+            Crm::Salesforce => app
+                .world
+                .salesforce()
+                .update("Opportunity", id, json!({ "StageName": "Closed Won" }))
+                .unwrap(),
+        }
+    }
+
     /// A seller switches "Sync with Partner Center" on in the CRM.
     fn seller_switches_sync_on(self, app: &TestApp, id: &str) {
         match self {
@@ -210,6 +231,39 @@ async fn a_not_ready_opportunity_costs_no_partner_center_call(crm: Crm) {
     );
 }
 
+async fn closing_as_won_closes_the_referral(crm: Crm) {
+    let mut app = crm.ready().await;
+    let id = crm.ready_opportunity(&app);
+    crm.seller_switches_sync_on(&app, id);
+    let report = app.engine.poll_changes().await.expect("poll");
+    let shared = app.run_finished(report.queued[0]).await;
+    assert_eq!(
+        shared.status,
+        RunStatus::Succeeded,
+        "{crm:?}: {}",
+        shared.outcome
+    );
+    // Partner Center announces the new referral; that run changes nothing.
+    let _announced = app.next_run().await;
+    app.engine
+        .poll_changes()
+        .await
+        .expect("the write-back's echo");
+    let referral_id = crm.opportunity(&app, id).referral_id.expect("linked");
+
+    crm.seller_closes_as_won(&app, id);
+    let report = app.engine.poll_changes().await.expect("poll");
+    assert_eq!(report.queued.len(), 1, "{crm:?}: {report:?}");
+    let run = app.run_finished(report.queued[0]).await;
+    assert_eq!(run.status, RunStatus::Succeeded, "{crm:?}: {}", run.outcome);
+    let referral = app.world.partner_center().referral(&referral_id).unwrap();
+    assert_eq!(
+        (referral["status"].as_str(), referral["substatus"].as_str()),
+        (Some("Closed"), Some("Won")),
+        "{crm:?}"
+    );
+}
+
 /// Each body once per CRM.
 macro_rules! for_both_crms {
     ($($body:ident),+ $(,)?) => {
@@ -222,4 +276,5 @@ for_both_crms!(
     a_sellers_referral_becomes_one_opportunity_with_its_id_written_back,
     switching_sync_on_shares_once_and_the_write_back_is_no_change,
     a_not_ready_opportunity_costs_no_partner_center_call,
+    closing_as_won_closes_the_referral,
 );
