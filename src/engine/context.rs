@@ -103,21 +103,6 @@ impl<'a> RunContext<'a> {
         self.step(name, outcome, detail, 0, Instant::now()).await
     }
 
-    /// One API call as a step of this run (see [`Calls::call`]).
-    pub async fn call<T, F, Fut>(
-        &self,
-        name: &str,
-        system: System,
-        resource: &str,
-        f: F,
-    ) -> Result<T, CallFailure>
-    where
-        F: Fn(Secret) -> Fut,
-        Fut: Future<Output = Result<T, CallError>>,
-    {
-        self.calls().call(name, system, resource, f).await
-    }
-
     /// Calls made as steps of this run.
     pub fn calls(&self) -> Calls<'_> {
         Calls {

@@ -246,6 +246,7 @@ async fn create(
     let o = ready.opportunity;
     let body = mapping::new_referral(ready, mapping);
     let created = ctx
+        .calls()
         .call(
             "Create the referral in Partner Center",
             System::PartnerCenter,
@@ -472,6 +473,7 @@ async fn patch(
     let engine = ctx.engine();
     let ops = mapping::patch(current, changes);
     let patched = ctx
+        .calls()
         .call(
             "Update the referral in Partner Center",
             System::PartnerCenter,
@@ -501,6 +503,7 @@ async fn read_referral(
 ) -> Result<(Value, String), StepError> {
     let engine = ctx.engine();
     let referral = ctx
+        .calls()
         .call(
             "Read the referral from Partner Center",
             System::PartnerCenter,

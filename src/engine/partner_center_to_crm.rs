@@ -32,6 +32,7 @@ pub(super) async fn run(
     let referral_id = referral_id.to_string();
 
     let fetched = ctx
+        .calls()
         .call(
             "Get the referral from Partner Center",
             System::PartnerCenter,
@@ -72,6 +73,7 @@ pub(super) async fn run(
         // (RFC 6902 §4.3); `add` on an existing member replaces its value (§4.1).
         let ops = json!([{ "op": "add", "path": "/externalReferenceId", "value": opportunity_id }]);
         let patched = ctx
+            .calls()
             .call(
                 "Write the CRM id back to the referral",
                 System::PartnerCenter,

@@ -62,6 +62,15 @@ pub struct TokenSource {
 /// (crm-apis.md §3.2), sessions last 2 hours by default, and a 401 refreshes it earlier anyway.
 const SALESFORCE_TOKEN_LIFE: Duration = Duration::from_secs(30 * 60);
 
+/// A refreshed access token, whichever sign-in service gave it.
+struct Refreshed {
+    access_token: Secret,
+    /// Set when the service rotated the refresh token.
+    refresh_token: Option<Secret>,
+    /// How long to use it.
+    lasts: Duration,
+}
+
 /// Tokens are renewed this long before they expire, so none expires mid-call.
 const MARGIN: Duration = Duration::from_secs(120);
 
@@ -127,14 +136,14 @@ impl TokenSource {
             .await?
             .ok_or(TokenProblem::NotConnected(system))?;
         let now = OffsetDateTime::now_utc();
-        if system == System::SALESFORCE {
-            return self.refresh_salesforce(key, &connection, now).await;
-        }
-        let scope = format!("{resource}/user_impersonation");
-        match self.entra.refresh(&connection.refresh_token, &scope).await {
-            Ok(grant) => {
-                if let Some(rotated) = &grant.refresh_token {
-                    // Losing the race means another instance stored a newer token: keep theirs.
+        let refreshed = self
+            .refresh(system, resource, &connection.refresh_token)
+            .await;
+        match refreshed {
+            Ok(fresh) => {
+                if let Some(rotated) = &fresh.refresh_token {
+                    // The old refresh token is spent. Losing the race means another instance stored a
+                    // newer one: keep theirs.
                     self.store
                         .rotate_refresh_token(
                             system,
@@ -146,13 +155,12 @@ impl TokenSource {
                         .await?;
                 }
                 self.clear_diagnosis(system, &connection, now).await?;
-                let until = Instant::now() + grant.expires_in.saturating_sub(MARGIN);
-                self.lock().insert(key, (grant.access_token.clone(), until));
-                Ok(grant.access_token)
+                let until = Instant::now() + fresh.lasts;
+                self.lock().insert(key, (fresh.access_token.clone(), until));
+                Ok(fresh.access_token)
             }
-            Err(e) => {
-                let diagnosis = e.diagnosis();
-                tracing::warn!(system = system.as_code(), error = %e, "token refresh failed");
+            Err((diagnosis, error)) => {
+                tracing::warn!(system = system.as_code(), %error, "token refresh failed");
                 if diagnosis != Diagnosis::Unreachable {
                     self.store
                         .set_diagnosis(system, Some(diagnosis), now)
@@ -161,56 +169,46 @@ impl TokenSource {
                 Err(TokenProblem::Diagnosed(system, diagnosis))
             }
         }
+    }
+
+    /// A new access token from the refresh token: Salesforce's own OAuth for a Salesforce connection,
+    /// Entra ID for the rest. On refusal, the diagnosis and what was said.
+    async fn refresh(
+        &self,
+        system: System,
+        resource: &str,
+        refresh_token: &Secret,
+    ) -> Result<Refreshed, (Diagnosis, String)> {
+        if system == System::SALESFORCE {
+            let oauth = self.salesforce.as_ref().ok_or((
+                Diagnosis::ClientCredentialsInvalid,
+                "no Salesforce connected app is configured".to_string(),
+            ))?;
+            return oauth
+                .refresh(refresh_token)
+                .await
+                .map(|grant| Refreshed {
+                    access_token: grant.access_token,
+                    refresh_token: grant.refresh_token,
+                    lasts: SALESFORCE_TOKEN_LIFE,
+                })
+                .map_err(|e| (e.diagnosis(), e.to_string()));
+        }
+        let scope = format!("{resource}/user_impersonation");
+        self.entra
+            .refresh(refresh_token, &scope)
+            .await
+            .map(|grant| Refreshed {
+                lasts: grant.expires_in.saturating_sub(MARGIN),
+                access_token: grant.access_token,
+                refresh_token: grant.refresh_token,
+            })
+            .map_err(|e| (e.diagnosis(), e.to_string()))
     }
 
     /// Whether someone connected `system` (its consent may still need renewing).
     pub async fn connected(&self, system: System) -> Result<bool, StoreError> {
         Ok(self.store.connection(system, &self.key).await?.is_some())
-    }
-
-    async fn refresh_salesforce(
-        &self,
-        key: (System, String),
-        connection: &crate::store::Connection,
-        now: OffsetDateTime,
-    ) -> Result<Secret, TokenProblem> {
-        let system = key.0;
-        let Some(oauth) = &self.salesforce else {
-            return Err(TokenProblem::Diagnosed(
-                system,
-                Diagnosis::ClientCredentialsInvalid,
-            ));
-        };
-        match oauth.refresh(&connection.refresh_token).await {
-            Ok(grant) => {
-                if let Some(rotated) = &grant.refresh_token {
-                    // The org rotates refresh tokens: the old one is dead already; keep the new one.
-                    self.store
-                        .rotate_refresh_token(
-                            system,
-                            connection.token_version,
-                            rotated,
-                            &self.key,
-                            now,
-                        )
-                        .await?;
-                }
-                self.clear_diagnosis(system, connection, now).await?;
-                let until = Instant::now() + SALESFORCE_TOKEN_LIFE;
-                self.lock().insert(key, (grant.access_token.clone(), until));
-                Ok(grant.access_token)
-            }
-            Err(e) => {
-                let diagnosis = e.diagnosis();
-                tracing::warn!(system = system.as_code(), error = %e, "token refresh failed");
-                if diagnosis != Diagnosis::Unreachable {
-                    self.store
-                        .set_diagnosis(system, Some(diagnosis), now)
-                        .await?;
-                }
-                Err(TokenProblem::Diagnosed(system, diagnosis))
-            }
-        }
     }
 
     /// A refresh that worked ends a sign-in diagnosis (a missing role stays until a check clears it).

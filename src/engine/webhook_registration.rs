@@ -22,6 +22,7 @@ pub(super) async fn run(
 ) -> Result<(RunStatus, String), StepError> {
     let engine = ctx.engine();
     let current = ctx
+        .calls()
         .call(
             "View the current registration",
             System::PartnerCenter,
@@ -58,6 +59,7 @@ pub(super) async fn run(
         }
     }
     let saved = ctx
+        .calls()
         .call(
             if current.is_some() {
                 "Update the registration"

@@ -159,6 +159,24 @@ pub struct WriteBack {
     pub note: Option<String>,
 }
 
+impl WriteBack {
+    /// The fields to write, named as the CRM names them.
+    pub fn fields(
+        &self,
+        names: &cosell_fields::CoSellFields,
+    ) -> serde_json::Map<String, serde_json::Value> {
+        let mut fields = serde_json::Map::new();
+        if let Some((referral_id, link)) = &self.referral {
+            fields.insert(names.referral_id.clone(), referral_id.as_str().into());
+            fields.insert(names.referral_link.clone(), link.as_str().into());
+        }
+        if let Some(note) = &self.note {
+            fields.insert(names.audit.clone(), note.as_str().into());
+        }
+        fields
+    }
+}
+
 /// Everything the flows ask of a CRM.
 #[async_trait::async_trait]
 pub trait CrmPort: Send + Sync {

@@ -166,20 +166,7 @@ impl Store {
         not_before: OffsetDateTime,
         outcome: &str,
     ) -> Result<bool, StoreError> {
-        let n = on_pool!(self, |p| {
-            sqlx::query(
-            "UPDATE runs SET status = 'queued', not_before = $1, outcome = $2, lease_owner = NULL, lease_until = NULL
-             WHERE id = $3 AND lease_owner = $4 AND status = 'running'"
-        )
-        .bind(not_before)
-        .bind(outcome)
-        .bind(run_id)
-        .bind(owner)
-        .execute(p)
-        .await
-        .map(|r| r.rows_affected())
-        })?;
-        Ok(n == 1)
+        self.requeue(run_id, owner, not_before, outcome, 0).await
     }
 
     /// Puts a run back in the queue until `not_before` and gives back the attempt its claim counted:
@@ -191,16 +178,28 @@ impl Store {
         not_before: OffsetDateTime,
         outcome: &str,
     ) -> Result<bool, StoreError> {
+        self.requeue(run_id, owner, not_before, outcome, 1).await
+    }
+
+    async fn requeue(
+        &self,
+        run_id: i64,
+        owner: &str,
+        not_before: OffsetDateTime,
+        outcome: &str,
+        given_back: i64,
+    ) -> Result<bool, StoreError> {
         let n = on_pool!(self, |p| {
             sqlx::query(
             "UPDATE runs SET status = 'queued', not_before = $1, outcome = $2, lease_owner = NULL, lease_until = NULL,
-                    attempts = attempts - 1
+                    attempts = attempts - $5
              WHERE id = $3 AND lease_owner = $4 AND status = 'running'"
         )
         .bind(not_before)
         .bind(outcome)
         .bind(run_id)
         .bind(owner)
+        .bind(given_back)
         .execute(p)
         .await
         .map(|r| r.rows_affected())

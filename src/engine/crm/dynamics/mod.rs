@@ -532,15 +532,7 @@ impl CrmPort for DynamicsAdapter {
         id: &str,
         write: &WriteBack,
     ) -> Result<String, CrmError> {
-        let c = &self.columns();
-        let mut fields = Map::new();
-        if let Some((referral_id, link)) = &write.referral {
-            fields.insert(c.referral_id.clone(), json!(referral_id));
-            fields.insert(c.referral_link.clone(), json!(link));
-        }
-        if let Some(note) = &write.note {
-            fields.insert(c.audit.clone(), json!(note));
-        }
+        let fields = write.fields(&self.columns());
         self.write(calls, "Write the result on the opportunity", id, &fields)
             .await
     }

@@ -159,6 +159,26 @@ impl SalesforceAdapter {
         self.shape.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// The first opportunity matching `condition`, with its own fields.
+    async fn one_opportunity(
+        &self,
+        calls: &Calls<'_>,
+        step: &str,
+        condition: &str,
+    ) -> Result<Option<Opportunity>, CrmError> {
+        let shape = self.shape(calls).await?;
+        let fields = self.fields();
+        let soql = format!(
+            "SELECT {} FROM Opportunity WHERE {condition} LIMIT 1",
+            own_fields(&fields, &shape)
+        );
+        Ok(self
+            .query(calls, step, &soql)
+            .await?
+            .first()
+            .and_then(|r| opportunity(&fields, r)))
+    }
+
     /// Writes fields and reads the `SystemModstamp` the write produced, as one API call (composite).
     async fn write(
         &self,
@@ -352,17 +372,12 @@ impl CrmPort for SalesforceAdapter {
         if !is_id(id) {
             return Ok(None);
         }
-        let shape = self.shape(calls).await?;
-        let soql = format!(
-            "SELECT {} FROM Opportunity WHERE Id = {}",
-            own_fields(&self.fields(), &shape),
-            soql_literal(id)
-        );
-        Ok(self
-            .query(calls, "Find the opportunity by CRM id", &soql)
-            .await?
-            .first()
-            .and_then(|r| opportunity(&self.fields(), r)))
+        self.one_opportunity(
+            calls,
+            "Find the opportunity by CRM id",
+            &format!("Id = {}", soql_literal(id)),
+        )
+        .await
     }
 
     async fn opportunity_by_referral(
@@ -370,18 +385,13 @@ impl CrmPort for SalesforceAdapter {
         calls: &Calls<'_>,
         referral_id: &str,
     ) -> Result<Option<Opportunity>, CrmError> {
-        let shape = self.shape(calls).await?;
-        let soql = format!(
-            "SELECT {} FROM Opportunity WHERE {} = {} LIMIT 1",
-            own_fields(&self.fields(), &shape),
+        let condition = format!(
+            "{} = {}",
             self.fields().referral_id,
             soql_literal(referral_id)
         );
-        Ok(self
-            .query(calls, "Find the opportunity by referral id", &soql)
-            .await?
-            .first()
-            .and_then(|r| opportunity(&self.fields(), r)))
+        self.one_opportunity(calls, "Find the opportunity by referral id", &condition)
+            .await
     }
 
     async fn opportunity_in_full(
@@ -630,15 +640,7 @@ impl CrmPort for SalesforceAdapter {
         id: &str,
         write: &WriteBack,
     ) -> Result<String, CrmError> {
-        let f = &self.fields();
-        let mut fields = Map::new();
-        if let Some((referral_id, link)) = &write.referral {
-            fields.insert(f.referral_id.clone(), json!(referral_id));
-            fields.insert(f.referral_link.clone(), json!(link));
-        }
-        if let Some(note) = &write.note {
-            fields.insert(f.audit.clone(), json!(note));
-        }
+        let fields = write.fields(&self.fields());
         self.write(calls, "Write the result on the opportunity", id, fields)
             .await
     }
