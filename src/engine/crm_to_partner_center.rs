@@ -245,6 +245,7 @@ async fn create(
     let engine = ctx.engine();
     let o = ready.opportunity;
     let body = mapping::new_referral(ready, mapping);
+    let request_id = ctx.request_id("create-referral", &o.id);
     let created = ctx
         .calls()
         .call(
@@ -253,7 +254,8 @@ async fn create(
             PARTNER_CENTER,
             |t| {
                 let body = body.clone();
-                async move { engine.referrals.create(&t, &body).await }
+                let request_id = &request_id;
+                async move { engine.referrals.create(&t, &body, request_id).await }
             },
         )
         .await;

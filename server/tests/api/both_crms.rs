@@ -74,6 +74,21 @@ impl Crm {
         }
     }
 
+    /// The next write of cosell's result on an opportunity fails once with a 503 (the CRM is
+    /// briefly down): the write right after the referral is created.
+    async fn write_back_fails_once(self, app: &TestApp) {
+        let (method, path) = match self {
+            Crm::Dynamics365 => ("PATCH", "/api/data/v9.2/opportunities("),
+            // Salesforce writes and reads the version back in one composite call.
+            Crm::Salesforce => ("POST", "/composite"),
+        };
+        app.control(
+            "/faults",
+            json!({ "method": method, "path_contains": path, "status": 503, "times": 1 }),
+        )
+        .await;
+    }
+
     /// A seller closes the opportunity as won in the CRM.
     fn seller_closes_as_won(self, app: &TestApp, id: &str) {
         match self {
@@ -264,6 +279,37 @@ async fn closing_as_won_closes_the_referral(crm: Crm) {
     );
 }
 
+async fn a_write_back_failing_after_the_create_still_makes_one_referral(crm: Crm) {
+    let mut app = crm.ready().await;
+    let id = crm.ready_opportunity(&app);
+    // Partner Center's announcement of the new referral would otherwise write its id on the
+    // opportunity before the retry (hiding the duplicate): no webhook work meanwhile.
+    app.engine
+        .set_flow(
+            cosell::domain::flows::Flow::PartnerCenterToCrm,
+            false,
+            "test",
+        )
+        .await
+        .unwrap();
+    crm.write_back_fails_once(&app).await;
+    crm.seller_switches_sync_on(&app, id);
+    let report = app.engine.poll_changes().await.expect("poll");
+    let run = app.run_finished(report.queued[0]).await;
+    assert_eq!(run.status, RunStatus::Succeeded, "{crm:?}: {}", run.outcome);
+    let stored = app.store.run(run.run_id).await.unwrap().unwrap();
+    assert_eq!(
+        stored.attempts, 2,
+        "{crm:?}: the first attempt failed after its create"
+    );
+    // The second attempt sent the create again with the same MS-RequestId: the same referral.
+    let referrals = app.world.partner_center().referrals();
+    assert_eq!(referrals.len(), 1, "{crm:?}: one referral, not two");
+    let linked = crm.opportunity(&app, id).referral_id.expect("written back");
+    assert_eq!(referrals[0]["id"], linked.as_str());
+    assert_eq!(referrals[0]["externalReferenceId"], id);
+}
+
 /// Each body once per CRM.
 macro_rules! for_both_crms {
     ($($body:ident),+ $(,)?) => {
@@ -277,4 +323,5 @@ for_both_crms!(
     switching_sync_on_shares_once_and_the_write_back_is_no_change,
     a_not_ready_opportunity_costs_no_partner_center_call,
     closing_as_won_closes_the_referral,
+    a_write_back_failing_after_the_create_still_makes_one_referral,
 );

@@ -52,11 +52,19 @@ impl ReferralsClient {
     }
 
     /// Creates a referral (partner-center.md §1.5) and returns it as created (id, eTag, links).
-    pub async fn create(&self, token: &Secret, body: &Value) -> Result<Value, CallError> {
+    /// `request_id` (`MS-RequestId`) is the same on every retry of one create, so a retry after a
+    /// failure that came after the create answers the referral made the first time.
+    pub async fn create(
+        &self,
+        token: &Secret,
+        body: &Value,
+        request_id: &str,
+    ) -> Result<Value, CallError> {
         let response = http::send(
             self.http
                 .post(format!("{}/v1.0/engagements/referrals", self.base))
                 .bearer_auth(token.expose())
+                .header("MS-RequestId", request_id)
                 .json(body),
         )
         .await?;
