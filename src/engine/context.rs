@@ -38,9 +38,6 @@ impl StepError {
 pub struct RunContext<'a> {
     engine: &'a Engine,
     run_id: i64,
-    /// The top-level run this one belongs to (itself, or its parent's for a child run): every attempt
-    /// of a run shares it, while each attempt makes new child runs.
-    root_run_id: i64,
     owner: String,
     record_id: Option<String>,
     actor: String,
@@ -57,7 +54,6 @@ impl<'a> RunContext<'a> {
         RunContext {
             engine,
             run_id,
-            root_run_id: run_id,
             owner: owner.to_string(),
             record_id,
             actor: actor.to_string(),
@@ -135,12 +131,13 @@ impl<'a> RunContext<'a> {
         self.run_id
     }
 
-    /// A request id for an effect on `record` that every attempt of this run sends alike, so that
-    /// the API can tell a retry from a new request (Partner Center's `MS-RequestId`: "reuse it when
-    /// retrying", partner-center.md §1.3). GUID-shaped, derived from the run and the record.
-    pub fn request_id(&self, effect: &str, record: &str) -> String {
+    /// A request id for the `generation`th time cosell makes `effect` happen to `record`: every
+    /// attempt, resubmission or instance that tries the same effect sends the same id, so the API can
+    /// tell a retry from a new request (Partner Center's `MS-RequestId`: "reuse it when retrying",
+    /// partner-center.md §1.3). GUID-shaped.
+    pub fn request_id(&self, effect: &str, record: &str, generation: i64) -> String {
         use sha2::{Digest, Sha256};
-        let hash = Sha256::digest(format!("cosell:{effect}:{record}:{}", self.root_run_id));
+        let hash = Sha256::digest(format!("cosell:{effect}:{record}:{generation}"));
         let h: String = hash.iter().take(16).map(|b| format!("{b:02x}")).collect();
         format!(
             "{}-{}-{}-{}-{}",
@@ -198,16 +195,13 @@ impl<'a> RunContext<'a> {
             .start_run(&new, &self.owner, now + Duration::from_secs(600), now)
             .await
             .map_err(StepError::store)?;
-        let ctx = RunContext {
-            root_run_id: self.root_run_id,
-            ..RunContext::new(
-                self.engine,
-                child.id,
-                &self.owner,
-                self.record_id.clone(),
-                &self.actor,
-            )
-        };
+        let ctx = RunContext::new(
+            self.engine,
+            child.id,
+            &self.owner,
+            self.record_id.clone(),
+            &self.actor,
+        );
         let result = body(ctx).await;
         let (status, outcome) = match &result {
             Ok((_, outcome)) => (RunStatus::Succeeded, outcome.clone()),

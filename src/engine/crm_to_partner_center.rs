@@ -245,7 +245,15 @@ async fn create(
     let engine = ctx.engine();
     let o = ready.opportunity;
     let body = mapping::new_referral(ready, mapping);
-    let request_id = ctx.request_id("create-referral", &o.id);
+    // The referrals cosell made for it so far: the same count on every retry or resubmission of this
+    // create (its audit event is written after the write-back), a new one once the seller clears the
+    // referral to share the deal again.
+    let generation = engine
+        .store
+        .count_audit(&o.id, AuditAction::ReferralCreated)
+        .await
+        .map_err(StepError::store)?;
+    let request_id = ctx.request_id("create-referral", &o.id, generation);
     let created = ctx
         .calls()
         .call(

@@ -167,6 +167,21 @@ impl Store {
         Ok(())
     }
 
+    /// How many `action` events `record_id` has.
+    pub async fn count_audit(
+        &self,
+        record_id: &str,
+        action: AuditAction,
+    ) -> Result<i64, StoreError> {
+        Ok(on_pool!(self, |p| sqlx::query_scalar(
+            "SELECT COUNT(*) FROM audit_events WHERE record_id = $1 AND action = $2"
+        )
+        .bind(record_id)
+        .bind(action.as_code())
+        .fetch_one(p)
+        .await)?)
+    }
+
     /// A page of events, newest first, older than `before` (keyset pagination).
     pub async fn list_audit(
         &self,

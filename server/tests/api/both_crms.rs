@@ -76,7 +76,7 @@ impl Crm {
 
     /// The next write of cosell's result on an opportunity fails once with a 503 (the CRM is
     /// briefly down): the write right after the referral is created.
-    async fn write_back_fails_once(self, app: &TestApp) {
+    async fn write_back_fails_once(self, app: &TestApp, status: u16) {
         let (method, path) = match self {
             Crm::Dynamics365 => ("PATCH", "/api/data/v9.2/opportunities("),
             // Salesforce writes and reads the version back in one composite call.
@@ -84,7 +84,7 @@ impl Crm {
         };
         app.control(
             "/faults",
-            json!({ "method": method, "path_contains": path, "status": 503, "times": 1 }),
+            json!({ "method": method, "path_contains": path, "status": status, "times": 1 }),
         )
         .await;
     }
@@ -292,7 +292,7 @@ async fn a_write_back_failing_after_the_create_still_makes_one_referral(crm: Crm
         )
         .await
         .unwrap();
-    crm.write_back_fails_once(&app).await;
+    crm.write_back_fails_once(&app, 503).await;
     crm.seller_switches_sync_on(&app, id);
     let report = app.engine.poll_changes().await.expect("poll");
     let run = app.run_finished(report.queued[0]).await;
@@ -310,6 +310,43 @@ async fn a_write_back_failing_after_the_create_still_makes_one_referral(crm: Crm
     assert_eq!(referrals[0]["externalReferenceId"], id);
 }
 
+async fn a_resubmitted_run_finds_the_referral_its_failed_run_made(crm: Crm) {
+    let mut app = crm.ready().await;
+    let id = crm.ready_opportunity(&app);
+    app.engine
+        .set_flow(
+            cosell::domain::flows::Flow::PartnerCenterToCrm,
+            false,
+            "test",
+        )
+        .await
+        .unwrap();
+    // The CRM refuses the write-back for good: the run fails after its create.
+    crm.write_back_fails_once(&app, 400).await;
+    crm.seller_switches_sync_on(&app, id);
+    let report = app.engine.poll_changes().await.expect("poll");
+    let failed = app.run_finished(report.queued[0]).await;
+    assert_eq!(
+        failed.status,
+        RunStatus::Failed,
+        "{crm:?}: {}",
+        failed.outcome
+    );
+    assert_eq!(app.world.partner_center().referrals().len(), 1);
+    assert_eq!(crm.opportunity(&app, id).referral_id, None);
+
+    // The admin resubmits it: a new run, which finds the referral rather than making a second one.
+    let again = app.engine.resubmit(failed.run_id, "admin").await.unwrap();
+    let run = app.run_finished(again).await;
+    assert_eq!(run.status, RunStatus::Succeeded, "{crm:?}: {}", run.outcome);
+    let referrals = app.world.partner_center().referrals();
+    assert_eq!(referrals.len(), 1, "{crm:?}: one referral, not two");
+    assert_eq!(
+        crm.opportunity(&app, id).referral_id.as_deref(),
+        referrals[0]["id"].as_str()
+    );
+}
+
 /// Each body once per CRM.
 macro_rules! for_both_crms {
     ($($body:ident),+ $(,)?) => {
@@ -324,4 +361,5 @@ for_both_crms!(
     a_not_ready_opportunity_costs_no_partner_center_call,
     closing_as_won_closes_the_referral,
     a_write_back_failing_after_the_create_still_makes_one_referral,
+    a_resubmitted_run_finds_the_referral_its_failed_run_made,
 );
