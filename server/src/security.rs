@@ -5,19 +5,24 @@
 //! (all current browsers) and `Origin` (every cross-origin POST). A request with neither did not come from
 //! a browser page, so it carries no ambient session cookie to abuse.
 
-use axum::extract::Request;
+use axum::extract::{Request, State};
 use axum::http::{HeaderMap, Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
-pub async fn refuse_cross_origin(request: Request, next: Next) -> Response {
+/// `scheme` is the dashboard's, as people reach it (the public URL's: `https` behind a TLS proxy).
+pub async fn refuse_cross_origin(
+    State(scheme): State<String>,
+    request: Request,
+    next: Next,
+) -> Response {
     if matches!(
         *request.method(),
         Method::GET | Method::HEAD | Method::OPTIONS | Method::TRACE
     ) {
         return next.run(request).await;
     }
-    if let Err(reason) = same_origin(request.headers()) {
+    if let Err(reason) = same_origin(request.headers(), &scheme) {
         tracing::warn!(path = %request.uri().path(), reason, "cross-origin request refused");
         return (
             StatusCode::FORBIDDEN,
@@ -28,7 +33,7 @@ pub async fn refuse_cross_origin(request: Request, next: Next) -> Response {
     next.run(request).await
 }
 
-fn same_origin(headers: &HeaderMap) -> Result<(), &'static str> {
+fn same_origin(headers: &HeaderMap, scheme: &str) -> Result<(), &'static str> {
     let get = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
     match get("sec-fetch-site") {
         Some("same-origin") | Some("none") => return Ok(()),
@@ -39,8 +44,10 @@ fn same_origin(headers: &HeaderMap) -> Result<(), &'static str> {
         return Ok(());
     };
     let host = get(header::HOST.as_str()).ok_or("no host")?;
+    // An origin of another scheme is another origin (RFC 6454): https://host:port is not http://host:port.
     let origin_host = url::Url::parse(origin)
         .ok()
+        .filter(|u| u.scheme().eq_ignore_ascii_case(scheme))
         .and_then(|u| {
             let host = u.host_str()?.to_string();
             Some(match u.port() {
@@ -78,7 +85,7 @@ mod tests {
             &[("host", "a:3000")],
         ];
         for h in ok {
-            assert!(same_origin(&headers(h)).is_ok(), "{h:?}");
+            assert!(same_origin(&headers(h), "http").is_ok(), "{h:?}");
         }
         let refused: &[&[(&str, &str)]] = &[
             &[
@@ -90,9 +97,18 @@ mod tests {
             &[("origin", "http://evil.example"), ("host", "a:3000")],
             &[("origin", "http://a:3001"), ("host", "a:3000")],
             &[("origin", "null"), ("host", "a:3000")],
+            // Same host and port, another scheme: another origin.
+            &[("origin", "https://a:3000"), ("host", "a:3000")],
         ];
         for h in refused {
-            assert!(same_origin(&headers(h)).is_err(), "{h:?}");
+            assert!(same_origin(&headers(h), "http").is_err(), "{h:?}");
         }
+        // Behind a TLS proxy the dashboard's scheme is https: its own pages send https origins.
+        let proxied = headers(&[
+            ("origin", "https://cosell.example"),
+            ("host", "cosell.example"),
+        ]);
+        assert!(same_origin(&proxied, "https").is_ok());
+        assert!(same_origin(&proxied, "http").is_err());
     }
 }

@@ -224,7 +224,10 @@ impl Application {
                 _,
             >(context, shell))
             .layer(session_layer)
-            .layer(axum::middleware::from_fn(security::refuse_cross_origin))
+            .layer(axum::middleware::from_fn_with_state(
+                public_url.scheme().to_string(),
+                security::refuse_cross_origin,
+            ))
             .layer(axum::middleware::from_fn(ops::track))
             .layer(
                 TraceLayer::new_for_http()
