@@ -183,3 +183,17 @@ async fn the_overview_says_what_needs_doing_until_everything_is_healthy() {
     assert!(page.contains("1 run failed in the last 24 hours"));
     assert!(page.contains("/runs?status=failed&amp;from="));
 }
+
+#[tokio::test]
+async fn healthz_answers_503_when_the_database_does_not() {
+    let app = TestApp::spawn().await;
+    let ok = reqwest::get(app.url("/healthz")).await.unwrap();
+    assert_eq!(ok.status(), StatusCode::OK);
+    // The database goes away under the running server.
+    app.store.close().await;
+    let r = reqwest::get(app.url("/healthz")).await.unwrap();
+    assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE);
+    let body: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(body["status"], "unavailable");
+    assert_eq!(body["checks"]["database"], "unavailable");
+}
