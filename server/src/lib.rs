@@ -1,6 +1,7 @@
 //! cosell-server: the `cosell` binary — configuration, the axum router, sign-in, sessions, operations
 //! endpoints and, with `--sandbox`, the in-process emulators.
 
+mod api_status;
 pub mod config;
 mod connections;
 mod error_page;

@@ -3,7 +3,7 @@
 
 use crate::config::{Identity, OidcSettings, Settings};
 use crate::signin::{self, SignIn};
-use crate::{connections, ops, security, webhooks};
+use crate::{api_status, connections, ops, security, webhooks};
 use axum::Router;
 use axum::extract::FromRef;
 use axum::routing::get;
@@ -223,6 +223,7 @@ impl Application {
                 AppState,
                 _,
             >(context, shell))
+            .layer(axum::middleware::from_fn(api_status::error_status))
             .layer(session_layer)
             .layer(axum::middleware::from_fn_with_state(
                 public_url.scheme().to_string(),

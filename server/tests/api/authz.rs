@@ -65,7 +65,7 @@ async fn an_admin_ends_someones_sessions() {
             &[("tenant_id", TENANT), ("object_id", "nobody")],
         )
         .await;
-    assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR, "{body}");
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
     assert!(body.contains("never signed in"), "{body}");
 }
 
@@ -164,4 +164,47 @@ async fn cross_origin_posts_are_refused_before_anything_runs() {
         .await
         .unwrap();
     assert_eq!(r.status(), StatusCode::OK);
+}
+
+#[tokio::test]
+async fn a_malformed_server_function_call_is_a_400_and_changes_nothing() {
+    let app = TestApp::spawn().await;
+    let admin = app.signed_in("admin").await;
+    let before = app.store.active_flows(app.engine.crm()).await.unwrap();
+    for form in [
+        // A field missing.
+        &[("flow", "customize")][..],
+        // Garbage where a known value is expected.
+        &[("flow", "no such flow"), ("active", "true")][..],
+    ] {
+        let (status, body) = app.call(&admin, "set_flow", form).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{form:?}: {body}");
+        assert!(!body.contains("panicked") && !body.is_empty(), "{body}");
+    }
+    // A run number that is not a number.
+    let (status, body) = app.call(&admin, "resubmit_run", &[("id", "seven")]).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert_eq!(
+        app.store.active_flows(app.engine.crm()).await.unwrap(),
+        before,
+        "nothing changed"
+    );
+    // A refusal for want of a role stays a 403, and a missing session a 401.
+    let viewer = app.signed_in("viewer").await;
+    let (status, _) = app
+        .call(
+            &viewer,
+            "set_flow",
+            &[("flow", "customize"), ("active", "true")],
+        )
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let (status, _) = app
+        .call(
+            &app.client(),
+            "set_flow",
+            &[("flow", "customize"), ("active", "true")],
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
 }
