@@ -208,3 +208,105 @@ async fn a_malformed_server_function_call_is_a_400_and_changes_nothing() {
         .await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
 }
+
+/// The server functions a viewer may call: reads, and who am I. Every other registered server function
+/// is an admin's and is tested as such below, so a new one cannot slip through untested.
+const VIEWER_MAY_CALL: &[&str] = &[
+    "whoami",
+    "health",
+    "list_audit",
+    "list_connections",
+    "list_flows",
+    "get_mapping",
+    "list_opportunities",
+    "opportunity_timeline",
+    "list_runs",
+    "run_detail",
+    "list_users",
+];
+
+/// What an admin function could change, counted.
+async fn state_of(app: &TestApp) -> (usize, i64, usize, Option<serde_json::Value>) {
+    let audit = app
+        .store
+        .list_audit(&cosell::store::AuditFilter::default(), None, 10_000)
+        .await
+        .unwrap()
+        .len();
+    let runs = app
+        .store
+        .count_runs(&cosell::store::RunFilter::default())
+        .await
+        .unwrap();
+    let flows = app
+        .store
+        .active_flows(app.engine.crm())
+        .await
+        .unwrap()
+        .len();
+    let mapping = app
+        .store
+        .setting(cosell::engine::MAPPING_SETTING)
+        .await
+        .unwrap();
+    (audit, runs, flows, mapping)
+}
+
+#[tokio::test]
+async fn every_admin_server_function_refuses_a_viewer_with_403_and_changes_nothing() {
+    let app = TestApp::spawn().await;
+    let viewer = app.signed_in("viewer").await;
+    let before = state_of(&app).await;
+    let mut paths: Vec<String> = leptos::server_fn::axum::server_fn_paths()
+        .map(|(path, _)| path.to_string())
+        .collect();
+    paths.sort();
+    // Every argument any admin function takes, well formed, so that only the role can refuse.
+    let form = [
+        ("flow", "customize"),
+        ("active", "true"),
+        ("crm_id", "0aa0a000-0000-4000-8000-000000000002"),
+        ("on", "true"),
+        ("id", "1"),
+        ("system", "partner_center"),
+        ("tenant_id", TENANT),
+        ("object_id", MEGAN),
+        ("stages", ""),
+        ("statuses", ""),
+        ("help", ""),
+        ("currencies", ""),
+        ("solutions", ""),
+        (
+            "callback_url",
+            "https://cosell.example/webhooks/partner-center",
+        ),
+        ("referral_created", "on"),
+        ("status", ""),
+        ("record", ""),
+        ("from", ""),
+        ("to", ""),
+    ];
+    let mut admin_functions = Vec::new();
+    for path in &paths {
+        let name = path.trim_start_matches("/api/");
+        if VIEWER_MAY_CALL.contains(&name) {
+            continue;
+        }
+        let r = viewer
+            .post(app.url(path))
+            .header("Origin", &app.base)
+            .form(&form)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::FORBIDDEN, "{name}");
+        admin_functions.push(name.to_string());
+    }
+    assert_eq!(
+        admin_functions.len(),
+        paths.len() - VIEWER_MAY_CALL.len(),
+        "every viewer-callable function is registered: {paths:?}"
+    );
+    assert!(admin_functions.len() >= 11, "{admin_functions:?}");
+    assert_eq!(state_of(&app).await, before, "nothing changed");
+}
