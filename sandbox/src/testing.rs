@@ -19,19 +19,40 @@ pub async fn access_token(sandbox: &Sandbox, user: &str, scope: &str) -> String 
     sandbox
         .entra()
         .register_redirect_uri(DASHBOARD_CLIENT_ID, REDIRECT);
+    let base = format!("{}/{TENANT_ID}/oauth2/v2.0", sandbox.base_url());
+    let app = Client {
+        id: DASHBOARD_CLIENT_ID,
+        secret: DASHBOARD_CLIENT_SECRET,
+        redirect: REDIRECT,
+    };
+    code_grant(&base, &app, user, scope).await["access_token"]
+        .as_str()
+        .expect("access_token")
+        .to_string()
+}
+
+/// A client of an emulated authorization server.
+struct Client {
+    id: &'static str,
+    secret: &'static str,
+    redirect: &'static str,
+}
+
+/// The token response of the authorization-code flow with PKCE at `base` (`…/authorize`, `…/token`),
+/// `user` picked on the emulator's page, over HTTP.
+async fn code_grant(base: &str, app: &Client, user: &str, scope: &str) -> serde_json::Value {
     let http = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .expect("client");
     let verifier = crate::entra::random_token(64);
     let challenge = URL_SAFE_NO_PAD.encode(Sha256::digest(verifier.as_bytes()));
-    let base = format!("{}/{TENANT_ID}/oauth2/v2.0", sandbox.base_url());
     let picked = http
         .post(format!("{base}/authorize"))
         .form(&[
-            ("client_id", DASHBOARD_CLIENT_ID),
+            ("client_id", app.id),
             ("response_type", "code"),
-            ("redirect_uri", REDIRECT),
+            ("redirect_uri", app.redirect),
             ("scope", scope),
             ("code_challenge", &challenge),
             ("code_challenge_method", "S256"),
@@ -51,14 +72,13 @@ pub async fn access_token(sandbox: &Sandbox, user: &str, scope: &str) -> String 
         .find(|(k, _)| k == "code")
         .map(|(_, v)| v.into_owned())
         .unwrap_or_else(|| panic!("no code in {location}"));
-    let body: serde_json::Value = http
-        .post(format!("{base}/token"))
+    http.post(format!("{base}/token"))
         .form(&[
             ("grant_type", "authorization_code"),
-            ("client_id", DASHBOARD_CLIENT_ID),
-            ("client_secret", DASHBOARD_CLIENT_SECRET),
+            ("client_id", app.id),
+            ("client_secret", app.secret),
             ("code", &code),
-            ("redirect_uri", REDIRECT),
+            ("redirect_uri", app.redirect),
             ("code_verifier", &verifier),
         ])
         .send()
@@ -66,11 +86,7 @@ pub async fn access_token(sandbox: &Sandbox, user: &str, scope: &str) -> String 
         .expect("token")
         .json()
         .await
-        .expect("token JSON");
-    body["access_token"]
-        .as_str()
-        .expect("access_token")
-        .to_string()
+        .expect("token JSON")
 }
 
 /// Registers `url` for `events` through the webhook registration API, as the demo admin.
@@ -159,53 +175,13 @@ pub async fn salesforce_tokens(sandbox: &Sandbox, user: &str, scope: &str) -> se
     sandbox
         .salesforce()
         .register_redirect_uri(SALESFORCE_REDIRECT);
-    let http = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .expect("client");
-    let verifier = crate::entra::random_token(64);
-    let challenge = URL_SAFE_NO_PAD.encode(Sha256::digest(verifier.as_bytes()));
     let base = format!("{}/services/oauth2", sandbox.base_url());
-    let picked = http
-        .post(format!("{base}/authorize"))
-        .form(&[
-            ("client_id", SALESFORCE_CLIENT_ID),
-            ("response_type", "code"),
-            ("redirect_uri", SALESFORCE_REDIRECT),
-            ("scope", scope),
-            ("code_challenge", &challenge),
-            ("code_challenge_method", "S256"),
-            ("user", user),
-        ])
-        .send()
-        .await
-        .expect("authorize");
-    let location = picked
-        .headers()
-        .get("location")
-        .and_then(|v| v.to_str().ok())
-        .expect("redirect back");
-    let code = url::Url::parse(location)
-        .expect("URL")
-        .query_pairs()
-        .find(|(k, _)| k == "code")
-        .map(|(_, v)| v.into_owned())
-        .unwrap_or_else(|| panic!("no code in {location}"));
-    http.post(format!("{base}/token"))
-        .form(&[
-            ("grant_type", "authorization_code"),
-            ("client_id", SALESFORCE_CLIENT_ID),
-            ("client_secret", SALESFORCE_CLIENT_SECRET),
-            ("code", &code),
-            ("redirect_uri", SALESFORCE_REDIRECT),
-            ("code_verifier", &verifier),
-        ])
-        .send()
-        .await
-        .expect("token")
-        .json()
-        .await
-        .expect("token JSON")
+    let app = Client {
+        id: SALESFORCE_CLIENT_ID,
+        secret: SALESFORCE_CLIENT_SECRET,
+        redirect: SALESFORCE_REDIRECT,
+    };
+    code_grant(&base, &app, user, scope).await
 }
 
 /// A Salesforce access token for a demo user, with the `api` and `refresh_token` scopes.

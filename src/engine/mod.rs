@@ -67,7 +67,8 @@ pub enum EngineError {
 /// Where the value mapping is kept among the settings.
 pub const MAPPING_SETTING: &str = "mapping";
 
-/// A run reached a final status (for the dashboard and tests).
+/// A run reached a final status, or was put back to wait for a spent API allocation (status
+/// `Queued`): what the dashboard and tests listen for.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RunFinished {
     pub run_id: i64,
@@ -411,9 +412,13 @@ impl Engine {
                     "{message}. Next try in {} min.",
                     wait.as_secs().div_ceil(60)
                 );
-                self.store
+                if self
+                    .store
                     .pause_run(run.id, owner, now + wait, &note)
-                    .await?;
+                    .await?
+                {
+                    self.announce(run.id, run.flow, RunStatus::Queued, note);
+                }
                 return Ok(true);
             }
             Err(StepError::Transient(message, retry_after))

@@ -18,6 +18,18 @@ async fn ready() -> TestApp {
     app
 }
 
+/// The Salesforce connection as cosell stored it.
+async fn stored_connection(app: &TestApp) -> cosell::store::Connection {
+    app.store
+        .connection(
+            cosell::domain::connection::System::SALESFORCE,
+            &app.engine_key(),
+        )
+        .await
+        .unwrap()
+        .expect("a stored Salesforce connection")
+}
+
 /// A Salesforce user's edit, through the sandbox.
 fn sf_edit(app: &TestApp, object: &str, id: &str, patch: serde_json::Value) {
     app.world
@@ -32,15 +44,7 @@ async fn salesforce_is_connected_by_its_own_consent_and_its_permission_is_checke
     let admin = app.signed_in("admin").await;
     let back = app.connect(&admin, "salesforce", "admin").await;
     assert_eq!(back, "/connections?connected=salesforce");
-    let connection = app
-        .store
-        .connection(
-            cosell::domain::connection::System::SALESFORCE,
-            &app.engine_key(),
-        )
-        .await
-        .unwrap()
-        .expect("stored");
+    let connection = stored_connection(&app).await;
     assert_eq!(
         connection.instance_url.as_deref(),
         Some(app.sandbox.as_str())
@@ -55,15 +59,7 @@ async fn salesforce_is_connected_by_its_own_consent_and_its_permission_is_checke
     let back = app.connect(&admin, "salesforce", "standard").await;
     let error = param(&format!("http://x{back}"), "error").expect("an error");
     assert!(error.contains("Modify All Data"), "{error}");
-    let connection = app
-        .store
-        .connection(
-            cosell::domain::connection::System::SALESFORCE,
-            &app.engine_key(),
-        )
-        .await
-        .unwrap()
-        .unwrap();
+    let connection = stored_connection(&app).await;
     assert_eq!(
         connection.diagnosis,
         Some(cosell::domain::connection::Diagnosis::MissingRole)
@@ -183,7 +179,7 @@ async fn a_solution_added_in_salesforce_shares_the_opportunity_at_the_next_poll(
 
 #[tokio::test]
 async fn a_spent_salesforce_allocation_pauses_the_run_without_spending_an_attempt() {
-    let app = ready().await;
+    let mut app = ready().await;
     // The org has spent its daily allocation (every REST call now answers 403 REQUEST_LIMIT_EXCEEDED).
     let max = app.world.salesforce().settings().daily_api_max;
     app.world.salesforce().set_api_used(max);
@@ -192,35 +188,11 @@ async fn a_spent_salesforce_allocation_pauses_the_run_without_spending_an_attemp
         .partner_center()
         .seller_creates(json!({ "name": "Waits for the allocation" }));
     let id = referral["id"].as_str().unwrap();
-    // The run is put back to wait; it never reaches a final status, so the store is watched, within a
-    // deadline.
-    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(20);
-    let paused = loop {
-        let runs = app
-            .store
-            .list_runs(
-                &cosell::store::RunFilter {
-                    record_id: Some(id.to_string()),
-                    ..Default::default()
-                },
-                None,
-                10,
-            )
-            .await
-            .unwrap();
-        if let Some(run) = runs.into_iter().find(|r| {
-            r.outcome
-                .as_deref()
-                .is_some_and(|o| o.contains("allocation"))
-        }) {
-            break run;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the run is paused within 20 s"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    };
+    // The run is put back to wait, and says so.
+    let announced = app.next_run().await;
+    assert_eq!(announced.status, RunStatus::Queued, "{}", announced.outcome);
+    let paused = app.store.run(announced.run_id).await.unwrap().unwrap();
+    assert_eq!(paused.record_id.as_deref(), Some(id));
     assert_eq!(paused.status, RunStatus::Queued);
     assert_eq!(paused.attempts, 0, "waiting is not a failed attempt");
     assert!(
@@ -251,13 +223,7 @@ async fn a_spent_salesforce_allocation_pauses_the_run_without_spending_an_attemp
 #[tokio::test]
 async fn an_expired_session_is_refreshed_once_and_a_rotated_refresh_token_is_kept() {
     let mut app = ready().await;
-    let system = cosell::domain::connection::System::SALESFORCE;
-    let before = app
-        .store
-        .connection(system, &app.engine_key())
-        .await
-        .unwrap()
-        .unwrap();
+    let before = stored_connection(&app).await;
     app.world.salesforce().set_refresh_rotation(true);
     // Every session ends (an admin's "expire all sessions", or the timeout): the next call answers
     // 401 INVALID_SESSION_ID, cosell refreshes once and calls again.
@@ -275,12 +241,7 @@ async fn an_expired_session_is_refreshed_once_and_a_rotated_refresh_token_is_kep
         .expect("the poll refreshes and goes on");
     let run = app.run_finished(report.queued[0]).await;
     assert_eq!(run.status, RunStatus::Succeeded, "{}", run.outcome);
-    let after = app
-        .store
-        .connection(system, &app.engine_key())
-        .await
-        .unwrap()
-        .unwrap();
+    let after = stored_connection(&app).await;
     assert!(
         after.token_version > before.token_version,
         "the rotated refresh token replaced the old one"
@@ -296,15 +257,7 @@ async fn a_revoked_grant_is_a_diagnosis_that_says_reconnect() {
     let back = app.connect(&admin, "salesforce", "revoked").await;
     let error = param(&format!("http://x{back}"), "error").expect("an error");
     assert!(error.contains("Reconnect"), "{error}");
-    let connection = app
-        .store
-        .connection(
-            cosell::domain::connection::System::SALESFORCE,
-            &app.engine_key(),
-        )
-        .await
-        .unwrap()
-        .unwrap();
+    let connection = stored_connection(&app).await;
     assert_eq!(
         connection.diagnosis,
         Some(cosell::domain::connection::Diagnosis::GrantRevoked)
@@ -325,15 +278,7 @@ async fn an_org_without_the_co_sell_fields_is_told_so_when_connected() {
     let back = app.connect(&admin, "salesforce", "admin").await;
     let error = param(&format!("http://x{back}"), "error").expect("an error");
     assert!(error.contains("co-sell fields"), "{error}");
-    let connection = app
-        .store
-        .connection(
-            cosell::domain::connection::System::SALESFORCE,
-            &app.engine_key(),
-        )
-        .await
-        .unwrap()
-        .unwrap();
+    let connection = stored_connection(&app).await;
     assert_eq!(
         connection.diagnosis,
         Some(cosell::domain::connection::Diagnosis::FieldsMissing)
