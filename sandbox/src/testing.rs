@@ -1,5 +1,6 @@
-//! Helpers for tests that use the sandbox from outside: tokens obtained the real way (authorize page,
-//! PKCE, token endpoint, over HTTP) and a webhook receiver that records what it is sent.
+//! Helpers for tests that use the sandbox from outside: HTTP clients that trust the sandbox's CA, tokens
+//! obtained the real way (authorize page, PKCE, token endpoint, over HTTPS) and a webhook receiver that
+//! records what it is sent.
 
 use crate::Sandbox;
 use crate::entra::{DASHBOARD_CLIENT_ID, DASHBOARD_CLIENT_SECRET, TENANT_ID};
@@ -12,7 +13,29 @@ use sha2::{Digest, Sha256};
 use std::sync::{Arc, Mutex};
 use tokio::sync::mpsc;
 
+/// An Authority Information Access extension naming `url` as the issuer's certificate (caIssuers), for
+/// certificate chains made in tests the way the sandbox makes its own.
+pub use crate::partner_center::signer::ca_issuers_extension;
+
 const REDIRECT: &str = "http://127.0.0.1:9/testing-callback";
+
+/// The sandbox's CA, for a client's trust store.
+pub fn tls_ca(sandbox: &Sandbox) -> reqwest::Certificate {
+    reqwest::Certificate::from_pem(sandbox.tls_ca_pem().as_bytes()).expect("the sandbox CA is PEM")
+}
+
+/// A client builder that trusts the sandbox's CA (the emulated APIs speak HTTPS only).
+pub fn client_builder(sandbox: &Sandbox) -> reqwest::ClientBuilder {
+    // Bounded, so an emulator that never answers fails the test instead of hanging it.
+    reqwest::Client::builder()
+        .add_root_certificate(tls_ca(sandbox))
+        .timeout(std::time::Duration::from_secs(60))
+}
+
+/// A client that trusts the sandbox's CA, otherwise reqwest's defaults (redirects followed).
+pub fn client(sandbox: &Sandbox) -> reqwest::Client {
+    client_builder(sandbox).build().expect("client")
+}
 
 /// An access token for `user` (a demo user key) and `scope`, through the sign-in page and token endpoint.
 pub async fn access_token(sandbox: &Sandbox, user: &str, scope: &str) -> String {
@@ -25,7 +48,7 @@ pub async fn access_token(sandbox: &Sandbox, user: &str, scope: &str) -> String 
         secret: DASHBOARD_CLIENT_SECRET,
         redirect: REDIRECT,
     };
-    code_grant(&base, &app, user, scope).await["access_token"]
+    code_grant(sandbox, &base, &app, user, scope).await["access_token"]
         .as_str()
         .expect("access_token")
         .to_string()
@@ -39,9 +62,15 @@ struct Client {
 }
 
 /// The token response of the authorization-code flow with PKCE at `base` (`…/authorize`, `…/token`),
-/// `user` picked on the emulator's page, over HTTP.
-async fn code_grant(base: &str, app: &Client, user: &str, scope: &str) -> serde_json::Value {
-    let http = reqwest::Client::builder()
+/// `user` picked on the emulator's page, over HTTPS.
+async fn code_grant(
+    sandbox: &Sandbox,
+    base: &str,
+    app: &Client,
+    user: &str,
+    scope: &str,
+) -> serde_json::Value {
+    let http = client_builder(sandbox)
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .expect("client");
@@ -102,7 +131,7 @@ pub async fn register_webhook(
         "https://api.partnercenter.microsoft.com/user_impersonation",
     )
     .await;
-    let r = reqwest::Client::new()
+    let r = client(sandbox)
         .post(format!("{}/webhooks/v1/registration", sandbox.base_url()))
         .bearer_auth(token)
         .json(&serde_json::json!({
@@ -169,7 +198,7 @@ impl WebhookReceiver {
 const SALESFORCE_REDIRECT: &str = "http://127.0.0.1:9/salesforce-callback";
 
 /// The token response for a Salesforce demo `user` (`admin`, `standard`, `revoked`) and `scope`,
-/// through the authorize page (PKCE) and the token endpoint, over HTTP.
+/// through the authorize page (PKCE) and the token endpoint, over HTTPS.
 pub async fn salesforce_tokens(sandbox: &Sandbox, user: &str, scope: &str) -> serde_json::Value {
     use crate::salesforce::{SALESFORCE_CLIENT_ID, SALESFORCE_CLIENT_SECRET};
     sandbox
@@ -181,7 +210,7 @@ pub async fn salesforce_tokens(sandbox: &Sandbox, user: &str, scope: &str) -> se
         secret: SALESFORCE_CLIENT_SECRET,
         redirect: SALESFORCE_REDIRECT,
     };
-    code_grant(&base, &app, user, scope).await
+    code_grant(sandbox, &base, &app, user, scope).await
 }
 
 /// A Salesforce access token for a demo user, with the `api` and `refresh_token` scopes.
@@ -189,5 +218,35 @@ pub async fn salesforce_access_token(sandbox: &Sandbox, user: &str) -> String {
     salesforce_tokens(sandbox, user, "api refresh_token id").await["access_token"]
         .as_str()
         .expect("access_token")
+        .to_string()
+}
+
+/// Picks `user` on the emulated sign-in page at `authorize_url` (a URL a client was sent to, query
+/// included), submitted as the page's form would be, and returns where the emulator sends the browser
+/// back: the client's redirect URI with `code` and `state`. `browser` must trust the sandbox's CA and
+/// not follow redirects.
+pub async fn pick(browser: &reqwest::Client, authorize_url: &str, user: &str) -> String {
+    let (action, query) = authorize_url
+        .split_once('?')
+        .expect("an authorize URL with its query");
+    let mut form: Vec<(String, String)> = url::form_urlencoded::parse(query.as_bytes())
+        .into_owned()
+        .collect();
+    form.push(("user".into(), user.into()));
+    let r = browser
+        .post(action)
+        .form(&form)
+        .send()
+        .await
+        .expect("the sign-in page answers");
+    assert_eq!(
+        r.status(),
+        reqwest::StatusCode::FOUND,
+        "the emulator redirects back"
+    );
+    r.headers()
+        .get("location")
+        .and_then(|v| v.to_str().ok())
+        .expect("a Location")
         .to_string()
 }

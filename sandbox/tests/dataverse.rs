@@ -3,6 +3,7 @@
 mod common;
 
 use common::*;
+use cosell_sandbox::Sandbox;
 use cosell_sandbox::dataverse::{
     BASIC_USER, ORGANIZATION_URL, SYSTEM_ADMINISTRATOR, SYSTEM_CUSTOMIZER,
 };
@@ -11,8 +12,12 @@ use serde_json::Value;
 
 const SCOPE: &str = "https://contoso-sandbox.crm.dynamics.com/user_impersonation offline_access";
 
-async fn get(url: &str, token: &str) -> (StatusCode, reqwest::header::HeaderMap, Value) {
-    let r = client()
+async fn get(
+    sb: &Sandbox,
+    url: &str,
+    token: &str,
+) -> (StatusCode, reqwest::header::HeaderMap, Value) {
+    let r = client(sb)
         .get(url)
         .bearer_auth(token)
         .header("OData-MaxVersion", "4.0")
@@ -24,14 +29,14 @@ async fn get(url: &str, token: &str) -> (StatusCode, reqwest::header::HeaderMap,
 }
 
 /// The roles (template ids) a user holds, found the way a connection test finds them.
-async fn role_templates(api: &str, token: &str) -> Vec<String> {
-    let (status, _, me) = get(&format!("{api}/WhoAmI()"), token).await;
+async fn role_templates(sb: &Sandbox, api: &str, token: &str) -> Vec<String> {
+    let (status, _, me) = get(sb, &format!("{api}/WhoAmI()"), token).await;
     assert_eq!(status, StatusCode::OK, "{me}");
     let user_id = me["UserId"].as_str().unwrap();
     let url = format!(
         "{api}/systemusers({user_id})/systemuserroles_association?$select=name,roleid,_roletemplateid_value"
     );
-    let (_, _, roles) = get(&url, token).await;
+    let (_, _, roles) = get(sb, &url, token).await;
     roles["value"]
         .as_array()
         .unwrap()
@@ -45,7 +50,7 @@ async fn who_am_i_and_roles_by_template_id() {
     let sb = sandbox().await;
     let api = format!("{}/api/data/v9.2", sb.base_url());
     let token = access_token(&sb, "admin", SCOPE).await;
-    let (status, headers, me) = get(&format!("{api}/WhoAmI()"), &token).await;
+    let (status, headers, me) = get(&sb, &format!("{api}/WhoAmI()"), &token).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(headers["odata-version"], "4.0");
     for field in ["BusinessUnitId", "UserId", "OrganizationId"] {
@@ -60,7 +65,7 @@ async fn who_am_i_and_roles_by_template_id() {
     let url = format!(
         "{api}/systemusers({user_id})/systemuserroles_association?$select=name,roleid,_roletemplateid_value"
     );
-    let (_, _, roles) = get(&url, &token).await;
+    let (_, _, roles) = get(&sb, &url, &token).await;
     let role = &roles["value"][0];
     assert_eq!(role["_roletemplateid_value"], SYSTEM_ADMINISTRATOR);
     assert_eq!(role["name"], "System Administrator");
@@ -70,10 +75,10 @@ async fn who_am_i_and_roles_by_template_id() {
     );
 
     let lee = access_token(&sb, "lacking", SCOPE).await;
-    assert_eq!(role_templates(&api, &lee).await, [BASIC_USER]);
+    assert_eq!(role_templates(&sb, &api, &lee).await, [BASIC_USER]);
     let megan = access_token(&sb, "viewer", SCOPE).await;
     assert!(
-        !role_templates(&api, &megan)
+        !role_templates(&sb, &api, &megan)
             .await
             .iter()
             .any(|t| t == SYSTEM_ADMINISTRATOR || t == SYSTEM_CUSTOMIZER)
@@ -88,7 +93,7 @@ async fn system_users_by_object_id_with_select() {
     let url = format!(
         "{api}/systemusers?$filter=azureactivedirectoryobjectid eq a1d4e1e5-0000-4000-8000-000000000005&$select=fullname"
     );
-    let (status, _, body) = get(&url, &token).await;
+    let (status, _, body) = get(&sb, &url, &token).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     let rows = body["value"].as_array().unwrap();
     assert_eq!(rows.len(), 1);
@@ -107,7 +112,10 @@ async fn system_users_by_object_id_with_select() {
         "{api}/systemusers?$filter=azureactivedirectoryobjectid eq a1d4e1e5-0000-4000-8000-000000000003"
     );
     assert_eq!(
-        get(&url, &token).await.2["value"].as_array().unwrap().len(),
+        get(&sb, &url, &token).await.2["value"]
+            .as_array()
+            .unwrap()
+            .len(),
         0
     );
 }
@@ -119,7 +127,7 @@ async fn errors_have_dataverse_shapes() {
     let token = access_token(&sb, "admin", SCOPE).await;
 
     let missing = "00000000-0000-0000-0000-000000000001";
-    let (status, headers, body) = get(&format!("{api}/systemusers({missing})"), &token).await;
+    let (status, headers, body) = get(&sb, &format!("{api}/systemusers({missing})"), &token).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
     assert_eq!(
         headers["content-type"],
@@ -137,7 +145,7 @@ async fn errors_have_dataverse_shapes() {
         "https://api.partner.microsoft.com/user_impersonation",
     )
     .await;
-    let (status, headers, body) = get(&format!("{api}/WhoAmI()"), &pc).await;
+    let (status, headers, body) = get(&sb, &format!("{api}/WhoAmI()"), &pc).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
     assert!(
         headers["www-authenticate"]
@@ -146,7 +154,7 @@ async fn errors_have_dataverse_shapes() {
             .contains(&format!("resource_id={ORGANIZATION_URL}"))
     );
     assert!(body["error"]["message"].is_string());
-    let r = client()
+    let r = client(&sb)
         .get(format!("{api}/WhoAmI()"))
         .send()
         .await
@@ -155,7 +163,7 @@ async fn errors_have_dataverse_shapes() {
 
     // Signed in to Entra, but not a user of this organization.
     let alex = access_token(&sb, "norole", SCOPE).await;
-    let (status, _, body) = get(&format!("{api}/WhoAmI()"), &alex).await;
+    let (status, _, body) = get(&sb, &format!("{api}/WhoAmI()"), &alex).await;
     assert_eq!(status, StatusCode::FORBIDDEN);
     assert_eq!(
         body["error"]["message"],
@@ -164,11 +172,11 @@ async fn errors_have_dataverse_shapes() {
 
     // Tokens live an hour.
     sb.clock().advance(3600);
-    let (status, _, body) = get(&format!("{api}/WhoAmI()"), &token).await;
+    let (status, _, body) = get(&sb, &format!("{api}/WhoAmI()"), &token).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
     assert_eq!(body["error"]["code"], "ExpiredAuthTicket");
 
     let fresh = access_token(&sb, "admin", SCOPE).await;
-    let (status, _, _) = get(&format!("{api}/opportunitiez"), &fresh).await;
+    let (status, _, _) = get(&sb, &format!("{api}/opportunitiez"), &fresh).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
 }

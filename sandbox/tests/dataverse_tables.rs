@@ -20,6 +20,7 @@ const JSON_ODATA: &str = "application/json; odata.metadata=minimal";
 struct Api {
     url: String,
     token: String,
+    http: reqwest::Client,
 }
 
 #[derive(Debug)]
@@ -52,6 +53,7 @@ impl Api {
         Api {
             url: format!("{}/api/data/v9.2", sb.base_url()),
             token: access_token(sb, "admin", SCOPE).await,
+            http: client(sb),
         }
     }
 
@@ -67,7 +69,8 @@ impl Api {
         } else {
             format!("{}/{path}", self.url)
         };
-        let mut request = client()
+        let mut request = self
+            .http
             .request(method, url)
             .bearer_auth(&self.token)
             .header("Accept", "application/json")
@@ -1226,7 +1229,7 @@ async fn opportunities_close_by_the_actions_and_stay_read_only() {
 async fn tables_need_an_organization_token() {
     let sb = sandbox().await;
     let url = format!("{}/api/data/v9.2/opportunities", sb.base_url());
-    let r = client().get(&url).send().await.unwrap();
+    let r = client(&sb).get(&url).send().await.unwrap();
     assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
     assert!(
         r.headers()["www-authenticate"]
@@ -1234,7 +1237,7 @@ async fn tables_need_an_organization_token() {
             .unwrap()
             .starts_with("Bearer authorization_uri=")
     );
-    let r = client()
+    let r = client(&sb)
         .post(&url)
         .json(&json!({ "name": "sneaky" }))
         .send()
@@ -1247,7 +1250,7 @@ async fn tables_need_an_organization_token() {
         "https://api.partner.microsoft.com/user_impersonation",
     )
     .await;
-    let r = client().get(&url).bearer_auth(pc).send().await.unwrap();
+    let r = client(&sb).get(&url).bearer_auth(pc).send().await.unwrap();
     assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
     assert_eq!(
         sb.dataverse().rows("opportunities").len(),
@@ -1262,8 +1265,8 @@ async fn throttling_fault_carries_the_dataverse_body_and_retry_after() {
     let api = Api::new(&sb).await;
     let body = json!({ "error": { "code": "0x80072322",
         "message": "Number of requests exceeded the limit of 6000 over time window of 300 seconds." } });
-    let r = client()
-        .post(format!("{}/_control/faults", sb.base_url()))
+    let r = client(&sb)
+        .post(format!("{}/_control/faults", sb.control_url()))
         .json(
             &json!({ "method": "GET", "path_contains": "/api/data/v9.2/accounts",
                        "status": 429, "retry_after": 20, "body": body, "times": 1 }),
@@ -1284,8 +1287,8 @@ async fn throttling_fault_carries_the_dataverse_body_and_retry_after() {
 async fn control_endpoints_act_as_a_crm_user() {
     let sb = sandbox().await;
     let api = Api::new(&sb).await;
-    let control = format!("{}/_control/dataverse", sb.base_url());
-    let r = client()
+    let control = format!("{}/_control/dataverse", sb.control_url());
+    let r = client(&sb)
         .post(format!("{control}/opportunities"))
         .json(&json!({ "name": "Entered in Dynamics", "estimatedvalue": 30000,
                        "customerid_account@odata.bind": format!("/accounts({ACCOUNT_CONTOSO_PHARMA})"),
@@ -1307,7 +1310,7 @@ async fn control_endpoints_act_as_a_crm_user() {
     assert!(a.body["_ownerid_value"].is_string(), "a CRM user owns it");
     let e1 = a.etag();
 
-    let rows: Vec<Value> = client()
+    let rows: Vec<Value> = client(&sb)
         .get(format!("{control}/opportunities"))
         .send()
         .await
@@ -1322,7 +1325,7 @@ async fn control_endpoints_act_as_a_crm_user() {
     assert_eq!(rows.len(), 1);
     assert_eq!(rows[0]["@odata.etag"], e1.as_str());
 
-    let r = client()
+    let r = client(&sb)
         .patch(format!("{control}/opportunities/{id}"))
         .json(
             &json!({ "msp_howcanmicrosofthelp": "Architecture guidance", "estimatedvalue": 35000 }),
@@ -1337,7 +1340,7 @@ async fn control_endpoints_act_as_a_crm_user() {
     assert_eq!(a.body["msp_howcanmicrosofthelp"], "Architecture guidance");
     assert_eq!(a.body["estimatedvalue"], 35000.0);
 
-    let r = client()
+    let r = client(&sb)
         .patch(format!("{control}/opportunities/{id}"))
         .json(&json!({ "nosuch": 1 }))
         .send()
@@ -1352,7 +1355,7 @@ async fn control_endpoints_act_as_a_crm_user() {
     );
 
     // The UI's "Close as Won".
-    let r = client()
+    let r = client(&sb)
         .patch(format!("{control}/opportunities/{id}"))
         .json(&json!({ "statecode": 1 }))
         .send()
@@ -1365,19 +1368,19 @@ async fn control_endpoints_act_as_a_crm_user() {
         (json!(1), json!(3))
     );
 
-    let r = client()
+    let r = client(&sb)
         .get(format!("{control}/nosuchset"))
         .send()
         .await
         .unwrap();
     assert_eq!(r.status(), StatusCode::NOT_FOUND);
-    let r = client()
+    let r = client(&sb)
         .delete(format!("{control}/opportunities/{id}"))
         .send()
         .await
         .unwrap();
     assert_eq!(r.status(), StatusCode::NO_CONTENT);
-    let r = client()
+    let r = client(&sb)
         .get(format!("{control}/opportunities/{id}"))
         .send()
         .await
@@ -1449,4 +1452,77 @@ async fn in_process_api_reads_and_writes_the_same_rows() {
     assert_eq!(names(&a, "name"), ["In-process"]);
     assert!(dv.delete("opportunities", &id));
     assert!(!dv.delete("opportunities", &id));
+}
+
+#[tokio::test]
+async fn a_deep_insert_makes_the_related_rows_in_one_call_or_none_of_them() {
+    let sb = sandbox().await;
+    let api = Api::new(&sb).await;
+    let (account, contact) = (
+        "7a0c0a2e-0000-4000-8000-0000000000a1",
+        "7a0c0a2e-0000-4000-8000-0000000000c1",
+    );
+    let created = api
+        .post(
+            "opportunities?$select=opportunityid",
+            json!({
+                "name": "Deep",
+                "customerid_account": {
+                    "accountid": account, "name": "Northwind", "address1_postalcode": "98052",
+                    "contact_customer_accounts": [
+                        { "contactid": contact, "lastname": "Ng", "emailaddress1": "ada@northwind.example" }
+                    ]
+                }
+            }),
+        )
+        .await;
+    assert_eq!(created.status, StatusCode::NO_CONTENT, "{created:?}");
+    let id = created
+        .header("odata-entityid")
+        .and_then(|e| e.rsplit_once('('))
+        .map(|(_, rest)| rest.trim_end_matches(')').to_string())
+        .unwrap();
+    let opportunity = api.get(&format!("opportunities({id})")).await;
+    assert_eq!(opportunity.body["_customerid_value"], account);
+    let person = api.get(&format!("contacts({contact})")).await;
+    assert_eq!(
+        person.body["_parentcustomerid_value"], account,
+        "{person:?}"
+    );
+
+    // A nested row refused (an unknown column): nothing of the call is kept.
+    let accounts = api.get("accounts?$select=accountid").await.rows().len();
+    let refused = api
+        .post(
+            "opportunities",
+            json!({
+                "name": "Half",
+                "customerid_account": {
+                    "name": "Tailspin",
+                    "contact_customer_accounts": [ { "lastname": "Li", "nosuchcolumn": 1 } ]
+                }
+            }),
+        )
+        .await;
+    assert_error(&refused, StatusCode::BAD_REQUEST, "nosuchcolumn");
+    assert_eq!(
+        api.get("accounts?$select=accountid").await.rows().len(),
+        accounts
+    );
+    assert!(
+        api.get("accounts?$filter=name eq 'Tailspin'")
+            .await
+            .rows()
+            .is_empty(),
+        "the account made before the refusal is taken back"
+    );
+
+    // A navigation property the table does not have.
+    let unknown = api
+        .post(
+            "opportunities",
+            json!({ "name": "X", "nosuchnav": { "name": "Y" } }),
+        )
+        .await;
+    assert_error(&unknown, StatusCode::BAD_REQUEST, "does not exist on type");
 }

@@ -49,10 +49,13 @@ async fn invalid_grant(r: reqwest::Response) -> u64 {
 #[tokio::test]
 async fn discovery_and_keys_are_served_as_entra_does() {
     let sb = sandbox().await;
-    let r = reqwest::get(format!(
-        "{}/{TENANT_ID}/v2.0/.well-known/openid-configuration",
-        sb.base_url()
-    ))
+    let r = https_get(
+        &sb,
+        format!(
+            "{}/{TENANT_ID}/v2.0/.well-known/openid-configuration",
+            sb.base_url()
+        ),
+    )
     .await
     .unwrap();
     assert_eq!(r.headers()["cache-control"], "max-age=86400, private");
@@ -62,7 +65,7 @@ async fn discovery_and_keys_are_served_as_entra_does() {
         doc["id_token_signing_alg_values_supported"],
         serde_json::json!(["RS256"])
     );
-    let jwks: Value = reqwest::get(doc["jwks_uri"].as_str().unwrap())
+    let jwks: Value = https_get(&sb, doc["jwks_uri"].as_str().unwrap())
         .await
         .unwrap()
         .json()
@@ -72,10 +75,13 @@ async fn discovery_and_keys_are_served_as_entra_does() {
     assert!(jwks["keys"][0]["kid"].is_string());
 
     // Multi-tenant authorities publish the templated issuer.
-    let common: Value = reqwest::get(format!(
-        "{}/common/v2.0/.well-known/openid-configuration",
-        sb.base_url()
-    ))
+    let common: Value = https_get(
+        &sb,
+        format!(
+            "{}/common/v2.0/.well-known/openid-configuration",
+            sb.base_url()
+        ),
+    )
     .await
     .unwrap()
     .json()
@@ -88,17 +94,20 @@ async fn discovery_and_keys_are_served_as_entra_does() {
             .ends_with("/{tenantid}/v2.0")
     );
 
-    let unknown = reqwest::get(format!(
-        "{}/no-such-tenant/v2.0/.well-known/openid-configuration",
-        sb.base_url()
-    ))
+    let unknown = https_get(
+        &sb,
+        format!(
+            "{}/no-such-tenant/v2.0/.well-known/openid-configuration",
+            sb.base_url()
+        ),
+    )
     .await
     .unwrap();
     assert_eq!(unknown.status(), StatusCode::BAD_REQUEST);
 
     // Rotation keeps the old key published alongside the new one.
     sb.entra().rotate_signing_key();
-    let jwks: Value = reqwest::get(doc["jwks_uri"].as_str().unwrap())
+    let jwks: Value = https_get(&sb, doc["jwks_uri"].as_str().unwrap())
         .await
         .unwrap()
         .json()
@@ -126,7 +135,7 @@ async fn authorize_refuses_unknown_clients_and_foreign_redirects_without_redirec
         ))
         .unwrap();
         url.query_pairs_mut().extend_pairs(authorize_params(&extra));
-        let r = client().get(url).send().await.unwrap();
+        let r = client(&sb).get(url).send().await.unwrap();
         assert_eq!(r.status(), StatusCode::BAD_REQUEST);
         assert!(
             r.headers().get("location").is_none(),
@@ -352,10 +361,10 @@ async fn a_password_that_expires_stops_refreshes_until_renewed() {
         .await
     };
     let expire = |expired: bool| {
-        client()
+        client(&sb)
             .post(format!(
                 "{}/_control/entra/users/admin/password",
-                sb.base_url()
+                sb.control_url()
             ))
             .json(&serde_json::json!({ "expired": expired }))
             .send()
@@ -367,10 +376,10 @@ async fn a_password_that_expires_stops_refreshes_until_renewed() {
         StatusCode::NO_CONTENT
     );
     assert_eq!(refresh().await.status(), StatusCode::OK);
-    let nobody = client()
+    let nobody = client(&sb)
         .post(format!(
             "{}/_control/entra/users/nobody/password",
-            sb.base_url()
+            sb.control_url()
         ))
         .json(&serde_json::json!({ "expired": true }))
         .send()
@@ -413,7 +422,7 @@ async fn client_authentication_by_body_or_basic_and_bad_secrets() {
     let sb = sandbox().await;
     let code = code_for(&sb, "admin").await;
     // client_secret_basic: form-urlencoded parts, then base64.
-    let r = client()
+    let r = client(&sb)
         .post(format!("{}/{TENANT_ID}/oauth2/v2.0/token", sb.base_url()))
         .basic_auth(DASHBOARD_CLIENT_ID, Some(DASHBOARD_CLIENT_SECRET))
         .form(&[
@@ -462,7 +471,7 @@ async fn the_control_api_sets_faults_and_moves_the_clock() {
     let sb = sandbox().await;
     let http = reqwest::Client::new();
     let set: Value = http
-        .post(format!("{}/_control/entra/faults", sb.base_url()))
+        .post(format!("{}/_control/entra/faults", sb.control_url()))
         .json(&serde_json::json!({ "next_id_token": "wrong_nonce" }))
         .send()
         .await
@@ -480,14 +489,14 @@ async fn the_control_api_sets_faults_and_moves_the_clock() {
     assert_ne!(claims(body["id_token"].as_str().unwrap())["nonce"], "n-456");
 
     let before = sb.clock().now();
-    http.post(format!("{}/_control/clock/advance", sb.base_url()))
+    http.post(format!("{}/_control/clock/advance", sb.control_url()))
         .json(&serde_json::json!({ "seconds": 3600 }))
         .send()
         .await
         .unwrap();
     assert!(sb.clock().now() - before >= time::Duration::seconds(3600));
     let users: Value = http
-        .get(format!("{}/_control/entra/users", sb.base_url()))
+        .get(format!("{}/_control/entra/users", sb.control_url()))
         .send()
         .await
         .unwrap()
@@ -500,17 +509,20 @@ async fn the_control_api_sets_faults_and_moves_the_clock() {
 #[tokio::test]
 async fn the_end_session_endpoint_returns_only_to_registered_uris() {
     let sb = sandbox().await;
-    let doc: Value = reqwest::get(format!(
-        "{}/{TENANT_ID}/v2.0/.well-known/openid-configuration",
-        sb.base_url()
-    ))
+    let doc: Value = https_get(
+        &sb,
+        format!(
+            "{}/{TENANT_ID}/v2.0/.well-known/openid-configuration",
+            sb.base_url()
+        ),
+    )
     .await
     .unwrap()
     .json()
     .await
     .unwrap();
     let logout = doc["end_session_endpoint"].as_str().unwrap().to_string();
-    let r = client()
+    let r = client(&sb)
         .get(format!(
             "{logout}?post_logout_redirect_uri={REDIRECT}&state=bye"
         ))
@@ -521,7 +533,7 @@ async fn the_end_session_endpoint_returns_only_to_registered_uris() {
     let to = r.headers()["location"].to_str().unwrap();
     assert!(to.starts_with(REDIRECT) && to.contains("state=bye"), "{to}");
 
-    let r = client()
+    let r = client(&sb)
         .get(format!(
             "{logout}?post_logout_redirect_uri=https://evil.example/"
         ))
@@ -542,7 +554,7 @@ async fn token_v1(sb: &Sandbox, form: &[(&str, &str)]) -> reqwest::Response {
         ("client_secret", DASHBOARD_CLIENT_SECRET),
     ];
     all.extend_from_slice(form);
-    client()
+    client(sb)
         .post(format!("{}/{TENANT_ID}/oauth2/token", sb.base_url()))
         .form(&all)
         .send()
@@ -638,4 +650,46 @@ async fn the_v1_endpoint_takes_resource_and_answers_numbers_as_strings() {
         entra_error(no_resource, StatusCode::BAD_REQUEST, "invalid_request").await,
         900144
     );
+}
+
+#[tokio::test]
+async fn redirect_uris_are_registered_through_the_control_api() {
+    let sb = sandbox().await;
+    let callback = "http://127.0.0.1:9/registered-over-http";
+    let pkce = [
+        ("redirect_uri", callback),
+        ("code_challenge", &challenge(VERIFIER)),
+        ("code_challenge_method", "S256"),
+    ];
+    let before = sign_in(&sb, "admin", SCOPE, &pkce).await;
+    assert_eq!(before.status(), StatusCode::BAD_REQUEST);
+    assert!(before.text().await.unwrap().contains("AADSTS50011"));
+
+    let control = format!("{}/_control/entra/redirect-uris", sb.control_url());
+    let r = client(&sb)
+        .post(&control)
+        .json(&serde_json::json!({ "client_id": DASHBOARD_CLIENT_ID, "redirect_uri": callback }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::NO_CONTENT);
+    let after = sign_in(&sb, "admin", SCOPE, &pkce).await;
+    assert_eq!(after.status(), StatusCode::FOUND);
+    let to = after.headers()["location"].to_str().unwrap();
+    assert!(to.starts_with(callback), "{to}");
+    assert!(query(to, "code").is_some(), "{to}");
+
+    for (body, status) in [
+        (
+            serde_json::json!({ "client_id": "11111111-0000-0000-0000-000000000000", "redirect_uri": callback }),
+            StatusCode::NOT_FOUND,
+        ),
+        (
+            serde_json::json!({ "client_id": DASHBOARD_CLIENT_ID, "redirect_uri": "not a url" }),
+            StatusCode::BAD_REQUEST,
+        ),
+    ] {
+        let r = client(&sb).post(&control).json(&body).send().await.unwrap();
+        assert_eq!(r.status(), status, "{body}");
+    }
 }

@@ -43,7 +43,7 @@ async fn code(sb: &Sandbox, user: &str, extra: &[(&str, &str)]) -> String {
     ];
     all.extend(extra.iter().map(|(k, v)| (*k, v.to_string())));
     let extra: Vec<(&str, &str)> = all.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    let r = client()
+    let r = client(sb)
         .post(format!("{}/services/oauth2/authorize", sb.base_url()))
         .form(&authorize_form(user, &extra))
         .send()
@@ -57,7 +57,7 @@ async fn code(sb: &Sandbox, user: &str, extra: &[(&str, &str)]) -> String {
 }
 
 async fn token(sb: &Sandbox, form: &[(&str, &str)]) -> (StatusCode, Value) {
-    let r = client()
+    let r = client(sb)
         .post(format!("{}/services/oauth2/token", sb.base_url()))
         .form(form)
         .send()
@@ -104,7 +104,7 @@ fn oauth_error(body: &Value, error: &str, description: &str) {
 }
 
 async fn rest(sb: &Sandbox, token: &str, path: &str) -> reqwest::Response {
-    client()
+    client(sb)
         .get(format!("{}/services/data/v62.0/{path}", sb.base_url()))
         .bearer_auth(token)
         .send()
@@ -116,7 +116,7 @@ async fn rest(sb: &Sandbox, token: &str, path: &str) -> reqwest::Response {
 async fn authorize_page_lists_demo_users_and_refuses_strangers() {
     let sb = sandbox().await;
     sb.salesforce().register_redirect_uri(CALLBACK);
-    let page = client()
+    let page = client(&sb)
         .get(format!("{}/services/oauth2/authorize", sb.base_url()))
         .query(&[
             ("client_id", SALESFORCE_CLIENT_ID),
@@ -135,7 +135,7 @@ async fn authorize_page_lists_demo_users_and_refuses_strangers() {
         );
     }
     // An unknown redirect URI is shown, never redirected to.
-    let foreign = client()
+    let foreign = client(&sb)
         .get(format!("{}/services/oauth2/authorize", sb.base_url()))
         .query(&[
             ("client_id", SALESFORCE_CLIENT_ID),
@@ -154,7 +154,7 @@ async fn authorize_page_lists_demo_users_and_refuses_strangers() {
             .contains("redirect_uri_mismatch")
     );
     // Denying comes back with access_denied.
-    let denied = client()
+    let denied = client(&sb)
         .post(format!("{}/services/oauth2/authorize", sb.base_url()))
         .form(&authorize_form("admin", &[("deny", "1")]))
         .send()
@@ -245,7 +245,7 @@ async fn token_endpoint_errors_are_oauth_objects() {
     assert_eq!(status, StatusCode::BAD_REQUEST);
     oauth_error(&body, "invalid_client", "invalid client credentials");
     // HTTP Basic client authentication works too.
-    let r = client()
+    let r = client(&sb)
         .post(format!("{}/services/oauth2/token", sb.base_url()))
         .basic_auth(SALESFORCE_CLIENT_ID, Some(SALESFORCE_CLIENT_SECRET))
         .form(&[
@@ -289,7 +289,7 @@ async fn refresh_without_and_with_rotation() {
 
     // Revocation takes the refresh token and its sessions.
     let access = rotated["access_token"].as_str().unwrap();
-    let r = client()
+    let r = client(&sb)
         .post(format!("{}/services/oauth2/revoke", sb.base_url()))
         .form(&[("token", new_rt.as_str())])
         .send()
@@ -319,7 +319,7 @@ async fn identity_url_names_the_user() {
     let sb = sandbox().await;
     let tokens = salesforce_tokens(&sb, "standard", "api id").await;
     let id_url = tokens["id"].as_str().unwrap();
-    let me: Value = client()
+    let me: Value = client(&sb)
         .get(id_url)
         .bearer_auth(tokens["access_token"].as_str().unwrap())
         .send()
@@ -338,7 +338,7 @@ async fn identity_url_names_the_user() {
         me["urls"]["rest"],
         format!("{}/services/data/v{{version}}/", sb.base_url())
     );
-    let r = client()
+    let r = client(&sb)
         .get(id_url)
         .bearer_auth("nope")
         .send()
@@ -363,10 +363,10 @@ async fn sessions_expire_on_the_sandbox_clock_and_on_demand() {
     );
 
     let token = salesforce_access_token(&sb, "admin").await;
-    let expired: Value = client()
+    let expired: Value = client(&sb)
         .post(format!(
             "{}/_control/salesforce/expire-sessions",
-            sb.base_url()
+            sb.control_url()
         ))
         .send()
         .await
@@ -390,7 +390,7 @@ async fn every_call_counts_against_the_org_and_the_limit_refuses_with_403() {
     let sb = sandbox().await;
     let admin = salesforce_access_token(&sb, "admin").await;
     let standard = salesforce_access_token(&sb, "standard").await;
-    let versions = client()
+    let versions = client(&sb)
         .get(format!("{}/services/data/", sb.base_url()))
         .send()
         .await
@@ -413,8 +413,8 @@ async fn every_call_counts_against_the_org_and_the_limit_refuses_with_403() {
     let r = rest(&sb, &standard, "sobjects/Account/describe").await;
     assert_eq!(r.headers()["sforce-limit-info"], "api-usage=2/15000");
 
-    let settings: Value = client()
-        .post(format!("{}/_control/salesforce/settings", sb.base_url()))
+    let settings: Value = client(&sb)
+        .post(format!("{}/_control/salesforce/settings", sb.control_url()))
         .json(&serde_json::json!({"daily_api_max": 10, "api_used": 9}))
         .send()
         .await
@@ -444,16 +444,67 @@ async fn every_call_counts_against_the_org_and_the_limit_refuses_with_403() {
 async fn shared_fault_rules_apply_to_salesforce_paths() {
     let sb = sandbox().await;
     let token = salesforce_access_token(&sb, "admin").await;
-    sb.faults().add(cosell_sandbox::FaultRule {
-        method: None,
-        path_contains: "/services/data/".into(),
-        status: Some(401),
-        body: Some(serde_json::json!([{"message":"Session expired or invalid","errorCode":"INVALID_SESSION_ID"}])),
-        retry_after: None,
-        delay_ms: None,
-        times: 1,
-    });
+    sb.faults().add(cosell_sandbox::FaultRule::new(
+        "/services/data/",
+        cosell_sandbox::FaultKind::Status {
+            status: StatusCode::UNAUTHORIZED,
+            body: Some(serde_json::json!([{"message":"Session expired or invalid","errorCode":"INVALID_SESSION_ID"}])),
+            retry_after: None,
+        },
+    ));
     let r = rest(&sb, &token, "limits/").await;
     assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
     assert_eq!(rest(&sb, &token, "limits/").await.status(), StatusCode::OK);
+}
+
+#[tokio::test]
+async fn callback_urls_are_registered_through_the_control_api() {
+    let sb = sandbox().await;
+    let callback = "http://127.0.0.1:9/sf-registered-over-http";
+    let authorize = || async {
+        client(&sb)
+            .post(format!("{}/services/oauth2/authorize", sb.base_url()))
+            .form(&authorize_form(
+                "admin",
+                &[
+                    ("redirect_uri", callback),
+                    ("code_challenge", &challenge(VERIFIER)),
+                    ("code_challenge_method", "S256"),
+                ],
+            ))
+            .send()
+            .await
+            .unwrap()
+    };
+    let before = authorize().await;
+    assert_eq!(before.status(), StatusCode::BAD_REQUEST);
+    assert!(
+        before
+            .text()
+            .await
+            .unwrap()
+            .contains("redirect_uri_mismatch")
+    );
+
+    let control = format!("{}/_control/salesforce/redirect-uris", sb.control_url());
+    let r = client(&sb)
+        .post(&control)
+        .json(&serde_json::json!({ "redirect_uri": callback }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::NO_CONTENT);
+    let after = authorize().await;
+    assert_eq!(after.status(), StatusCode::FOUND);
+    let to = after.headers()["location"].to_str().unwrap();
+    assert!(to.starts_with(callback), "{to}");
+    assert!(query(to, "code").is_some(), "{to}");
+
+    let r = client(&sb)
+        .post(&control)
+        .json(&serde_json::json!({ "redirect_uri": "not a url" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
 }

@@ -383,8 +383,8 @@ async fn switches_change_what_exists() {
 #[tokio::test]
 async fn control_api_acts_as_a_salesforce_user() {
     let sb = sandbox().await;
-    let control = format!("{}/_control/salesforce", sb.base_url());
-    let rows: Value = client()
+    let control = format!("{}/_control/salesforce", sb.control_url());
+    let rows: Value = client(&sb)
         .get(format!("{control}/Opportunity"))
         .send()
         .await
@@ -398,7 +398,7 @@ async fn control_api_acts_as_a_salesforce_user() {
         rows.iter().all(|r| r[fields::SYNC] == false),
         "nothing shared yet"
     );
-    let r = client()
+    let r = client(&sb)
         .post(format!("{control}/Opportunity"))
         .json(&json!({ "Name": "Scripted", "StageName": "Qualification", "CloseDate": "2027-03-01", "OwnerId": USER_STANDARD }))
         .send()
@@ -409,7 +409,7 @@ async fn control_api_acts_as_a_salesforce_user() {
         .as_str()
         .unwrap()
         .to_string();
-    let row: Value = client()
+    let row: Value = client(&sb)
         .patch(format!("{control}/Opportunity/{id}"))
         .json(&json!({ fields::SYNC: true }))
         .send()
@@ -421,20 +421,20 @@ async fn control_api_acts_as_a_salesforce_user() {
     assert_eq!(row[fields::SYNC], true);
     assert_eq!(row["OwnerId"], USER_STANDARD);
     assert_eq!(row["LastModifiedById"], USER_ADMIN);
-    let bad = client()
+    let bad = client(&sb)
         .post(format!("{control}/Opportunity"))
         .json(&json!({ "Name": "No stage" }))
         .send()
         .await
         .unwrap();
     assert_eq!(bad.status(), StatusCode::BAD_REQUEST);
-    let gone = client()
+    let gone = client(&sb)
         .delete(format!("{control}/Opportunity/{id}"))
         .send()
         .await
         .unwrap();
     assert_eq!(gone.status(), StatusCode::NO_CONTENT);
-    let rows: Value = client()
+    let rows: Value = client(&sb)
         .get(format!("{control}/Opportunity"))
         .send()
         .await
@@ -443,7 +443,7 @@ async fn control_api_acts_as_a_salesforce_user() {
         .await
         .unwrap();
     assert_eq!(rows.as_array().unwrap().len(), 6, "live records only");
-    let settings: Value = client()
+    let settings: Value = client(&sb)
         .post(format!("{control}/settings"))
         .json(&json!({ "multi_currency": false, "refresh_rotation": true }))
         .send()
@@ -456,7 +456,7 @@ async fn control_api_acts_as_a_salesforce_user() {
     assert_eq!(settings["refresh_rotation"], true);
     assert_eq!(settings["state_country_picklists"], true, "untouched");
     assert_eq!(
-        client()
+        client(&sb)
             .get(format!("{control}/Nothing"))
             .send()
             .await

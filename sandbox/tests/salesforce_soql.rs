@@ -204,7 +204,7 @@ async fn paging_with_batch_size_and_query_all_with_deletes() {
         );
     }
     let soql = "SELECT Id, LastName FROM Contact WHERE LastName LIKE 'Bulk%' ORDER BY LastName";
-    let first = client()
+    let first = client(&sb)
         .get(format!("{}/query", api.base))
         .query(&[("q", soql)])
         .header("Sforce-Query-Options", "batchSize=200")
@@ -229,7 +229,7 @@ async fn paging_with_batch_size_and_query_all_with_deletes() {
         }
         let next = page["nextRecordsUrl"].as_str().unwrap().to_string();
         assert!(next.starts_with("/services/data/v62.0/query/01g"), "{next}");
-        page = client()
+        page = client(&sb)
             .get(format!("{}{next}", sb.base_url()))
             .bearer_auth(&api.token)
             .send()
@@ -258,7 +258,7 @@ async fn paging_with_batch_size_and_query_all_with_deletes() {
         0,
         "deleting an account deletes its contacts"
     );
-    let all = client()
+    let all = client(&sb)
         .get(format!("{}/queryAll", api.base))
         .query(&[(
             "q",

@@ -13,6 +13,8 @@ use rsa::pkcs1v15::{Signature, VerifyingKey};
 use rsa::pkcs8::DecodePublicKey;
 use rsa::signature::Verifier;
 use serde_json::{Value, json};
+use x509_parser::extensions::{GeneralName, ParsedExtension};
+use x509_parser::oid_registry::OID_PKIX_ACCESS_DESCRIPTOR_CA_ISSUERS;
 
 const WEBHOOK_SCOPE: &str = "https://api.partnercenter.microsoft.com/user_impersonation";
 
@@ -23,7 +25,7 @@ async fn register(
     events: &[&str],
     ms_header: bool,
 ) -> reqwest::Response {
-    reqwest::Client::new()
+    cosell_sandbox::testing::client(sb)
         .post(format!("{}/webhooks/v1/registration", sb.base_url()))
         .bearer_auth(token)
         .json(&json!({ "WebhookUrl": url, "WebhookEvents": events, "SignatureTokenToMsSignatureHeader": ms_header }))
@@ -32,8 +34,9 @@ async fn register(
         .unwrap()
 }
 
-/// Verifies a delivery the way a receiver must: fetch the certificate, check it chains to the trust
-/// anchor and is Microsoft's, then check the RSA-SHA256 signature over the raw body.
+/// Verifies a delivery the way a receiver must: fetch the certificate, check it is Microsoft's and
+/// chains to the trust anchor through the intermediate at its caIssuers URL, then check the RSA-SHA256
+/// signature over the raw body.
 async fn verify(sb: &Sandbox, headers: &HeaderMap, body: &[u8], ms_header: bool) {
     assert_eq!(headers["x-ms-signature-algorithm"], "rsa-sha256");
     let signature = if ms_header {
@@ -47,7 +50,12 @@ async fn verify(sb: &Sandbox, headers: &HeaderMap, body: &[u8], ms_header: bool)
         .strip_prefix("Signature ")
         .expect("Signature <b64>");
     let cert_url = headers["x-ms-certificate-url"].to_str().unwrap();
-    let der = reqwest::get(cert_url).await.unwrap().bytes().await.unwrap();
+    let der = https_get(sb, cert_url)
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
     let (_, cert) = x509_parser::parse_x509_certificate(&der).unwrap();
     assert!(
         cert.issuer()
@@ -57,19 +65,63 @@ async fn verify(sb: &Sandbox, headers: &HeaderMap, body: &[u8], ms_header: bool)
         cert.issuer()
     );
 
+    let issuer_url = cert
+        .extensions()
+        .iter()
+        .find_map(|ext| match ext.parsed_extension() {
+            ParsedExtension::AuthorityInfoAccess(aia) => {
+                aia.iter()
+                    .find_map(|d| match (&d.access_method, &d.access_location) {
+                        (m, GeneralName::URI(uri))
+                            if *m == OID_PKIX_ACCESS_DESCRIPTOR_CA_ISSUERS =>
+                        {
+                            Some(uri.to_string())
+                        }
+                        _ => None,
+                    })
+            }
+            _ => None,
+        })
+        .expect("a caIssuers URL");
+    assert!(
+        issuer_url.starts_with(&format!("{}/cert/", sb.base_url())),
+        "{issuer_url}"
+    );
+    let issuer_der = https_get(sb, &issuer_url)
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
+    let (_, issuer) = x509_parser::parse_x509_certificate(&issuer_der).unwrap();
+    assert_eq!(issuer.subject(), cert.issuer());
+    assert!(issuer.is_ca());
+    cert.verify_signature(Some(issuer.public_key()))
+        .expect("issued by the intermediate");
+
     let anchor_pem = reqwest::get(format!(
         "{}/_control/partner-center/trust-anchor",
-        sb.base_url()
+        sb.control_url()
     ))
     .await
     .unwrap()
     .text()
     .await
     .unwrap();
-    let (_, pem) = x509_parser::pem::parse_x509_pem(anchor_pem.as_bytes()).unwrap();
+    let (rest, pem) = x509_parser::pem::parse_x509_pem(anchor_pem.as_bytes()).unwrap();
+    assert!(
+        x509_parser::pem::parse_x509_pem(rest).is_err(),
+        "the control route gives the root alone"
+    );
     let anchor = pem.parse_x509().unwrap();
-    cert.verify_signature(Some(anchor.public_key()))
-        .expect("chains to the trust anchor");
+    assert_ne!(
+        anchor.subject(),
+        cert.issuer(),
+        "the root does not sign the leaf"
+    );
+    issuer
+        .verify_signature(Some(anchor.public_key()))
+        .expect("the intermediate chains to the trust anchor");
 
     let key = rsa::RsaPublicKey::from_public_key_der(cert.public_key().raw).unwrap();
     let verifier = VerifyingKey::<sha2::Sha256>::new(key);
@@ -111,7 +163,7 @@ async fn registration_overwrites_and_needs_the_partnercenter_audience() {
     );
 
     let view = || {
-        reqwest::Client::new()
+        cosell_sandbox::testing::client(&sb)
             .get(format!("{}/webhooks/v1/registration", sb.base_url()))
             .bearer_auth(&token)
             .send()
@@ -151,7 +203,7 @@ async fn registration_overwrites_and_needs_the_partnercenter_audience() {
     )
     .await;
     assert_eq!(bad.status(), StatusCode::BAD_REQUEST);
-    let events: Value = reqwest::Client::new()
+    let events: Value = cosell_sandbox::testing::client(&sb)
         .get(format!("{}/webhooks/v1/registration/events", sb.base_url()))
         .bearer_auth(&token)
         .send()
@@ -260,7 +312,7 @@ async fn failed_deliveries_are_retried_up_to_ten_times() {
     }
     let journal: Value = reqwest::get(format!(
         "{}/_control/partner-center/deliveries",
-        sb.base_url()
+        sb.control_url()
     ))
     .await
     .unwrap()
@@ -331,7 +383,7 @@ async fn validation_events_need_test_created_and_are_throttled() {
     let token = access_token(&sb, "admin", WEBHOOK_SCOPE).await;
     let mut rx = WebhookReceiver::start(vec![]).await;
     let post = || {
-        reqwest::Client::new()
+        cosell_sandbox::testing::client(&sb)
             .post(format!(
                 "{}/webhooks/v1/registration/validationEvents",
                 sb.base_url()
@@ -363,7 +415,7 @@ async fn validation_events_need_test_created_and_are_throttled() {
     );
 
     rx.next().await;
-    let status: Value = reqwest::Client::new()
+    let status: Value = cosell_sandbox::testing::client(&sb)
         .get(format!(
             "{}/webhooks/v1/registration/validationEvents/{correlation}",
             sb.base_url()
@@ -391,7 +443,7 @@ async fn the_resource_uri_reads_the_referral_with_the_webhook_audience() {
         sb.base_url(),
         referral["id"].as_str().unwrap()
     );
-    let body: Value = reqwest::Client::new()
+    let body: Value = cosell_sandbox::testing::client(&sb)
         .get(&url)
         .bearer_auth(&token)
         .send()

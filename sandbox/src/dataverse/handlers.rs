@@ -639,7 +639,7 @@ pub(crate) fn create(call: &Call) -> Result<Response, DvError> {
     let users = dv.system_user_ids();
     let id = dv
         .state()
-        .create(table, None, &fields, &actor(dv, caller, &users))?;
+        .create_deep(table, &fields, &actor(dv, caller, &users))?;
     Ok(written(dv, table, &id, true, select.as_deref(), prefs))
 }
 

@@ -204,14 +204,17 @@ impl Entra {
         self.state().users.clone()
     }
 
-    /// Adds a redirect URI to an app registration (the host learns its own address only once bound).
-    pub fn register_redirect_uri(&self, client_id: &str, uri: &str) {
+    /// Adds a redirect URI to an app registration (the host learns its own address only once bound);
+    /// false when there is no app registration `client_id`.
+    pub fn register_redirect_uri(&self, client_id: &str, uri: &str) -> bool {
         let mut state = self.state();
-        if let Some(app) = state.clients.get_mut(client_id)
-            && !app.redirect_uris.iter().any(|u| u == uri)
-        {
+        let Some(app) = state.clients.get_mut(client_id) else {
+            return false;
+        };
+        if !app.redirect_uris.iter().any(|u| u == uri) {
             app.redirect_uris.push(uri.to_string());
         }
+        true
     }
 
     pub fn faults(&self) -> Faults {

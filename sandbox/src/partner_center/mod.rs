@@ -14,7 +14,7 @@
 
 mod odata;
 mod referral;
-mod signer;
+pub(crate) mod signer;
 mod webhooks;
 
 pub use webhooks::{Attempt, DeliverySettings, MAX_ATTEMPTS, REFERRAL_EVENTS};
@@ -115,7 +115,9 @@ impl PartnerCenter {
     }
 
     fn signer(&self) -> &signer::Signer {
-        self.inner.signer.get_or_init(signer::Signer::generate)
+        self.inner
+            .signer
+            .get_or_init(|| signer::Signer::generate(&self.inner.base_url))
     }
 
     fn state(&self) -> MutexGuard<'_, State_> {
@@ -375,7 +377,8 @@ pub fn routes(pc: PartnerCenter) -> Router {
             "/v1.0/engagements/referrals/{id}",
             get(get_one).patch(patch),
         )
-        // The documented nextLink drops `/engagements/` (and says http://): it must still work.
+        // The documented nextLink drops `/engagements/` (and says http://, which the listener redirects
+        // to https): it must still work.
         .route("/v1.0/referrals", get(list))
         // Where webhook ResourceUris point (the api.partnercenter host and path, unconfirmed for live
         // events); read with a token for that host's audience.

@@ -7,6 +7,8 @@
 //! - `POST /webhooks/v1/registration/validationEvents` — a `test-created` delivery (needs `test-created` in
 //!   the registration; 2 per minute), `GET …/validationEvents/{correlationId}` its outcome
 //! - `GET /cert/pcnotifications-dispatch.microsoft.com.cer` — the signing certificate (DER)
+//! - `GET /cert/cosell-sandbox-microsoft-issuing-ca.crt` — the intermediate that issued it (DER), the
+//!   signing certificate's caIssuers URL
 //!
 //! Registration calls need a token for `https://api.partnercenter.microsoft.com` (app-only or App+User).
 //! Keys on the wire are PascalCase, as documented.
@@ -123,6 +125,16 @@ impl PartnerCenter {
     pub(super) fn emit(&self, action: &str, referral: &Value) {
         let id = referral["id"].as_str().unwrap_or_default().to_string();
         let engagement = referral["engagementId"].clone();
+        // The change's time is the referral's new `updatedDateTime`. Microsoft documents neither that
+        // nor the opposite (partner-center.md §2.3 says only "7 fractional digits plus an offset"); it is
+        // what the field's name says, and cosell relies on it only to spare a read: when the two differ,
+        // cosell reads the referral as it would for anyone's change.
+        let changed = referral["updatedDateTime"]
+            .as_str()
+            .and_then(|t| {
+                OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339).ok()
+            })
+            .unwrap_or_else(|| self.now());
         let related: Vec<String> = self
             .state()
             .referrals
@@ -133,16 +145,18 @@ impl PartnerCenter {
         self.notify(
             &format!("referral-{action}"),
             &format!("https://{}/engagements/v1/referrals/{id}", self.host()),
+            changed,
         );
         for other in related {
             self.notify(
                 &format!("related-referral-{action}"),
                 &format!("https://{}/engagements/v1/referrals/{other}", self.host()),
+                changed,
             );
         }
     }
 
-    fn notify(&self, event: &str, resource_uri: &str) {
+    fn notify(&self, event: &str, resource_uri: &str, changed: OffsetDateTime) {
         let (registration, settings) = {
             let state = self.state();
             (
@@ -164,7 +178,7 @@ impl PartnerCenter {
             "ResourceUri": resource_uri,
             "ResourceName": name,
             "AuditUri": null,
-            "ResourceChangeUtcDate": change_date(self.now()),
+            "ResourceChangeUtcDate": change_date(changed),
         });
         let body = serde_json::to_vec(&body).expect("JSON");
         for _ in 0..settings.copies.max(1) {
@@ -247,7 +261,8 @@ impl PartnerCenter {
         self.state().webhooks.settings = settings;
     }
 
-    /// The root certificate (PEM) deliveries chain to: configure it as the receiver's trust anchor.
+    /// The root certificate (PEM) deliveries chain to, through the intermediate at the signing
+    /// certificate's caIssuers URL: configure it as the receiver's trust anchor.
     pub fn trust_anchor_pem(&self) -> String {
         self.signer().trust_anchor_pem().to_string()
     }
@@ -271,6 +286,10 @@ pub(super) fn routes(pc: PartnerCenter) -> Router {
         .route(
             &format!("/cert/{}.cer", super::signer::CERTIFICATE_NAME),
             get(certificate),
+        )
+        .route(
+            &format!("/cert/{}.crt", super::signer::ISSUER_NAME),
+            get(issuer_certificate),
         )
         .with_state(pc)
 }
@@ -404,7 +423,7 @@ async fn validation_event(State(pc): State<PartnerCenter>, headers: HeaderMap) -
         "http://{}/webhooks/v1/registration/validationEvents/{correlation}",
         pc.host()
     );
-    pc.notify("test-created", &resource);
+    pc.notify("test-created", &resource, pc.now());
     Json(json!({ "correlationId": correlation })).into_response()
 }
 
@@ -453,6 +472,14 @@ async fn certificate(State(pc): State<PartnerCenter>) -> Response {
     (
         [(header::CONTENT_TYPE, "application/pkix-cert")],
         pc.signer().certificate_der().to_vec(),
+    )
+        .into_response()
+}
+
+async fn issuer_certificate(State(pc): State<PartnerCenter>) -> Response {
+    (
+        [(header::CONTENT_TYPE, "application/pkix-cert")],
+        pc.signer().issuer_der().to_vec(),
     )
         .into_response()
 }

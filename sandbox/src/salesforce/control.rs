@@ -8,7 +8,9 @@
 //!   `state_country_picklists`, `refresh_rotation`, `daily_api_max`, `session_seconds`,
 //!   `upsert_update_200`) and `api_used`; a POST changes only the fields it names;
 //! - `POST /_control/salesforce/expire-sessions` — every access token expires now;
-//! - `POST /_control/salesforce/users/{key}/revoke` — revoke a demo user's refresh tokens.
+//! - `POST /_control/salesforce/users/{key}/revoke` — revoke a demo user's refresh tokens;
+//! - `POST /_control/salesforce/redirect-uris` — `{"redirect_uri": "…"}` adds a callback URL to the
+//!   connected app (204; 400 for one that is no URL).
 
 use super::{Salesforce, Settings};
 use axum::extract::{Path, State};
@@ -26,6 +28,7 @@ pub fn routes(sf: Salesforce) -> Router {
         .route("/salesforce/settings", get(settings).post(change_settings))
         .route("/salesforce/expire-sessions", post(expire_sessions))
         .route("/salesforce/users/{key}/revoke", post(revoke))
+        .route("/salesforce/redirect-uris", post(register_redirect_uri))
         .route("/salesforce/{object}", get(rows).post(create))
         .route(
             "/salesforce/{object}/{id}",
@@ -82,6 +85,23 @@ async fn revoke(State(sf): S, Path(key): Path<String>) -> Response {
         return error(StatusCode::NOT_FOUND, format!("no demo user {key:?}"));
     }
     Json(json!({ "revoked": sf.revoke_refresh_tokens(&key) })).into_response()
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RedirectUri {
+    redirect_uri: String,
+}
+
+async fn register_redirect_uri(State(sf): S, Json(r): Json<RedirectUri>) -> Response {
+    if url::Url::parse(&r.redirect_uri).is_err() {
+        return error(
+            StatusCode::BAD_REQUEST,
+            format!("{:?} is not a URL", r.redirect_uri),
+        );
+    }
+    sf.register_redirect_uri(&r.redirect_uri);
+    StatusCode::NO_CONTENT.into_response()
 }
 
 fn known(sf: &Salesforce, object: &str) -> Option<Response> {

@@ -1,4 +1,5 @@
-//! Shared by the emulator tests: a sandbox on a free port, PKCE, and tokens obtained the real way.
+//! Shared by the emulator tests: a sandbox on a free port, a client trusting its CA, PKCE, and tokens
+//! obtained the real way.
 #![allow(dead_code)] // each test binary uses its own part
 
 pub mod salesforce;
@@ -24,8 +25,9 @@ pub async fn sandbox() -> Sandbox {
     sandbox
 }
 
-pub fn client() -> reqwest::Client {
-    reqwest::Client::builder()
+/// A client that trusts the sandbox's CA and follows no redirect (each hop is inspected).
+pub fn client(sb: &Sandbox) -> reqwest::Client {
+    cosell_sandbox::testing::client_builder(sb)
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .unwrap()
@@ -71,7 +73,7 @@ pub async fn sign_in(
 ) -> reqwest::Response {
     let mut form = authorize_form(scope, extra);
     form.push(("user".into(), user.into()));
-    client()
+    client(sb)
         .post(format!(
             "{}/{TENANT_ID}/oauth2/v2.0/authorize",
             sb.base_url()
@@ -105,7 +107,7 @@ pub async fn code_for_scope(sb: &Sandbox, user: &str, scope: &str) -> String {
 }
 
 pub async fn token(sb: &Sandbox, form: &[(&str, &str)]) -> reqwest::Response {
-    client()
+    client(sb)
         .post(format!("{}/{TENANT_ID}/oauth2/v2.0/token", sb.base_url()))
         .form(form)
         .send()
@@ -136,4 +138,12 @@ pub async fn access_token(sb: &Sandbox, user: &str, scope: &str) -> String {
 pub fn claims(jwt: &str) -> Value {
     let payload = jwt.split('.').nth(1).unwrap();
     serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).unwrap()).unwrap()
+}
+
+/// `GET url` over HTTPS with a client trusting the sandbox's CA (redirects followed, as `reqwest::get`).
+pub async fn https_get(
+    sb: &Sandbox,
+    url: impl reqwest::IntoUrl,
+) -> reqwest::Result<reqwest::Response> {
+    cosell_sandbox::testing::client(sb).get(url).send().await
 }

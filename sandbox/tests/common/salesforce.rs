@@ -1,4 +1,4 @@
-//! Salesforce REST calls over HTTP as a demo user, for the Salesforce emulator tests.
+//! Salesforce REST calls over HTTPS as a demo user, for the Salesforce emulator tests.
 
 use super::client;
 use cosell_sandbox::Sandbox;
@@ -10,6 +10,7 @@ use serde_json::{Value, json};
 pub struct Api {
     pub base: String,
     pub token: String,
+    pub http: reqwest::Client,
 }
 
 impl Api {
@@ -17,6 +18,7 @@ impl Api {
         Api {
             base: format!("{}/services/data/v62.0", sb.base_url()),
             token: salesforce_access_token(sb, user).await,
+            http: client(sb),
         }
     }
 
@@ -26,7 +28,9 @@ impl Api {
         path: &str,
         body: Option<Value>,
     ) -> (StatusCode, Value) {
-        let mut r = client()
+        let mut r = self
+            .http
+            .clone()
             .request(method, format!("{}/{path}", self.base))
             .bearer_auth(&self.token);
         if let Some(b) = body {
@@ -42,7 +46,9 @@ impl Api {
     }
 
     pub async fn query(&self, soql: &str) -> (StatusCode, Value) {
-        let r = client()
+        let r = self
+            .http
+            .clone()
             .get(format!("{}/query", self.base))
             .query(&[("q", soql)])
             .bearer_auth(&self.token)

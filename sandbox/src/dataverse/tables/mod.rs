@@ -3,6 +3,7 @@
 //! tracking, and the rules every write goes through (columns, types, lookups, states).
 
 mod computed;
+mod deep_insert;
 mod rendering;
 mod seed;
 mod state_machine;
