@@ -183,6 +183,26 @@ impl Store {
     }
 
     /// A page of events, newest first, older than `before` (keyset pagination).
+    /// The newest events of one action since `since`, up to `limit`: (record id, when, detail).
+    pub async fn recent_of_action(
+        &self,
+        action: AuditAction,
+        since: OffsetDateTime,
+        limit: i64,
+    ) -> Result<Vec<(String, OffsetDateTime, String)>, StoreError> {
+        let sql = "SELECT record_id, at, detail FROM audit_events
+                   WHERE action = $1 AND at >= $2 ORDER BY id DESC LIMIT $3";
+        let backend = self.backend();
+        Ok(on_pool!(self, |p| {
+            let q = sqlx::query_as(sql).bind(action.as_code());
+            let q = match backend {
+                Backend::Sqlite => q.bind(sqlite_time_bound(since)),
+                Backend::Postgres => q.bind(since),
+            };
+            q.bind(limit).fetch_all(p).await
+        })?)
+    }
+
     pub async fn list_audit(
         &self,
         filter: &AuditFilter,

@@ -207,16 +207,7 @@ mod tests {
     use super::*;
 
     fn new_connection(token: &str) -> NewConnection {
-        NewConnection {
-            system: System::PartnerCenter,
-            account_name: "Adele Vance".into(),
-            account_username: "adele@contoso.example".into(),
-            account_object_id: "oid-1".into(),
-            tenant_id: "tid-1".into(),
-            instance_url: None,
-            refresh_token: Secret::new(token),
-            connected_by: "oid-1".into(),
-        }
+        super::super::test_support::new_connection(System::PartnerCenter, token)
     }
 
     async fn partner_center(store: &Store, key: &SealingKey) -> Connection {

@@ -14,6 +14,28 @@ pub enum Recorded {
     Duplicate(i64),
 }
 
+/// A stored event, as the engine turns it into a run.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct InboxEvent {
+    pub id: i64,
+    pub event: String,
+    pub referral_id: String,
+    /// Its `ResourceChangeUtcDate`, as sent.
+    pub changed_at: String,
+}
+
+impl InboxEvent {
+    /// The event `n`, stored as `id`.
+    pub fn stored(id: i64, n: &Notification) -> InboxEvent {
+        InboxEvent {
+            id,
+            event: n.event.as_str().to_string(),
+            referral_id: n.resource_id.clone(),
+            changed_at: n.changed_at.clone(),
+        }
+    }
+}
+
 impl Store {
     pub async fn record_notification(
         &self,
@@ -53,6 +75,30 @@ impl Store {
     }
 
     /// How many distinct events the inbox holds (for health and tests).
+    /// The newest verified delivery: when it arrived, and its event.
+    pub async fn last_delivery(&self) -> Result<Option<(OffsetDateTime, String)>, StoreError> {
+        Ok(on_pool!(self, |p| sqlx::query_as(
+            "SELECT received_at, event_name FROM inbox ORDER BY id DESC LIMIT 1"
+        )
+        .fetch_optional(p)
+        .await)?)
+    }
+
+    /// When the delivery of `event` about `resource_id` arrived, if it did.
+    pub async fn delivery_of(
+        &self,
+        event: &str,
+        resource_id: &str,
+    ) -> Result<Option<OffsetDateTime>, StoreError> {
+        Ok(on_pool!(self, |p| sqlx::query_scalar(
+            "SELECT MIN(received_at) FROM inbox WHERE event_name = $1 AND referral_id = $2"
+        )
+        .bind(event)
+        .bind(resource_id)
+        .fetch_one(p)
+        .await)?)
+    }
+
     pub async fn inbox_len(&self) -> Result<i64, StoreError> {
         Ok(on_pool!(self, |p| sqlx::query_scalar(
             "SELECT COUNT(*) FROM inbox"
@@ -107,10 +153,11 @@ impl Store {
     }
 
     /// Inbox events not yet turned into runs (after a crash between storing and queueing).
-    pub async fn unprocessed_inbox(&self) -> Result<Vec<(i64, String, String)>, StoreError> {
+    pub async fn unprocessed_inbox(&self) -> Result<Vec<InboxEvent>, StoreError> {
         Ok(on_pool!(self, |p| {
             sqlx::query_as(
-            "SELECT id, event_name, referral_id FROM inbox WHERE processed_at IS NULL ORDER BY id LIMIT 500"
+            "SELECT id, event_name AS event, referral_id, resource_change_utc_date AS changed_at
+             FROM inbox WHERE processed_at IS NULL ORDER BY id LIMIT 500"
         )
         .fetch_all(p)
         .await

@@ -7,9 +7,11 @@ mod api_calls;
 mod audit;
 mod change_feeds;
 mod connections;
+mod diagnostics;
 mod flows;
 mod inbox;
 mod opportunities;
+mod own_writes;
 mod runs;
 mod sessions;
 mod settings;
@@ -19,9 +21,10 @@ mod users;
 
 pub use audit::{AuditEvent, AuditFilter, NewAuditEvent};
 pub use connections::{Connection, NewConnection};
-pub use inbox::Recorded;
+pub use diagnostics::{FailedRuns, FailedSince, StorageReport};
+pub use inbox::{InboxEvent, Recorded};
 pub use opportunities::{MirroredOpportunity, OpportunityCursor, SeenOpportunity};
-pub use runs::{NewRun, NewStep, ResubmitRefusal, Run, RunFilter, Step};
+pub use runs::{NewRun, NewStep, RecordRuns, ResubmitRefusal, Run, RunFilter, Step};
 pub use sessions::SessionBackend;
 
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};

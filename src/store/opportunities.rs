@@ -21,6 +21,12 @@ pub struct SeenOpportunity {
     pub sync: bool,
     pub state: OpportunityState,
     pub version: Option<String>,
+    /// The Microsoft solution ids as the change feed last saw them. Only the feed sets them (None from
+    /// anyone else keeps what it saw), so it compares each row with its own previous reading.
+    pub solutions: Option<Vec<String>>,
+    /// [`Opportunity::fingerprint`](crate::domain::opportunity::Opportunity::fingerprint) as the
+    /// change feed last saw it, kept like `solutions`.
+    pub fingerprint: Option<String>,
 }
 
 /// An opportunity as the Opportunities page lists it.
@@ -54,10 +60,12 @@ struct Row {
     last_synced_at: Option<OffsetDateTime>,
     pushed: Option<String>,
     written_version: Option<String>,
+    solutions: Option<String>,
+    fingerprint: Option<String>,
 }
 
 const COLUMNS: &str = "crm_id, name, referral_id, referral_link, customer_id, sync, state, version, problems, \
-                       last_result, last_run_id, last_synced_at, pushed, written_version";
+                       last_result, last_run_id, last_synced_at, pushed, written_version, solutions, fingerprint";
 
 fn state_code(s: OpportunityState) -> &'static str {
     match s {
@@ -88,6 +96,10 @@ impl TryFrom<Row> for MirroredOpportunity {
             .transpose()
             .map_err(|_| corrupt("problems"))?;
         let pushed = json(&r.pushed)?;
+        let solutions = json(&r.solutions)?
+            .map(serde_json::from_value::<Vec<String>>)
+            .transpose()
+            .map_err(|_| corrupt("solutions"))?;
         Ok(MirroredOpportunity {
             seen: SeenOpportunity {
                 crm_id: r.crm_id,
@@ -98,6 +110,8 @@ impl TryFrom<Row> for MirroredOpportunity {
                 sync: r.sync,
                 state,
                 version: r.version,
+                solutions,
+                fingerprint: r.fingerprint,
             },
             problems,
             last_result: r.last_result,
@@ -116,12 +130,14 @@ macro_rules! upsert {
         let (o, at): (&SeenOpportunity, OffsetDateTime) = ($o, $at);
         sqlx::query(
             "INSERT INTO crm_opportunities (crm_id, name, name_key, referral_id, referral_link, sync, state,
-                                            version, seen_at, customer_id)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+                                            version, seen_at, customer_id, solutions, fingerprint)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
              ON CONFLICT (crm_id) DO UPDATE SET name = excluded.name, name_key = excluded.name_key,
                  referral_id = excluded.referral_id, referral_link = excluded.referral_link,
                  sync = excluded.sync, state = excluded.state, version = excluded.version,
-                 seen_at = excluded.seen_at, customer_id = excluded.customer_id",
+                 seen_at = excluded.seen_at, customer_id = excluded.customer_id,
+                 solutions = COALESCE(excluded.solutions, crm_opportunities.solutions),
+                 fingerprint = COALESCE(excluded.fingerprint, crm_opportunities.fingerprint)",
         )
         .bind(o.crm_id.clone())
         .bind(o.name.clone())
@@ -133,6 +149,12 @@ macro_rules! upsert {
         .bind(o.version.clone())
         .bind(at)
         .bind(o.customer_id.clone())
+        .bind(
+            o.solutions
+                .as_ref()
+                .map(|s| serde_json::Value::from(s.clone()).to_string()),
+        )
+        .bind(o.fingerprint.clone())
     }};
 }
 
@@ -147,8 +169,18 @@ impl Store {
         at: OffsetDateTime,
     ) -> Result<Option<MirroredOpportunity>, StoreError> {
         let before = self.opportunity(&o.crm_id).await?;
-        on_pool!(self, |p| upsert!(o, at).execute(p).await.map(|_| ()))?;
+        self.record_seen(o, at).await?;
         Ok(before)
+    }
+
+    /// Records what was seen of an opportunity (for a caller that read what was known already).
+    pub async fn record_seen(
+        &self,
+        o: &SeenOpportunity,
+        at: OffsetDateTime,
+    ) -> Result<(), StoreError> {
+        on_pool!(self, |p| upsert!(o, at).execute(p).await.map(|_| ()))?;
+        Ok(())
     }
 
     /// Stores many opportunities in one transaction: volume for benchmarks and tests.
@@ -205,6 +237,83 @@ impl Store {
         .bind(true)
         .fetch_all(p)
         .await)?)
+    }
+
+    /// Open opportunities linked to a referral whose "Sync with Partner Center" is off, up to `limit`:
+    /// their changes no longer reach Partner Center.
+    pub async fn linked_unsynced(
+        &self,
+        limit: i64,
+    ) -> Result<Vec<MirroredOpportunity>, StoreError> {
+        let sql = format!(
+            "SELECT {COLUMNS} FROM crm_opportunities
+             WHERE referral_id IS NOT NULL AND sync = $1 AND state = 'open'
+             ORDER BY name_key, crm_id LIMIT $2"
+        );
+        let rows: Vec<Row> = on_pool!(self, |p| sqlx::query_as(&sql)
+            .bind(false)
+            .bind(limit)
+            .fetch_all(p)
+            .await)?;
+        rows.into_iter()
+            .map(MirroredOpportunity::try_from)
+            .collect()
+    }
+
+    /// The opportunity linked to `referral_id`, if the mirror knows one.
+    pub async fn opportunity_for_referral(
+        &self,
+        referral_id: &str,
+    ) -> Result<Option<MirroredOpportunity>, StoreError> {
+        let sql = format!(
+            "SELECT {COLUMNS} FROM crm_opportunities WHERE referral_id = $1 ORDER BY crm_id LIMIT 1"
+        );
+        let row: Option<Row> = on_pool!(self, |p| sqlx::query_as(&sql)
+            .bind(referral_id)
+            .fetch_optional(p)
+            .await)?;
+        row.map(MirroredOpportunity::try_from).transpose()
+    }
+
+    /// How many opportunities have "Sync with Partner Center" on.
+    pub async fn synced_count(&self) -> Result<i64, StoreError> {
+        Ok(on_pool!(self, |p| sqlx::query_scalar(
+            "SELECT COUNT(*) FROM crm_opportunities WHERE sync = $1"
+        )
+        .bind(true)
+        .fetch_one(p)
+        .await)?)
+    }
+
+    /// The synced opportunities whose last check failed a rule, up to `limit` (the Diagnostics lists).
+    pub async fn opportunities_failing_rules(
+        &self,
+        limit: i64,
+    ) -> Result<Vec<MirroredOpportunity>, StoreError> {
+        let sql = format!(
+            "SELECT {COLUMNS} FROM crm_opportunities
+             WHERE sync = $1 AND problems IS NOT NULL AND problems <> '[]'
+             ORDER BY name_key, crm_id LIMIT $2"
+        );
+        let rows: Vec<Row> = on_pool!(self, |p| sqlx::query_as(&sql)
+            .bind(true)
+            .bind(limit)
+            .fetch_all(p)
+            .await)?;
+        rows.into_iter()
+            .map(MirroredOpportunity::try_from)
+            .collect()
+    }
+
+    /// Every opportunity with "Sync with Partner Center" on, as last seen (what a reconciliation compares).
+    pub async fn synced_opportunities(&self) -> Result<Vec<MirroredOpportunity>, StoreError> {
+        let sql =
+            format!("SELECT {COLUMNS} FROM crm_opportunities WHERE sync = $1 ORDER BY crm_id");
+        let rows: Vec<Row> =
+            on_pool!(self, |p| sqlx::query_as(&sql).bind(true).fetch_all(p).await)?;
+        rows.into_iter()
+            .map(MirroredOpportunity::try_from)
+            .collect()
     }
 
     /// A page of opportunities by name, after `after` (keyset). `search` matches a CRM id or a referral
@@ -335,6 +444,8 @@ mod tests {
             sync: false,
             state: OpportunityState::Open,
             version: Some("1".into()),
+            solutions: None,
+            fingerprint: None,
         }
     }
 
@@ -465,5 +576,38 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(store.opportunities_to_fix().await.unwrap(), 1);
+    }
+
+    #[tokio::test]
+    async fn what_the_feed_saw_of_the_solutions_is_kept_until_it_sees_them_again() {
+        let db = TestDatabase::new().await;
+        let store = Store::connect(db.url()).await.unwrap();
+        let now = OffsetDateTime::now_utc();
+        let fed = SeenOpportunity {
+            solutions: Some(vec!["SOL-1".into(), "SOL-2".into()]),
+            fingerprint: Some("f1".into()),
+            ..seen("a", "A")
+        };
+        store.see_opportunity(&fed, now).await.unwrap();
+        // A run's read says nothing of them: the feed's reading stays.
+        let by_run = SeenOpportunity {
+            version: Some("2".into()),
+            ..seen("a", "A")
+        };
+        let before = store.see_opportunity(&by_run, now).await.unwrap().unwrap();
+        assert_eq!(before.seen, fed);
+        let a = store.opportunity("a").await.unwrap().unwrap();
+        assert_eq!(a.seen.version.as_deref(), Some("2"));
+        assert_eq!(a.seen.solutions, fed.solutions);
+        assert_eq!(a.seen.fingerprint.as_deref(), Some("f1"));
+        let emptied = SeenOpportunity {
+            solutions: Some(vec![]),
+            fingerprint: Some("f2".into()),
+            ..seen("a", "A")
+        };
+        store.see_opportunity(&emptied, now).await.unwrap();
+        let a = store.opportunity("a").await.unwrap().unwrap();
+        assert_eq!(a.seen.solutions, Some(vec![]));
+        assert_eq!(a.seen.fingerprint.as_deref(), Some("f2"));
     }
 }

@@ -43,6 +43,16 @@ impl Store {
         })?;
         Ok(())
     }
+
+    /// Forgets a setting (no-op when it was never saved).
+    pub async fn clear_setting(&self, key: &str) -> Result<(), StoreError> {
+        on_pool!(self, |p| sqlx::query("DELETE FROM settings WHERE key = $1")
+            .bind(key)
+            .execute(p)
+            .await
+            .map(|_| ()))?;
+        Ok(())
+    }
 }
 
 #[cfg(test)]

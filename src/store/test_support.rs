@@ -75,14 +75,23 @@ impl Drop for TestDatabase {
                         .enable_all()
                         .build()
                         .expect("runtime");
+                    // Bounded: the test's thread waits on this, and a busy server must not hang the
+                    // suite (a database left behind is harmless: its name is unique).
                     rt.block_on(async {
-                        if let Ok(mut conn) = PgConnection::connect(&admin_url).await {
-                            let _ = sqlx::query(&format!(
-                                "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
-                            ))
-                            .execute(&mut conn)
-                            .await;
-                        }
+                        let drop = async {
+                            if let Ok(mut conn) = PgConnection::connect(&admin_url).await {
+                                let _ = sqlx::query("SET lock_timeout = '10s'")
+                                    .execute(&mut conn)
+                                    .await;
+                                let _ = sqlx::query(&format!(
+                                    "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
+                                ))
+                                .execute(&mut conn)
+                                .await;
+                            }
+                        };
+                        let _ =
+                            tokio::time::timeout(std::time::Duration::from_secs(30), drop).await;
                     });
                 })
                 .join();
@@ -111,5 +120,22 @@ pub(crate) fn new_run(record: &str) -> super::NewRun {
         parent_run_id: None,
         resubmitted_from: None,
         settled: None,
+    }
+}
+
+/// A connection of `system` as the account "Adele Vance", with refresh token `token`.
+pub fn new_connection(
+    system: crate::domain::connection::System,
+    token: &str,
+) -> super::NewConnection {
+    super::NewConnection {
+        system,
+        account_name: "Adele Vance".into(),
+        account_username: "adele@contoso.example".into(),
+        account_object_id: "oid-1".into(),
+        tenant_id: "tid-1".into(),
+        instance_url: None,
+        refresh_token: crate::crypto::Secret::new(token),
+        connected_by: "oid-1".into(),
     }
 }

@@ -42,6 +42,12 @@ pub(super) fn filter_sql(f: &RunFilter, first: usize) -> String {
     if f.until.is_some() {
         next("created_at", "<");
     }
+    // Queued and paused runs share the stored status (see `stored_status`).
+    match f.status {
+        Some(RunStatus::Paused) => clauses.push("paused_for IS NOT NULL".into()),
+        Some(RunStatus::Queued) => clauses.push("paused_for IS NULL".into()),
+        _ => {}
+    }
     if clauses.is_empty() {
         "1 = 1".into()
     } else {
@@ -58,7 +64,7 @@ macro_rules! bind_filter {
             q = q.bind(flow.as_code());
         }
         if let Some(status) = $f.status {
-            q = q.bind(status.as_code());
+            q = q.bind($crate::store::runs::stored_status(status));
         }
         if let Some(record) = &$f.record_id {
             q = q.bind(record.clone());
@@ -83,6 +89,7 @@ struct StepRow {
     api_calls: i32,
     duration_ms: i64,
     at: OffsetDateTime,
+    attempt: i32,
 }
 
 impl Store {
@@ -96,13 +103,15 @@ impl Store {
     }
 
     pub async fn run_steps(&self, id: i64) -> Result<Vec<Step>, StoreError> {
-        let rows: Vec<StepRow> = on_pool!(self, |p| sqlx::query_as(
-            "SELECT seq, name, outcome, detail, api_calls, duration_ms, at FROM run_steps
+        let rows: Vec<StepRow> = on_pool!(self, |p| {
+            sqlx::query_as(
+            "SELECT seq, name, outcome, detail, api_calls, duration_ms, at, attempt FROM run_steps
              WHERE run_id = $1 ORDER BY seq"
         )
         .bind(id)
         .fetch_all(p)
-        .await)?;
+        .await
+        })?;
         rows.into_iter()
             .map(|r| {
                 Ok(Step {
@@ -115,9 +124,42 @@ impl Store {
                     api_calls: i64::from(r.api_calls),
                     duration_ms: r.duration_ms,
                     at: r.at,
+                    attempt: i64::from(r.attempt),
                 })
             })
             .collect()
+    }
+
+    /// Runs two of whose attempts overlapped: a call made by an earlier attempt ended after a later attempt
+    /// had begun (one run executed twice at once, which leases exist to prevent). For crash tests.
+    #[cfg(any(test, feature = "test-support"))]
+    pub async fn runs_executed_concurrently(&self) -> Result<Vec<i64>, StoreError> {
+        // A run's steps with those of the child runs it ran inside it (where most effects are made),
+        // which carry the attempt of their parent.
+        let rows: Vec<(i64, i32, i32, OffsetDateTime)> = on_pool!(self, |p| sqlx::query_as(
+            "SELECT t.id, s.attempt, s.api_calls, s.at FROM run_steps s
+             JOIN runs r ON r.id = s.run_id
+             JOIN runs t ON t.id = COALESCE(r.parent_run_id, r.id)
+             WHERE t.attempts > 1 ORDER BY t.id"
+        )
+        .fetch_all(p)
+        .await)?;
+        let mut overlapped = Vec::new();
+        for run in rows.chunk_by(|a, b| a.0 == b.0) {
+            let began = |attempt: i32| run.iter().filter(|s| s.1 == attempt).map(|s| s.3).min();
+            let twice = run.iter().any(|early| {
+                early.2 > 0
+                    && run
+                        .iter()
+                        .filter(|later| later.1 > early.1)
+                        .filter_map(|later| began(later.1))
+                        .any(|start| early.3 > start)
+            });
+            if twice {
+                overlapped.push(run[0].0);
+            }
+        }
+        Ok(overlapped)
     }
 
     /// Runs started by `id` (child runs) or made from it (resubmissions).
@@ -171,6 +213,72 @@ mod tests {
     use super::*;
     use crate::store::test_support::{TestDatabase, new_run, now};
     use time::Duration;
+
+    #[tokio::test]
+    async fn a_call_of_an_earlier_attempt_after_a_later_one_began_is_a_concurrent_run() {
+        let db = TestDatabase::new().await;
+        let store = Store::connect(db.url()).await.unwrap();
+        let t0 = now();
+        let step = |attempt: i64, api_calls: i64| crate::store::NewStep {
+            name: "Call".into(),
+            outcome: crate::domain::runs::StepOutcome::Ok,
+            detail: String::new(),
+            api_calls,
+            duration_ms: 1,
+            attempt,
+        };
+        let mut runs = Vec::new();
+        for record in ["sequential", "overlapped", "in a child"] {
+            let id = store.enqueue_run(&new_run(record), t0).await.unwrap();
+            store
+                .claim_run("a", t0, t0 + Duration::seconds(1))
+                .await
+                .unwrap();
+            let later = t0 + Duration::seconds(2);
+            store
+                .claim_run("b", later, later + Duration::seconds(60))
+                .await
+                .unwrap();
+            runs.push(id);
+        }
+        let at = |s: i64| t0 + Duration::seconds(s);
+        // Attempt 1 ends before attempt 2 begins.
+        store
+            .record_step(runs[0], &step(1, 1), at(0))
+            .await
+            .unwrap();
+        store
+            .record_step(runs[0], &step(2, 1), at(3))
+            .await
+            .unwrap();
+        // Attempt 1's call comes back after attempt 2 began.
+        store
+            .record_step(runs[1], &step(2, 1), at(3))
+            .await
+            .unwrap();
+        store
+            .record_step(runs[1], &step(1, 1), at(4))
+            .await
+            .unwrap();
+        // Attempt 1's late call was made inside a child run (where most effects are): it counts for
+        // the run it ran in.
+        let mut child = new_run("in a child");
+        child.flow = crate::domain::flows::Flow::CreateReferral;
+        child.parent_run_id = Some(runs[2]);
+        let child = store.start_run(&child, "a", at(60), t0).await.unwrap();
+        store
+            .record_step(runs[2], &step(2, 0), at(3))
+            .await
+            .unwrap();
+        store
+            .record_step(child.id, &step(1, 1), at(4))
+            .await
+            .unwrap();
+        assert_eq!(
+            store.runs_executed_concurrently().await.unwrap(),
+            vec![runs[1], runs[2]]
+        );
+    }
 
     #[tokio::test]
     async fn time_filters_hold_to_the_fraction_of_a_second() {

@@ -4,13 +4,16 @@
 //! ([`history`]) and an admin resubmits failed ones ([`resubmission`]).
 
 mod history;
+mod progress;
 mod queue;
 mod resubmission;
 
 pub use history::RunFilter;
+pub use progress::RecordRuns;
 pub use resubmission::ResubmitRefusal;
 
 use super::StoreError;
+use crate::domain::connection::System;
 use crate::domain::flows::Flow;
 use crate::domain::runs::{RunInput, RunStatus, RunTrigger, StepOutcome};
 use time::OffsetDateTime;
@@ -41,6 +44,8 @@ pub struct Run {
     pub outcome: Option<String>,
     pub created_at: OffsetDateTime,
     pub finished_at: Option<OffsetDateTime>,
+    /// The connection a paused run waits for.
+    pub paused_for: Option<System>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -50,6 +55,8 @@ pub struct NewStep {
     pub detail: String,
     pub api_calls: i64,
     pub duration_ms: i64,
+    /// The attempt of the run that made the step (1 for the first claim).
+    pub attempt: i64,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -61,6 +68,7 @@ pub struct Step {
     pub api_calls: i64,
     pub duration_ms: i64,
     pub at: OffsetDateTime,
+    pub attempt: i64,
 }
 
 fn is_unique_violation(e: &sqlx::Error) -> bool {
@@ -82,20 +90,39 @@ struct Row {
     outcome: Option<String>,
     created_at: OffsetDateTime,
     finished_at: Option<OffsetDateTime>,
+    paused_for: Option<String>,
 }
 
 const COLUMNS: &str = "id, flow, status, trigger_kind, input, record_id, parent_run_id, resubmitted_from, \
-                       attempts, outcome, created_at, finished_at";
+                       attempts, outcome, created_at, finished_at, paused_for";
+
+/// How a status is stored: a paused run is a queued one with `paused_for` set (its own column, so the
+/// queue's indexes and the one-running-run rule stay as they are).
+pub(crate) fn stored_status(status: RunStatus) -> &'static str {
+    match status {
+        RunStatus::Paused => RunStatus::Queued.as_code(),
+        other => other.as_code(),
+    }
+}
 
 impl TryFrom<Row> for Run {
     type Error = StoreError;
     fn try_from(r: Row) -> Result<Run, StoreError> {
         let corrupt =
             |what: &str, v: &str| StoreError::Corrupt(format!("run {}: {what} {v:?}", r.id));
+        let paused_for = match &r.paused_for {
+            Some(code) => Some(System::from_code(code).ok_or_else(|| corrupt("paused_for", code))?),
+            None => None,
+        };
+        let status = match RunStatus::from_code(&r.status) {
+            Some(RunStatus::Queued) if paused_for.is_some() => RunStatus::Paused,
+            Some(RunStatus::Paused) | None => return Err(corrupt("status", &r.status)),
+            Some(status) => status,
+        };
         Ok(Run {
             id: r.id,
             flow: Flow::from_code(&r.flow).ok_or_else(|| corrupt("flow", &r.flow))?,
-            status: RunStatus::from_code(&r.status).ok_or_else(|| corrupt("status", &r.status))?,
+            status,
             trigger: RunTrigger::from_code(&r.trigger_kind)
                 .ok_or_else(|| corrupt("trigger", &r.trigger_kind))?,
             input: serde_json::from_str(&r.input).map_err(|_| corrupt("input", &r.input))?,
@@ -106,6 +133,7 @@ impl TryFrom<Row> for Run {
             outcome: r.outcome,
             created_at: r.created_at,
             finished_at: r.finished_at,
+            paused_for,
         })
     }
 }

@@ -6,6 +6,7 @@
 //! a run checks that it still holds the lease.
 
 use super::{COLUMNS, NewRun, NewStep, Row, Run, insert_run, is_unique_violation};
+use crate::domain::connection::System;
 use crate::domain::flows::Flow;
 use crate::domain::runs::RunStatus;
 use crate::store::{Backend, Store, StoreError, on_pool};
@@ -68,8 +69,10 @@ impl Store {
             "UPDATE runs SET status = 'running', lease_owner = $1, lease_until = $2,
                     attempts = attempts + 1, started_at = COALESCE(started_at, $3)
              WHERE id = (SELECT id FROM runs
-                         WHERE ((status = 'queued' AND not_before <= $3)
+                         WHERE ((status = 'queued' AND not_before <= $3 AND paused_for IS NULL)
                                 OR (status = 'running' AND lease_until < $3))
+                           -- A child runs inside its parent: taking the parent over runs it again.
+                           AND parent_run_id IS NULL
                            -- Not while another run of the same flow works on the same record.
                            AND NOT EXISTS (SELECT 1 FROM runs busy
                                            WHERE busy.record_id = runs.record_id AND busy.flow = runs.flow
@@ -84,11 +87,36 @@ impl Store {
             .bind(now)
             .fetch_optional(p)
             .await);
-        match row {
+        let run = match row {
             // Another instance claimed a run of the same record at the same moment: nothing for us now.
-            Err(e) if is_unique_violation(&e) => Ok(None),
-            other => other?.map(Run::try_from).transpose(),
+            Err(e) if is_unique_violation(&e) => return Ok(None),
+            other => other?.map(Run::try_from).transpose()?,
+        };
+        if let Some(run) = &run {
+            self.end_orphaned_children(run.id, now).await?;
         }
+        Ok(run)
+    }
+
+    /// Children a dead worker left running inside `parent_id`: the parent, taken over, runs them again.
+    async fn end_orphaned_children(
+        &self,
+        parent_id: i64,
+        now: OffsetDateTime,
+    ) -> Result<(), StoreError> {
+        on_pool!(self, |p| {
+            sqlx::query(
+            "UPDATE runs SET status = 'failed', finished_at = $1, lease_owner = NULL, lease_until = NULL,
+                    outcome = 'The worker running it stopped before it ended; the parent run tries again.'
+             WHERE parent_run_id = $2 AND status = 'running'"
+        )
+        .bind(now)
+        .bind(parent_id)
+        .execute(p)
+        .await
+        .map(|_| ())
+        })?;
+        Ok(())
     }
 
     /// When the next queued run is due, if any (so an idle worker knows how long to wait).
@@ -96,7 +124,9 @@ impl Store {
         Ok(on_pool!(self, |p| {
             sqlx::query_scalar(
             "SELECT MIN(CASE WHEN status = 'queued' THEN not_before ELSE lease_until END)
-             FROM runs WHERE status IN ('queued', 'running')
+             FROM runs WHERE status IN ('queued', 'running') AND parent_run_id IS NULL
+               -- A paused run is due when its connection works again (resume_paused says so).
+               AND paused_for IS NULL
                -- A run waiting for its record's running run is due when that one ends (or its lease does).
                AND NOT (status = 'queued' AND EXISTS (
                    SELECT 1 FROM runs busy
@@ -114,10 +144,11 @@ impl Store {
         step: &NewStep,
         at: OffsetDateTime,
     ) -> Result<(), StoreError> {
-        on_pool!(self, |p| sqlx::query(
-            "INSERT INTO run_steps (run_id, seq, name, outcome, detail, api_calls, duration_ms, at)
+        on_pool!(self, |p| {
+            sqlx::query(
+            "INSERT INTO run_steps (run_id, seq, name, outcome, detail, api_calls, duration_ms, at, attempt)
              VALUES ($1, (SELECT COALESCE(MAX(seq), 0) + 1 FROM run_steps WHERE run_id = $1),
-                     $2, $3, $4, $5, $6, $7)"
+                     $2, $3, $4, $5, $6, $7, $8)"
         )
         .bind(run_id)
         .bind(&step.name)
@@ -126,9 +157,11 @@ impl Store {
         .bind(step.api_calls as i32)
         .bind(step.duration_ms)
         .bind(at)
+        .bind(step.attempt as i32)
         .execute(p)
         .await
-        .map(|_| ()))?;
+        .map(|_| ())
+        })?;
         Ok(())
     }
 
@@ -158,6 +191,31 @@ impl Store {
         Ok(n == 1)
     }
 
+    /// Extends the lease of a run the worker still holds, and of the child runs it is running inside
+    /// it. False when the lease was lost: another worker took the run over, so this one must stop before
+    /// its next effect.
+    pub async fn renew_lease(
+        &self,
+        run_id: i64,
+        owner: &str,
+        until: OffsetDateTime,
+    ) -> Result<bool, StoreError> {
+        let n = on_pool!(self, |p| {
+            sqlx::query(
+                "UPDATE runs SET lease_until = $1
+                 WHERE (id = $2 OR parent_run_id = $2) AND lease_owner = $3 AND status = 'running'",
+            )
+            .bind(until)
+            .bind(run_id)
+            .bind(owner)
+            .execute(p)
+            .await
+            .map(|r| r.rows_affected())
+        })?;
+        // A child is only running while its parent is, so any row renewed means the parent was.
+        Ok(n >= 1)
+    }
+
     /// Puts a held run back in the queue until `not_before` (a transient failure, to be retried).
     pub async fn retry_run_later(
         &self,
@@ -166,7 +224,8 @@ impl Store {
         not_before: OffsetDateTime,
         outcome: &str,
     ) -> Result<bool, StoreError> {
-        self.requeue(run_id, owner, not_before, outcome, 0).await
+        self.requeue(run_id, owner, not_before, outcome, 0, None)
+            .await
     }
 
     /// Puts a run back in the queue until `not_before` and gives back the attempt its claim counted:
@@ -178,7 +237,8 @@ impl Store {
         not_before: OffsetDateTime,
         outcome: &str,
     ) -> Result<bool, StoreError> {
-        self.requeue(run_id, owner, not_before, outcome, 1).await
+        self.requeue(run_id, owner, not_before, outcome, 1, None)
+            .await
     }
 
     async fn requeue(
@@ -188,11 +248,12 @@ impl Store {
         not_before: OffsetDateTime,
         outcome: &str,
         given_back: i64,
+        paused_for: Option<System>,
     ) -> Result<bool, StoreError> {
         let n = on_pool!(self, |p| {
             sqlx::query(
             "UPDATE runs SET status = 'queued', not_before = $1, outcome = $2, lease_owner = NULL, lease_until = NULL,
-                    attempts = attempts - $5
+                    attempts = attempts - $5, paused_for = $6
              WHERE id = $3 AND lease_owner = $4 AND status = 'running'"
         )
         .bind(not_before)
@@ -200,11 +261,63 @@ impl Store {
         .bind(run_id)
         .bind(owner)
         .bind(given_back)
+        .bind(paused_for.map(System::as_code))
         .execute(p)
         .await
         .map(|r| r.rows_affected())
         })?;
         Ok(n == 1)
+    }
+
+    /// Puts a held run back in the queue, paused until `system`'s connection works again, and gives
+    /// back the attempt its claim counted: waiting for a person to reconnect is not a failed try.
+    pub async fn pause_run_for(
+        &self,
+        run_id: i64,
+        owner: &str,
+        system: System,
+        outcome: &str,
+    ) -> Result<bool, StoreError> {
+        let now = OffsetDateTime::now_utc();
+        self.requeue(run_id, owner, now, outcome, 1, Some(system))
+            .await
+    }
+
+    /// Lets every paused run whose connection works again go, due `now`: the connection is there and
+    /// carries no diagnosis (a reconnect, a passing test or a refresh that worked cleared it). Asked by
+    /// idle workers, so it holds whichever instance saw the connection come back. How many went.
+    pub async fn resume_paused(&self, now: OffsetDateTime) -> Result<u64, StoreError> {
+        Ok(on_pool!(self, |p| {
+            sqlx::query(
+                "UPDATE runs SET paused_for = NULL, not_before = $1,
+                        outcome = 'Resumed: the connection works again.'
+                 WHERE status = 'queued'
+                   AND paused_for IN (SELECT system FROM connections WHERE diagnosis IS NULL)",
+            )
+            .bind(now)
+            .execute(p)
+            .await
+            .map(|r| r.rows_affected())
+        })?)
+    }
+
+    /// How many runs wait for each system's connection (systems with none are left out).
+    pub async fn paused_runs(&self) -> Result<Vec<(System, i64)>, StoreError> {
+        let rows: Vec<(String, i64)> = on_pool!(self, |p| {
+            sqlx::query_as(
+                "SELECT paused_for, COUNT(*) FROM runs
+                 WHERE paused_for IS NOT NULL AND status = 'queued' GROUP BY paused_for ORDER BY paused_for",
+            )
+            .fetch_all(p)
+            .await
+        })?;
+        rows.into_iter()
+            .map(|(code, n)| {
+                System::from_code(&code)
+                    .map(|s| (s, n))
+                    .ok_or_else(|| StoreError::Corrupt(format!("runs paused for {code:?}")))
+            })
+            .collect()
     }
 
     /// A run of `flow` for `record_id` still waiting to start, if any (so a change seen twice queues
@@ -219,6 +332,28 @@ impl Store {
         .fetch_optional(p)
         .await
         })?)
+    }
+
+    /// Hands a running run's lease to `owner` as another instance taking it over would (tests).
+    #[cfg(any(test, feature = "test-support"))]
+    pub async fn steal_lease(
+        &self,
+        run_id: i64,
+        owner: &str,
+        until: OffsetDateTime,
+    ) -> Result<bool, StoreError> {
+        let n = on_pool!(self, |p| {
+            sqlx::query(
+            "UPDATE runs SET lease_owner = $1, lease_until = $2 WHERE id = $3 AND status = 'running'"
+        )
+        .bind(owner)
+        .bind(until)
+        .bind(run_id)
+        .execute(p)
+        .await
+        .map(|r| r.rows_affected())
+        })?;
+        Ok(n == 1)
     }
 
     /// Stores many runs in one transaction: volume for benchmarks and tests.
@@ -238,8 +373,10 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::connection::Diagnosis;
     use crate::domain::runs::RunTrigger;
-    use crate::store::test_support::{TestDatabase, new_run, now};
+    use crate::store::RunFilter;
+    use crate::store::test_support::{TestDatabase, new_connection, new_run, now};
     use time::Duration;
 
     #[tokio::test]
@@ -276,6 +413,152 @@ mod tests {
         let done = store.run(id).await.unwrap().unwrap();
         assert_eq!(done.status, RunStatus::Succeeded);
         assert_eq!(done.outcome.as_deref(), Some("done"));
+    }
+
+    #[tokio::test]
+    async fn a_renewed_lease_keeps_the_run_and_a_lost_one_is_reported() {
+        let db = TestDatabase::new().await;
+        let store = Store::connect(db.url()).await.unwrap();
+        let now = now();
+        let id = store.enqueue_run(&new_run("r1"), now).await.unwrap();
+        let lease = now + Duration::seconds(60);
+        store.claim_run("a", now, lease).await.unwrap().unwrap();
+        let mut child = new_run("r1");
+        child.flow = crate::domain::flows::Flow::CreateReferral;
+        child.parent_run_id = Some(id);
+        let child = store.start_run(&child, "a", lease, now).await.unwrap();
+
+        // Past the first lease, but renewed in time: nobody else may claim the run or its child.
+        let renewed = lease + Duration::seconds(60);
+        assert!(store.renew_lease(id, "a", renewed).await.unwrap());
+        let later = lease + Duration::seconds(1);
+        assert!(
+            store
+                .claim_run("b", later, later + Duration::seconds(60))
+                .await
+                .unwrap()
+                .is_none(),
+            "a renewed lease keeps the run (and its child) with its worker"
+        );
+
+        // Once b has taken the run over after all (not its child: the parent runs it again), a's
+        // renewal says so, and the child a left behind is ended.
+        let past = renewed + Duration::seconds(1);
+        let taken = store
+            .claim_run("b", past, past + Duration::seconds(60))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(taken.id, id);
+        assert!(
+            store
+                .claim_run("c", past, past + Duration::seconds(60))
+                .await
+                .unwrap()
+                .is_none()
+        );
+        let orphan = store.run(child.id).await.unwrap().unwrap();
+        assert_eq!(orphan.status, RunStatus::Failed);
+        assert!(
+            !store
+                .renew_lease(id, "a", past + Duration::seconds(60))
+                .await
+                .unwrap()
+        );
+    }
+
+    #[tokio::test]
+    async fn a_paused_run_waits_for_its_connection_without_spending_an_attempt() {
+        let db = TestDatabase::new().await;
+        let store = Store::connect(db.url()).await.unwrap();
+        let now = now();
+        let lease = now + Duration::seconds(60);
+        let id = store.enqueue_run(&new_run("r1"), now).await.unwrap();
+        let other = store.enqueue_run(&new_run("r2"), now).await.unwrap();
+        store.claim_run("a", now, lease).await.unwrap().unwrap();
+        assert!(
+            !store
+                .pause_run_for(id, "b", System::PartnerCenter, "not b's")
+                .await
+                .unwrap(),
+            "only the lease holder pauses a run"
+        );
+        assert!(
+            store
+                .pause_run_for(id, "a", System::PartnerCenter, "Reconnect")
+                .await
+                .unwrap()
+        );
+        let paused = store.run(id).await.unwrap().unwrap();
+        assert_eq!(
+            (paused.status, paused.attempts, paused.paused_for),
+            (RunStatus::Paused, 0, Some(System::PartnerCenter))
+        );
+        let by_status = |status| {
+            let store = store.clone();
+            async move {
+                let filter = RunFilter {
+                    status: Some(status),
+                    ..Default::default()
+                };
+                let runs = store.list_runs(&filter, None, 10).await.unwrap();
+                (
+                    runs.iter().map(|r| r.id).collect::<Vec<_>>(),
+                    store.count_runs(&filter).await.unwrap(),
+                )
+            }
+        };
+        assert_eq!(by_status(RunStatus::Paused).await, (vec![id], 1));
+        assert_eq!(by_status(RunStatus::Queued).await, (vec![other], 1));
+        assert_eq!(
+            store.paused_runs().await.unwrap(),
+            [(System::PartnerCenter, 1)]
+        );
+
+        // Not claimed, not due, whatever the time; the other run goes on.
+        let much_later = now + Duration::days(2);
+        let claimed = store
+            .claim_run("a", much_later, much_later + Duration::seconds(60))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(claimed.id, other);
+        store
+            .finish_run(other, "a", RunStatus::Succeeded, "done", much_later)
+            .await
+            .unwrap();
+        assert!(
+            store
+                .claim_run("a", much_later, much_later + Duration::seconds(60))
+                .await
+                .unwrap()
+                .is_none()
+        );
+        assert_eq!(store.next_run_due().await.unwrap(), None);
+
+        // Not while Partner Center is not connected, nor while its connection carries a diagnosis;
+        // another system's connection working changes nothing.
+        let key = crate::crypto::SealingKey::generate();
+        assert_eq!(store.resume_paused(now).await.unwrap(), 0);
+        for system in [System::DYNAMICS_365, System::PartnerCenter] {
+            store
+                .save_connection(&new_connection(system, "0.token"), &key, now)
+                .await
+                .unwrap();
+        }
+        store
+            .set_diagnosis(System::PartnerCenter, Some(Diagnosis::PasswordExpired), now)
+            .await
+            .unwrap();
+        assert_eq!(store.resume_paused(now).await.unwrap(), 0);
+        store
+            .set_diagnosis(System::PartnerCenter, None, now)
+            .await
+            .unwrap();
+        assert_eq!(store.resume_paused(now).await.unwrap(), 1);
+        assert_eq!(store.paused_runs().await.unwrap(), []);
+        let resumed = store.claim_run("a", now, lease).await.unwrap().unwrap();
+        assert_eq!((resumed.id, resumed.attempts), (id, 1));
     }
 
     #[tokio::test]

@@ -5,9 +5,15 @@
 
 use super::history::{RunFilter, bind_filter, filter_sql};
 use super::{NewRun, is_unique_violation};
+use crate::domain::flows::Flow;
 use crate::domain::runs::{RunStatus, RunTrigger};
+use crate::store::diagnostics::{FailedRuns, FailedSince};
 use crate::store::{Store, StoreError, on_pool};
 use time::OffsetDateTime;
+
+/// Failed runs nobody resubmitted yet, and not child runs (those are resubmitted through their parent).
+const AWAITING_RESUBMISSION: &str = "parent_run_id IS NULL
+     AND NOT EXISTS (SELECT 1 FROM runs again WHERE again.resubmitted_from = runs.id)";
 
 /// Why a run cannot be resubmitted, in words for the admin who asked.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -74,6 +80,54 @@ impl Store {
         .await)?)
     }
 
+    /// Failed runs created since `since` that were not resubmitted, grouped by flow and outcome,
+    /// largest groups first (at most `groups` of them): the runs "Resubmit all failed runs" would queue,
+    /// so the count and the fix agree.
+    pub async fn failed_runs_since(
+        &self,
+        since: OffsetDateTime,
+        groups: i64,
+    ) -> Result<FailedSince, StoreError> {
+        let filter = RunFilter {
+            status: Some(RunStatus::Failed),
+            since: Some(since),
+            ..Default::default()
+        };
+        let count_sql = format!(
+            "SELECT COUNT(*) FROM runs WHERE {} AND {AWAITING_RESUBMISSION}",
+            filter_sql(&filter, 1)
+        );
+        let group_sql = format!(
+            "SELECT flow, COALESCE(outcome, '') AS outcome, COUNT(*) AS n, MAX(id) AS latest
+             FROM runs WHERE {} AND {AWAITING_RESUBMISSION}
+             GROUP BY flow, COALESCE(outcome, '') ORDER BY n DESC, latest DESC LIMIT $1",
+            filter_sql(&filter, 2)
+        );
+        let backend = self.backend();
+        let (total, rows): (i64, Vec<(String, String, i64, i64)>) = on_pool!(self, |p| {
+            let total = bind_filter!(sqlx::query_scalar(&count_sql), &filter, backend)
+                .fetch_one(p)
+                .await?;
+            let rows = bind_filter!(sqlx::query_as(&group_sql).bind(groups), &filter, backend)
+                .fetch_all(p)
+                .await?;
+            Ok::<_, sqlx::Error>((total, rows))
+        })?;
+        let groups = rows
+            .into_iter()
+            .map(|(flow, outcome, count, latest_run)| {
+                Ok(FailedRuns {
+                    flow: Flow::from_code(&flow)
+                        .ok_or_else(|| StoreError::Corrupt(format!("run flow {flow:?}")))?,
+                    outcome,
+                    count,
+                    latest_run,
+                })
+            })
+            .collect::<Result<_, StoreError>>()?;
+        Ok(FailedSince { total, groups })
+    }
+
     /// Resubmits every failed run matching `filter` that was not resubmitted yet and did not run inside
     /// another (at most `cap`, oldest first); returns (original, resubmission) pairs.
     pub async fn resubmit_failed(
@@ -88,9 +142,7 @@ impl Store {
         };
         let clause = filter_sql(&filter, 2);
         let sql = format!(
-            "SELECT id FROM runs WHERE {clause} AND parent_run_id IS NULL
-               AND NOT EXISTS (SELECT 1 FROM runs again WHERE again.resubmitted_from = runs.id)
-             ORDER BY id LIMIT $1"
+            "SELECT id FROM runs WHERE {clause} AND {AWAITING_RESUBMISSION} ORDER BY id LIMIT $1"
         );
         let ids: Vec<i64> = on_pool!(self, |p| bind_filter!(
             sqlx::query_scalar(&sql).bind(cap),
@@ -135,6 +187,7 @@ mod tests {
                     detail: "429".into(),
                     api_calls: 1,
                     duration_ms: 12,
+                    attempt: 1,
                 },
                 now,
             )
@@ -166,6 +219,7 @@ mod tests {
                     detail: "403".into(),
                     api_calls: 1,
                     duration_ms: 10,
+                    attempt: 2,
                 },
                 retry_at,
             )
