@@ -15,7 +15,7 @@ pub struct DynamicsClient {
 }
 
 /// A string literal for `$filter`: quotes doubled (crm-apis.md §2.5).
-fn literal(s: &str) -> String {
+pub fn literal(s: &str) -> String {
     format!("'{}'", s.replace('\'', "''"))
 }
 
@@ -37,10 +37,20 @@ impl DynamicsClient {
     }
 
     fn get(&self, token: &Secret, path: &str) -> reqwest::RequestBuilder {
-        self.http
-            .get(format!("{}/{path}", self.api))
-            .bearer_auth(token.expose())
+        self.request(reqwest::Method::GET, token, path)
             .header("Accept", "application/json")
+    }
+
+    /// A Web API request of `path` with the token and the OData version headers every call carries.
+    fn request(
+        &self,
+        method: reqwest::Method,
+        token: &Secret,
+        path: &str,
+    ) -> reqwest::RequestBuilder {
+        self.http
+            .request(method, format!("{}/{path}", self.api))
+            .bearer_auth(token.expose())
             .header("OData-MaxVersion", "4.0")
             .header("OData-Version", "4.0")
     }
@@ -161,15 +171,8 @@ impl DynamicsClient {
         set: &str,
         fields: &Map<String, Value>,
     ) -> Result<String, CallError> {
-        let response = http::send(
-            self.http
-                .post(format!("{}/{set}", self.api))
-                .bearer_auth(token.expose())
-                .header("OData-MaxVersion", "4.0")
-                .header("OData-Version", "4.0")
-                .json(fields),
-        )
-        .await?;
+        let response =
+            http::send(self.request(reqwest::Method::POST, token, set).json(fields)).await?;
         let entity = response
             .headers()
             .get("OData-EntityId")
@@ -185,29 +188,32 @@ impl DynamicsClient {
             })
     }
 
-    /// Updates an existing row; `if_match` is its ETag, or `*` for "exists, any version".
-    pub async fn update(
+    /// Creates a row and reads back its id and version in the same call (`Prefer: return=representation`
+    /// with `$select` of the key only: a 201 with the row's `@odata.etag`).
+    pub async fn create_versioned(
         &self,
         token: &Secret,
         set: &str,
-        id: &str,
+        key: &str,
         fields: &Map<String, Value>,
-        if_match: &str,
-    ) -> Result<(), CallError> {
-        if !is_guid(id) {
-            return Err(CallError::NotFound(format!("{set} id {id:?}")));
-        }
-        http::send(
-            self.http
-                .patch(format!("{}/{set}({id})", self.api))
-                .bearer_auth(token.expose())
-                .header("OData-MaxVersion", "4.0")
-                .header("OData-Version", "4.0")
-                .header("If-Match", if_match)
+    ) -> Result<(String, String), CallError> {
+        let response = http::send(
+            self.request(reqwest::Method::POST, token, set)
+                .query(&[("$select", key)])
+                .header("Prefer", "return=representation")
                 .json(fields),
         )
-        .await
-        .map(|_| ())
+        .await?;
+        let row = http::json(response).await?;
+        let id = row
+            .get(key)
+            .and_then(Value::as_str)
+            .filter(|id| is_guid(id))
+            .map(str::to_string)
+            .ok_or_else(|| CallError::Unexpected(format!("a create answered without {key}")))?;
+        let version = version_of(&row)
+            .ok_or_else(|| CallError::Unexpected("a create without @odata.etag".into()))?;
+        Ok((id, version))
     }
 
     /// Closes an opportunity as won (`WinOpportunity`) or lost (`LoseOpportunity`, status 4 Canceled).
@@ -290,12 +296,8 @@ impl DynamicsClient {
             return Err(CallError::NotFound(format!("{set} id {id:?}")));
         }
         let response = http::send(
-            self.http
-                .patch(format!("{}/{set}({id})", self.api))
+            self.request(reqwest::Method::PATCH, token, &format!("{set}({id})"))
                 .query(&[("$select", key)])
-                .bearer_auth(token.expose())
-                .header("OData-MaxVersion", "4.0")
-                .header("OData-Version", "4.0")
                 .header("If-Match", if_match)
                 .header("Prefer", "return=representation")
                 .json(fields),
@@ -307,7 +309,8 @@ impl DynamicsClient {
     }
 
     /// What changed in `set` since `delta_link` (None: every row, and a first delta link), following
-    /// every page (crm-apis.md §2.6). A link that does not point at this organization is refused.
+    /// every page (crm-apis.md §2.6), with the labels of choices as a read gives them. A link that
+    /// does not point at this organization is refused.
     pub async fn changes(
         &self,
         token: &Secret,
@@ -334,8 +337,11 @@ impl DynamicsClient {
         loop {
             out.pages += 1;
             let body = http::json(
-                http::send(request.header("Prefer", "odata.track-changes,odata.maxpagesize=500"))
-                    .await?,
+                http::send(request.header(
+                    "Prefer",
+                    format!("odata.track-changes,odata.maxpagesize=500,{FORMATTED}"),
+                ))
+                .await?,
             )
             .await?;
             for row in rows(&body) {

@@ -4,6 +4,7 @@
 //! Built on `oauth2` with an Entra-shaped error type, so that failures are judged by their AADSTS number
 //! (`error_codes`), never by the human text.
 
+use crate::clients::tls::TlsTrust;
 use crate::crypto::Secret;
 use crate::domain::connection::Diagnosis;
 use base64::Engine;
@@ -117,12 +118,14 @@ pub struct EntraClient {
 }
 
 impl EntraClient {
-    /// `authority` is `https://login.microsoftonline.com/{tenant}` (or the sandbox's equivalent).
+    /// `authority` is `https://login.microsoftonline.com/{tenant}` (or the sandbox's equivalent, whose CA
+    /// `tls` then trusts).
     pub fn new(
         authority: &str,
         client_id: &str,
         client_secret: &Secret,
         redirect_url: &str,
+        tls: &TlsTrust,
     ) -> Result<EntraClient, String> {
         let authority = authority.trim_end_matches('/');
         let oauth = oauth2::Client::new(ClientId::new(client_id.to_string()))
@@ -140,7 +143,8 @@ impl EntraClient {
             )
             // Entra takes the secret in the body; Basic works too but the body is what its docs show.
             .set_auth_type(oauth2::AuthType::RequestBody);
-        let http = reqwest::Client::builder()
+        let http = tls
+            .client_builder()
             // Following redirects from the token endpoint opens the door to SSRF.
             .redirect(reqwest::redirect::Policy::none())
             .timeout(Duration::from_secs(20))

@@ -36,6 +36,11 @@ pub enum CallError {
     PreconditionFailed(String),
     #[error("refused (HTTP {status}): {message}")]
     Rejected { status: u16, message: String },
+    /// A success whose body is not JSON at all (cut short, or a proxy's page): the transfer went wrong,
+    /// not the API, so the call is tried again.
+    #[error("an unreadable answer: {0}")]
+    Garbled(String),
+    /// JSON of a shape the API does not document: trying again would get the same.
     #[error("unexpected answer: {0}")]
     Unexpected(String),
 }
@@ -48,6 +53,7 @@ impl CallError {
             CallError::Throttled { .. }
                 | CallError::Server { .. }
                 | CallError::Network(_)
+                | CallError::Garbled(_)
                 | CallError::AllocationSpent(_)
         )
     }
@@ -108,10 +114,8 @@ pub async fn send(request: reqwest::RequestBuilder) -> Result<reqwest::Response,
 
 /// Reads a JSON body, or says why it could not.
 pub async fn json(response: reqwest::Response) -> Result<Value, CallError> {
-    response
-        .json()
-        .await
-        .map_err(|e| CallError::Unexpected(format!("unreadable JSON: {e}")))
+    let body = response.bytes().await.map_err(CallError::from_transport)?;
+    serde_json::from_slice(&body).map_err(|e| CallError::Garbled(format!("not JSON ({e})")))
 }
 
 /// `Retry-After` in seconds (both vendors send seconds; an HTTP date is not used by them).

@@ -6,3 +6,4 @@ pub mod entra;
 pub mod http;
 pub mod partner_center;
 pub mod salesforce;
+pub mod tls;

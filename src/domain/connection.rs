@@ -9,6 +9,27 @@ use serde::{Deserialize, Serialize};
 /// the Overview warns from 80% on.
 pub const DAILY_CALL_QUOTA: i64 = 10_000;
 
+/// How a day's API use stands against its allocation: spent, near it (80 %), or fine. One rule for the
+/// Overview and the Diagnostics page.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum QuotaStanding {
+    Fine,
+    Near,
+    Spent,
+}
+
+impl QuotaStanding {
+    pub fn of(used: i64, max: i64) -> QuotaStanding {
+        if used >= max {
+            QuotaStanding::Spent
+        } else if used * 5 >= max * 4 {
+            QuotaStanding::Near
+        } else {
+            QuotaStanding::Fine
+        }
+    }
+}
+
 pub use super::system::System;
 
 /// Why a connection does not work.
@@ -157,6 +178,13 @@ pub fn crm_roles_sufficient<S: AsRef<str>>(role_templates: &[S]) -> Result<(), D
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn quota_is_near_from_80_percent_and_spent_at_the_allocation() {
+        assert_eq!(QuotaStanding::of(7_999, 10_000), QuotaStanding::Fine);
+        assert_eq!(QuotaStanding::of(8_000, 10_000), QuotaStanding::Near);
+        assert_eq!(QuotaStanding::of(10_000, 10_000), QuotaStanding::Spent);
+    }
 
     #[test]
     fn token_errors_become_diagnoses() {

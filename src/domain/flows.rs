@@ -37,6 +37,10 @@ pub enum Flow {
     CrmToPartnerCenter,
     OpportunityToPartnerCenter,
     SolutionsToPartnerCenter,
+    /// cosell's own, not one of Microsoft's flows: compares Partner Center with the CRM and queues a run
+    /// of the flow above for each record that differs (missed webhooks, a connector that was down,
+    /// edits made while a flow was off). Always available; the runs it queues obey their flows.
+    Reconciliation,
 }
 
 /// What starts a flow.
@@ -54,7 +58,7 @@ pub enum Trigger {
 }
 
 impl Flow {
-    pub const ALL: [Flow; 9] = [
+    pub const ALL: [Flow; 10] = [
         Flow::WebhookRegistration,
         Flow::Customize,
         Flow::CreateReferral,
@@ -64,6 +68,7 @@ impl Flow {
         Flow::CrmToPartnerCenter,
         Flow::OpportunityToPartnerCenter,
         Flow::SolutionsToPartnerCenter,
+        Flow::Reconciliation,
     ];
 
     /// A stable name for storage and URLs.
@@ -78,6 +83,7 @@ impl Flow {
             Flow::CrmToPartnerCenter => "crm_to_partner_center",
             Flow::OpportunityToPartnerCenter => "opportunity_to_partner_center",
             Flow::SolutionsToPartnerCenter => "solutions_to_partner_center",
+            Flow::Reconciliation => "reconciliation",
         }
     }
 
@@ -125,12 +131,13 @@ impl Flow {
             (PartnerCenterToCrm, Crm::Salesforce) => &[ReferralUpdatesToCrm],
             (CrmToPartnerCenter, _) => &[CreateReferral, OpportunityToPartnerCenter],
             (SolutionsToPartnerCenter, _) => &[OpportunityToPartnerCenter],
+            (Reconciliation, _) => &[],
         }
     }
 
     pub fn trigger(self) -> Trigger {
         match self {
-            Flow::WebhookRegistration => Trigger::Manual,
+            Flow::WebhookRegistration | Flow::Reconciliation => Trigger::Manual,
             Flow::PartnerCenterToCrm => Trigger::Webhook,
             Flow::CrmToPartnerCenter | Flow::SolutionsToPartnerCenter => Trigger::CrmChange,
             _ => Trigger::Child,
@@ -160,6 +167,7 @@ impl Flow {
             Flow::CrmToPartnerCenter => format!("{c} to Partner Center"),
             Flow::OpportunityToPartnerCenter => format!("{c} Opportunity to Partner Center"),
             Flow::SolutionsToPartnerCenter => format!("{c} Microsoft Solutions to Partner Center"),
+            Flow::Reconciliation => format!("Reconciliation of Partner Center and {c}"),
         }
     }
 

@@ -363,6 +363,51 @@ impl Mapping {
     }
 }
 
+/// Where a referral lists its solutions (partner-center.md §2, ReferralRequirements).
+pub const SOLUTIONS: &str = "/details/requirements/solutions";
+
+/// Every field [`owned_fields`] may return.
+pub const OWNED_POINTERS: [&str; 14] = [
+    "/name",
+    "/externalReferenceId",
+    "/details/dealValue",
+    "/details/currency",
+    "/details/closingDateTime",
+    SOLUTIONS,
+    "/team",
+    "/consent/consentToShareReferralWithMicrosoftSellers",
+    "/details/notes",
+    "/salesStage",
+    "/inviteContext/assistanceRequestCode",
+    "/customerProfile/team",
+    "/status",
+    "/substatus",
+];
+
+/// A referral's solutions for these solution ids, mapped.
+pub fn solution_tags(ids: &[String], m: &Mapping) -> Value {
+    Value::Array(
+        ids.iter()
+            .map(|s| json!({ "id": m.solution(s), "type": "Name" }))
+            .collect(),
+    )
+}
+
+/// The change that brings `current`'s solutions in step with these ids: "Microsoft Solutions to
+/// Partner Center" sends nothing else.
+pub fn solutions_changes(current: &Value, ids: &[String], m: &Mapping) -> Vec<Change> {
+    let to = solution_tags(ids, m);
+    let from = current.pointer(SOLUTIONS).cloned().unwrap_or(Value::Null);
+    if same(&from, &to) {
+        return Vec::new();
+    }
+    vec![Change {
+        path: SOLUTIONS.to_string(),
+        from,
+        to,
+    }]
+}
+
 /// The Partner Center fields cosell owns, as they should be for this opportunity (JSON Pointer → value).
 /// Both the body of a new referral and the patch of an existing one come from these.
 pub fn owned_fields(r: &Ready, m: &Mapping) -> Vec<(&'static str, Value)> {
@@ -388,15 +433,7 @@ pub fn owned_fields(r: &Ready, m: &Mapping) -> Vec<(&'static str, Value)> {
             "/details/closingDateTime",
             json!(format!("{}T00:00:00Z", r.closing_date)),
         ),
-        (
-            "/details/requirements/solutions",
-            Value::Array(
-                r.solutions
-                    .iter()
-                    .map(|s| json!({ "id": m.solution(s), "type": "Name" }))
-                    .collect(),
-            ),
-        ),
+        (SOLUTIONS, solution_tags(&r.solutions, m)),
         ("/team", json!([member(r.owner)])),
         (
             // Shared with Microsoft sellers when help is asked (a co-sell deal, §1.5). Once visible, a
@@ -731,5 +768,42 @@ mod tests {
         assert_eq!(m.help(Some("  ")), None);
         let json = serde_json::to_string(&m).unwrap();
         assert_eq!(serde_json::from_str::<Mapping>(&json).unwrap(), m);
+    }
+
+    #[test]
+    fn a_solutions_change_is_the_solutions_alone_and_none_when_they_match() {
+        let o = opportunity();
+        let mut m = Mapping::default();
+        m.set_from_text(Table::Solutions, "Azure migration = SOL-AZ-MIG")
+            .unwrap();
+        let r = check(&o, &usd(), Purpose::Create).unwrap();
+        let mut current = new_referral(&r, &m);
+        // Partner Center adds fields of its own to a solution.
+        current["details"]["requirements"]["solutions"][0]["name"] = json!("Azure migration");
+        assert_eq!(
+            solutions_changes(&current, &["Azure migration".into()], &m),
+            vec![]
+        );
+        let c = solutions_changes(&current, &["SOL-DATA".into(), "SOL-AZ-MIG".into()], &m);
+        assert_eq!(c.len(), 1);
+        assert_eq!(c[0].path, SOLUTIONS);
+        assert_eq!(
+            c[0].to,
+            json!([{ "id": "SOL-DATA", "type": "Name" }, { "id": "SOL-AZ-MIG", "type": "Name" }])
+        );
+        assert_eq!(
+            patch(&current, &c),
+            json!([{ "op": "replace", "path": SOLUTIONS, "value": c[0].to }])
+        );
+    }
+
+    #[test]
+    fn every_owned_field_is_listed() {
+        let mut o = opportunity();
+        o.notes = Some("Notes".into());
+        let r = check(&o, &usd(), Purpose::Create).unwrap();
+        for (pointer, _) in owned_fields(&r, &Mapping::default()) {
+            assert!(OWNED_POINTERS.contains(&pointer), "{pointer}");
+        }
     }
 }

@@ -3,6 +3,7 @@
 pub mod access;
 pub mod codes;
 pub mod connection;
+pub mod diagnostics;
 pub mod flows;
 pub mod mapping;
 pub mod notification;

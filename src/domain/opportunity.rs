@@ -51,8 +51,8 @@ pub struct Customer {
 }
 
 /// An opportunity as the CRM port gives it, whatever the CRM. How much is filled depends on the read
-/// (each port operation says): a change-feed row carries the id, name, state, sync flag, referral and
-/// account; a full read adds everything the rules need (account, contact, owner, currency).
+/// (each port operation says): a change-feed row and a read of the record itself carry its own fields
+/// (lookups as ids); a full read adds the records the rules need (account, contact, owner, currency).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Opportunity {
     pub id: String,
@@ -68,6 +68,10 @@ pub struct Opportunity {
     pub account_id: Option<String>,
     /// The CRM's id of the opportunity's currency (Salesforce: the ISO code itself).
     pub currency_id: Option<String>,
+    /// The CRM's id of the opportunity's owner (the referral's team).
+    pub owner_id: Option<String>,
+    /// The CRM's id of the customer contact the opportunity names, where it names one (Dynamics 365).
+    pub contact_id: Option<String>,
     pub state: OpportunityState,
     /// The CRM's status reason label ("In Progress", "Canceled"…), mapped to the referral's status.
     pub status_reason: Option<String>,
@@ -88,6 +92,47 @@ pub struct Opportunity {
     /// The record's version, for optimistic concurrency and to tell cosell's own writes from sellers'
     /// edits (opaque: each CRM has its own).
     pub version: Option<String>,
+}
+
+impl Opportunity {
+    /// The Partner Center solution ids, as sent: trimmed, blanks left out.
+    pub fn solution_ids(&self) -> Vec<String> {
+        self.solutions
+            .iter()
+            .map(|s| s.trim().to_string())
+            .filter(|s| !s.is_empty())
+            .collect()
+    }
+
+    /// A digest of the record's own fields that reach Partner Center, its solutions left out: two
+    /// reads with the same digest differ, if at all, only in what a solutions-only update may send.
+    /// Left out too: cosell's own note and referral link (its writes), the version, and what only a
+    /// full read carries (the account, contact and owner records, which have their own ids here).
+    pub fn fingerprint(&self) -> String {
+        let fields = serde_json::json!([
+            self.name,
+            self.sync,
+            self.referral_id,
+            self.account_id,
+            self.currency_id,
+            self.owner_id,
+            self.contact_id,
+            self.state,
+            self.status_reason,
+            self.deal_value,
+            self.closing_date,
+            self.sales_stage,
+            self.help,
+            self.notes,
+        ]);
+        // FNV-1a: stable across processes and releases (it is stored), unlike the standard hasher.
+        let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+        for b in fields.to_string().bytes() {
+            hash ^= u64::from(b);
+            hash = hash.wrapping_mul(0x0100_0000_01b3);
+        }
+        format!("{hash:016x}")
+    }
 }
 
 /// What a check is for: the customer's location is fixed once a referral exists (§1.5), so it matters
@@ -277,12 +322,7 @@ pub fn check<'a>(
     if o.name.trim().is_empty() {
         problems.push(Problem::NameMissing);
     }
-    let solutions: Vec<String> = o
-        .solutions
-        .iter()
-        .map(|s| s.trim().to_string())
-        .filter(|s| !s.is_empty())
-        .collect();
+    let solutions = o.solution_ids();
     if solutions.is_empty() {
         problems.push(Problem::SolutionMissing);
     }
@@ -558,5 +598,30 @@ mod tests {
             serde_json::from_value::<Problem>(json).unwrap(),
             problems[0]
         );
+    }
+
+    #[test]
+    fn the_fingerprint_moves_with_every_shared_field_but_the_solutions() {
+        let o = ready();
+        let same = |f: fn(&mut Opportunity)| {
+            let mut other = o.clone();
+            f(&mut other);
+            other.fingerprint() == o.fingerprint()
+        };
+        assert!(same(|o| o.solutions = vec!["SOL-OTHER".into()]));
+        assert!(
+            same(|o| o.note = Some("✔ Shared".into())),
+            "cosell's own note"
+        );
+        assert!(same(|o| o.version = Some("9".into())));
+        assert!(same(|o| o.referral_link = Some("https://x".into())));
+        assert!(same(|o| o.contact = None), "a full read's records");
+        assert!(!same(|o| o.deal_value = Some(1.0)));
+        assert!(!same(|o| o.closing_date = None));
+        assert!(!same(|o| o.owner_id = Some("user-2".into())));
+        assert!(!same(|o| o.sales_stage = Some("Close".into())));
+        assert!(!same(|o| o.help = None));
+        assert!(!same(|o| o.state = OpportunityState::Won));
+        assert_eq!(o.fingerprint(), ready().fingerprint(), "stable");
     }
 }

@@ -95,6 +95,17 @@ pub enum Standing {
     Lost,
 }
 
+impl Standing {
+    /// From a referral's `status` and `substatus`.
+    pub fn of(status: &str, substatus: &str) -> Standing {
+        match (status, substatus) {
+            ("Closed", "Won") => Standing::Won,
+            ("Closed", _) => Standing::Lost,
+            _ => Standing::Open,
+        }
+    }
+}
+
 impl Referral {
     /// A lead rather than a co-sell opportunity (partner-center.md §1.9): independent, from Microsoft
     /// (or nobody), qualified by a customer, Microsoft marketing or a Microsoft sales agent. Shared deals
@@ -115,11 +126,7 @@ impl Referral {
     }
 
     pub fn standing(&self) -> Standing {
-        match (self.status.as_str(), self.substatus.as_str()) {
-            ("Closed", "Won") => Standing::Won,
-            ("Closed", _) => Standing::Lost,
-            _ => Standing::Open,
-        }
+        Standing::of(&self.status, &self.substatus)
     }
 
     /// The CRM id the referral names, if any (blank means none).

@@ -2,11 +2,16 @@
 
 use serde::{Deserialize, Serialize};
 
+/// An enum with a stable text code per variant (`as_code`/`from_code`, `ALL` in declaration order),
+/// serialized in the given case (snake_case unless `as "…"` says otherwise) to match its codes.
 macro_rules! coded_enum {
-    ($(#[$m:meta])* $name:ident { $($(#[$vm:meta])* $variant:ident = $code:literal),+ $(,)? }) => {
+    ($(#[$m:meta])* $name:ident { $($body:tt)* }) => {
+        $crate::domain::runs::coded_enum!($(#[$m])* $name as "snake_case" { $($body)* });
+    };
+    ($(#[$m:meta])* $name:ident as $case:literal { $($(#[$vm:meta])* $variant:ident = $code:literal),+ $(,)? }) => {
         $(#[$m])*
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-        #[serde(rename_all = "snake_case")]
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+        #[serde(rename_all = $case)]
         pub enum $name { $($(#[$vm])* $variant),+ }
 
         impl $name {
@@ -22,6 +27,7 @@ macro_rules! coded_enum {
         }
     };
 }
+pub(crate) use coded_enum;
 
 coded_enum!(
     /// Where a run stands.
@@ -32,8 +38,25 @@ coded_enum!(
         Failed = "failed",
         /// Nothing to do, on purpose (audited with the reason).
         Skipped = "skipped",
+        /// Waiting for a person to act on a connection (an expired password, withdrawn consent, a
+        /// missing role): no attempt is spent, and it resumes by itself once the connection works.
+        Paused = "paused",
     }
 );
+
+impl RunStatus {
+    /// As the Runs page shows it.
+    pub fn label(self) -> &'static str {
+        match self {
+            RunStatus::Queued => "Queued",
+            RunStatus::Running => "Running",
+            RunStatus::Succeeded => "Succeeded",
+            RunStatus::Failed => "Failed",
+            RunStatus::Skipped => "Skipped",
+            RunStatus::Paused => "Paused",
+        }
+    }
+}
 
 coded_enum!(
     /// What started a run.
@@ -43,6 +66,10 @@ coded_enum!(
         Child = "child",
         Resubmit = "resubmit",
         CrmChange = "crm_change",
+        /// By cosell itself: the daily reconciliation, or one after a connection came back.
+        Schedule = "schedule",
+        /// Queued by a reconciliation for a record that differed.
+        Reconciliation = "reconciliation",
     }
 );
 
@@ -107,6 +134,8 @@ coded_enum!(
         OpportunityReadonlySkipped = "opportunity_readonly_skipped",
         OpportunitySkippedMissing = "opportunity_skipped_missing",
         OpportunitySkippedSyncOff = "opportunity_skipped_sync_off",
+        /// A solutions-only update of an opportunity that has no referral (yet, or any more).
+        OpportunitySkippedUnlinked = "opportunity_skipped_unlinked",
         OpportunitySkippedFlowOff = "opportunity_skipped_flow_off",
         RunSkippedFlowOff = "run_skipped_flow_off",
         EchoSuppressed = "echo_suppressed",
@@ -134,6 +163,7 @@ impl AuditAction {
             | OpportunityReadonlySkipped
             | OpportunitySkippedMissing
             | OpportunitySkippedSyncOff
+            | OpportunitySkippedUnlinked
             | OpportunitySkippedFlowOff
             | RunSkippedFlowOff
             | EchoSuppressed => AuditOutcome::Skip,
@@ -152,6 +182,10 @@ pub enum RunInput {
         event: String,
         referral_id: String,
         inbox_id: i64,
+        /// The event's `ResourceChangeUtcDate`: tells the announcement of cosell's own write from
+        /// anyone else's change without reading the referral.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        changed_at: Option<String>,
     },
     /// "Partner Center Webhook Registration", as the Flows page submits it.
     Registration(RegistrationInput),
@@ -169,6 +203,32 @@ pub enum RunInput {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         account_id: Option<String>,
     },
+    /// A reconciliation, and why it was started.
+    Reconciliation { reason: String },
+}
+
+/// How far a reconciliation has come (shown as a progress bar while it works).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Progress {
+    /// Records compared so far.
+    pub compared: i64,
+    /// Records to compare: referrals updated since the last reconciliation and synced opportunities.
+    pub total: i64,
+    /// Records that differed.
+    pub differences: i64,
+    /// Runs queued for them.
+    pub queued: i64,
+}
+
+impl Progress {
+    /// Percent compared, 0–100 (100 when there was nothing to compare).
+    pub fn percent(&self) -> i64 {
+        if self.total <= 0 {
+            100
+        } else {
+            (self.compared * 100 / self.total).clamp(0, 100)
+        }
+    }
 }
 
 /// The webhook registration an admin asked for.
@@ -216,6 +276,24 @@ coded_enum!(
         ToPartnerCenter = "to_partner_center",
     }
 );
+
+/// A moment as the dashboard shows it: to the minute, in UTC.
+pub fn when(at: time::OffsetDateTime) -> String {
+    at.to_offset(time::UtcOffset::UTC)
+        .format(time::macros::format_description!(
+            "[year]-[month]-[day] [hour]:[minute] UTC"
+        ))
+        .unwrap_or_default()
+}
+
+/// A moment as a filter's From/Before field takes it (what [`parse_utc_moment`] reads), to the minute.
+pub fn filter_moment(at: time::OffsetDateTime) -> String {
+    at.to_offset(time::UtcOffset::UTC)
+        .format(time::macros::format_description!(
+            "[year]-[month]-[day]T[hour]:[minute]"
+        ))
+        .unwrap_or_default()
+}
 
 /// A moment typed into a filter, read as UTC: `2026-11-30` (midnight), `2026-11-30T14:05` (what a
 /// browser's date-and-time field sends), `2026-11-30 14:05`, either with seconds. None when it is none
@@ -312,6 +390,17 @@ mod tests {
                     event: "referral-created".into(),
                     referral_id: "r1".into(),
                     inbox_id: 7,
+                    changed_at: None,
+                },
+            ),
+            (
+                json!({ "event": "referral-updated", "referral_id": "r1", "inbox_id": 8,
+                        "changed_at": "2018-02-17T00:05:39.5485487+00:00" }),
+                RunInput::Event {
+                    event: "referral-updated".into(),
+                    referral_id: "r1".into(),
+                    inbox_id: 8,
+                    changed_at: Some("2018-02-17T00:05:39.5485487+00:00".into()),
                 },
             ),
             (

@@ -113,6 +113,7 @@ impl Engine {
             )
             .await?
             .map_err(|e| ActionError::Refused(e.to_string()))?;
+        self.diagnostics.invalidate();
         Ok(self.audit_flows(by, &[flow], on).await?)
     }
 
@@ -135,6 +136,7 @@ impl Engine {
             )
             .await?
             .map_err(|e| ActionError::Refused(format!("Nothing was switched on. {e}.")))?;
+        self.diagnostics.invalidate();
         self.audit_flows(by, &plan, true).await?;
         Ok(plan)
     }
@@ -148,6 +150,7 @@ impl Engine {
             .await?
             .map_err(|refusal| ActionError::Refused(refusal.to_string()))?;
         self.audit_resubmission(by, id, again, now).await?;
+        self.diagnostics.invalidate();
         self.nudge();
         Ok(again)
     }
@@ -165,6 +168,7 @@ impl Engine {
         for (original, new) in &again {
             self.audit_resubmission(by, *original, *new, now).await?;
         }
+        self.diagnostics.invalidate();
         self.nudge();
         Ok(again)
     }
@@ -274,6 +278,16 @@ impl Engine {
             resubmitted_from: None,
             settled: None,
         };
-        self.run_now(&run, by).await
+        let done = self.run_now(&run, by).await;
+        self.diagnostics.invalidate();
+        done
+    }
+
+    /// Forgets a connection: its grant deleted, its cached tokens dropped. False when there was none.
+    pub async fn disconnect(&self, system: System) -> Result<bool, StoreError> {
+        let gone = self.store.delete_connection(system).await?;
+        self.tokens.forget(system);
+        self.diagnostics.invalidate();
+        Ok(gone)
     }
 }

@@ -2,7 +2,10 @@
 //! interval (Dynamics 365: change tracking, crm-apis.md §2.6). Every change keeps the Opportunities page
 //! current; a change to an opportunity with "Sync with Partner Center" on (or just switched off) queues
 //! a run of "CRM to Partner Center" — unless it is the echo of cosell's own write, which is audited and
-//! dropped.
+//! dropped, or a change to the Microsoft solutions alone of an opportunity already linked to its
+//! referral, which queues "Microsoft Solutions to Partner Center". What changed is told by comparing
+//! the row with the feed's own previous reading of it in the mirror (its solutions, and a fingerprint of
+//! the other fields that reach Partner Center).
 //!
 //! The first poll only mirrors what exists (sharing every synced opportunity at once on the first start
 //! would surprise); the position is saved after the runs are queued, so a crash in between repeats
@@ -12,8 +15,9 @@ use super::crm::{Changes, CrmError};
 use super::crm_to_partner_center::seen;
 use super::{Engine, EngineError};
 use crate::domain::flows::Flow;
+use crate::domain::opportunity::Opportunity;
 use crate::domain::runs::{AuditAction, Direction, RunInput, RunStatus, RunTrigger};
-use crate::store::{NewAuditEvent, NewRun, StoreError};
+use crate::store::{MirroredOpportunity, NewAuditEvent, NewRun, SeenOpportunity, StoreError};
 use std::sync::Arc;
 use std::time::Duration;
 use time::OffsetDateTime;
@@ -78,11 +82,7 @@ impl Engine {
             return Ok(PollReport::default());
         };
         // Read once for the whole poll, not once per change.
-        let active = self
-            .store
-            .active_flows(self.crm)
-            .await?
-            .contains(&Flow::CrmToPartnerCenter);
+        let active = self.store.active_flows(self.crm).await?;
         let now = OffsetDateTime::now_utc();
         let mut report = PollReport {
             initial: position.is_none(),
@@ -90,43 +90,58 @@ impl Engine {
             deleted: changes.deleted.len(),
             ..Default::default()
         };
-        // Opportunities this poll already acted on (a change to both it and its account is one change).
+        // Opportunities this poll queued "CRM to Partner Center" for (a change to both it and its
+        // account is one change).
         let mut acted_on = std::collections::HashSet::new();
         for opportunity in &changes.changed {
-            let seen = seen(opportunity);
-            let before = self.store.see_opportunity(&seen, now).await?;
-            if report.initial {
-                continue;
+            let seen = as_fed(opportunity);
+            // Decide and queue before recording what was seen: if cosell dies in between, the next
+            // poll reads the change again (the position moves only after the whole poll) and queues it
+            // then, rather than taking it for a change already handled.
+            if !report.initial {
+                let before = self.store.opportunity(&seen.crm_id).await?;
+                match verdict(before.as_ref(), &seen) {
+                    Verdict::Echo => {
+                        // The first sighting of an opportunity cosell created (the feed never read it
+                        // before): its account changing in the same poll is the same write of cosell's
+                        // (a customer it created with it), not a seller's fix. An echo of a later
+                        // write (the result note) says nothing of the account: a seller's fix to it
+                        // in the same poll is shared.
+                        if before.as_ref().is_none_or(|b| b.seen.fingerprint.is_none()) {
+                            acted_on.insert(seen.crm_id.clone());
+                        }
+                        report.echoes += 1;
+                        self.audit_feed(
+                            &seen.crm_id,
+                            None,
+                            AuditAction::EchoSuppressed,
+                            "The CRM reported cosell's own write back as a change: nothing to share.",
+                            now,
+                        )
+                        .await?;
+                    }
+                    Verdict::Nothing => {}
+                    Verdict::Share(flow) => {
+                        if let Some(id) = self
+                            .queue(
+                                &seen.crm_id,
+                                RunTrigger::CrmChange,
+                                flow,
+                                active.contains(&flow),
+                            )
+                            .await?
+                        {
+                            report.queued.push(id);
+                        }
+                        if flow == Flow::CrmToPartnerCenter {
+                            acted_on.insert(seen.crm_id.clone());
+                        }
+                    }
+                }
             }
-            let before = before.as_ref();
-            if seen.version.is_some()
-                && before.and_then(|b| b.written_version.as_ref()) == seen.version.as_ref()
-            {
-                report.echoes += 1;
-                self.audit_feed(
-                    &seen.crm_id,
-                    AuditAction::EchoSuppressed,
-                    "The CRM reported cosell's own write back as a change: nothing to share.",
-                    now,
-                )
-                .await?;
-                continue;
-            }
-            // A full read after an expired delta link repeats rows nothing changed.
-            if before.is_some_and(|b| b.seen.version == seen.version && seen.version.is_some()) {
-                continue;
-            }
-            let was_synced = before.is_some_and(|b| b.seen.sync);
-            if !seen.sync && !was_synced {
-                continue;
-            }
-            if let Some(id) = self
-                .queue(&seen.crm_id, RunTrigger::CrmChange, active)
-                .await?
-            {
-                report.queued.push(id);
-            }
-            acted_on.insert(seen.crm_id.clone());
+            // Recorded whatever the verdict: a full read after an expired delta link may carry what
+            // the mirror lacks (columns the feed tracks since).
+            self.store.record_seen(&seen, now).await?;
         }
         for id in &changes.deleted {
             self.store.forget_opportunity(id).await?;
@@ -150,8 +165,10 @@ impl Engine {
                         if !acted_on.insert(crm_id.clone()) {
                             continue;
                         }
-                        if let Some(run) =
-                            self.queue(&crm_id, RunTrigger::CrmChange, active).await?
+                        let flow = Flow::CrmToPartnerCenter;
+                        if let Some(run) = self
+                            .queue(&crm_id, RunTrigger::CrmChange, flow, active.contains(&flow))
+                            .await?
                         {
                             report.queued.push(run);
                         }
@@ -184,7 +201,7 @@ impl Engine {
         };
         match read(crm, self.calls(), position).await {
             Ok(changes) => Ok(Some(changes)),
-            Err(CrmError::NotConnected(_) | CrmError::NotConfigured(_)) => Ok(None),
+            Err(CrmError::NotConnected { .. } | CrmError::NotConfigured(_)) => Ok(None),
             Err(e) => Err(e.into()),
         }
     }
@@ -197,23 +214,21 @@ impl Engine {
         crm_id: &str,
         trigger: RunTrigger,
     ) -> Result<Option<i64>, StoreError> {
-        let active = self
-            .store
-            .active_flows(self.crm)
-            .await?
-            .contains(&Flow::CrmToPartnerCenter);
-        self.queue(crm_id, trigger, active).await
+        let flow = Flow::CrmToPartnerCenter;
+        let active = self.store.active_flows(self.crm).await?.contains(&flow);
+        self.queue(crm_id, trigger, flow, active).await
     }
 
-    /// [`Engine::queue_opportunity`], knowing whether the flow is on.
-    async fn queue(
+    /// [`Engine::queue_opportunity`] for `flow` ("CRM to Partner Center" or "Microsoft Solutions to
+    /// Partner Center"), knowing whether it is on.
+    pub(super) async fn queue(
         &self,
         crm_id: &str,
         trigger: RunTrigger,
+        flow: Flow,
         active: bool,
     ) -> Result<Option<i64>, StoreError> {
-        let flow = Flow::CrmToPartnerCenter;
-        if active && self.store.queued_run(flow, crm_id).await?.is_some() {
+        if active && self.waiting(flow, crm_id).await? {
             return Ok(None);
         }
         let settled = (!active).then(|| {
@@ -242,8 +257,15 @@ impl Engine {
             )
             .await?;
         if let Some((status, why)) = settled {
-            self.audit_feed(crm_id, AuditAction::OpportunitySkippedFlowOff, &why, now)
-                .await?;
+            // Tied to its run: a reconciliation tells a flow-off skip by it.
+            self.audit_feed(
+                crm_id,
+                Some(id),
+                AuditAction::OpportunitySkippedFlowOff,
+                &why,
+                now,
+            )
+            .await?;
             self.announce(id, flow, status, why);
         } else {
             self.nudge();
@@ -251,9 +273,24 @@ impl Engine {
         Ok(Some(id))
     }
 
+    /// Whether a run already waiting for the opportunity will carry this change too: one of the same
+    /// flow, or, for a solutions change, one of "CRM to Partner Center" (which reads it whole).
+    async fn waiting(&self, flow: Flow, crm_id: &str) -> Result<bool, StoreError> {
+        if self.store.queued_run(flow, crm_id).await?.is_some() {
+            return Ok(true);
+        }
+        Ok(flow == Flow::SolutionsToPartnerCenter
+            && self
+                .store
+                .queued_run(Flow::CrmToPartnerCenter, crm_id)
+                .await?
+                .is_some())
+    }
+
     async fn audit_feed(
         &self,
         crm_id: &str,
+        run_id: Option<i64>,
         action: AuditAction,
         detail: &str,
         at: OffsetDateTime,
@@ -261,6 +298,7 @@ impl Engine {
         self.store
             .record_audit(
                 &NewAuditEvent {
+                    run_id,
                     actor: "change feed".into(),
                     direction: Some(Direction::ToPartnerCenter),
                     ..NewAuditEvent::new(action, "opportunity", crm_id, detail)
@@ -275,12 +313,17 @@ impl Engine {
     /// the next tick (an expired connection shows on the Connections page).
     pub fn spawn_change_feed(self: &Arc<Self>, every: Duration, mut stop: watch::Receiver<bool>) {
         let engine = self.clone();
+        let _ = self.feed.every.set(every);
         tokio::spawn(async move {
             loop {
                 if *stop.borrow() {
                     break;
                 }
-                let wait = match engine.poll_changes().await {
+                let polled = engine.poll_changes().await;
+                engine
+                    .feed
+                    .record(polled.as_ref().err().map(ToString::to_string));
+                let wait = match polled {
                     Ok(_) => every,
                     // Each refused call still costs one: ask again once the allocation may be free.
                     Err(EngineError::Crm(CrmError::AllocationSpent { wait, .. })) => {
@@ -301,4 +344,84 @@ impl Engine {
             }
         });
     }
+}
+
+/// How this instance's reading of the change feed goes, for Diagnostics' `crm-feed-current`.
+#[derive(Debug, Default)]
+pub struct FeedHealth {
+    /// How often it is read (set when the reading starts).
+    pub(crate) every: std::sync::OnceLock<Duration>,
+    /// The last read's failure, if the last read failed: when, and why.
+    last_failure: std::sync::Mutex<Option<(OffsetDateTime, String)>>,
+}
+
+impl FeedHealth {
+    fn record(&self, failure: Option<String>) {
+        *self.lock() = failure.map(|why| (OffsetDateTime::now_utc(), why));
+    }
+
+    pub(crate) fn last_failure(&self) -> Option<(OffsetDateTime, String)> {
+        self.lock().clone()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Option<(OffsetDateTime, String)>> {
+        self.last_failure.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// What the mirror keeps of a feed row: the feed alone records the solutions and the fingerprint, so
+/// that it compares each row with its own previous reading.
+pub(crate) fn as_fed(o: &Opportunity) -> SeenOpportunity {
+    SeenOpportunity {
+        solutions: Some(o.solution_ids()),
+        fingerprint: Some(o.fingerprint()),
+        ..seen(o)
+    }
+}
+
+/// What a row of the change feed calls for, judged against what cosell saw of it before.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Verdict {
+    /// cosell's own write coming back.
+    Echo,
+    /// Nothing to share: the row repeats (a full read after an expired delta link), or sync is off
+    /// and was off.
+    Nothing,
+    /// A change to share through this flow.
+    Share(Flow),
+}
+
+fn verdict(before: Option<&MirroredOpportunity>, seen: &SeenOpportunity) -> Verdict {
+    if seen.version.is_some()
+        && before.and_then(|b| b.written_version.as_ref()) == seen.version.as_ref()
+    {
+        return Verdict::Echo;
+    }
+    if before.is_some_and(|b| b.seen.version == seen.version && seen.version.is_some()) {
+        return Verdict::Nothing;
+    }
+    if !seen.sync && !before.is_some_and(|b| b.seen.sync) {
+        return Verdict::Nothing;
+    }
+    Verdict::Share(if only_solutions_changed(before, seen) {
+        Flow::SolutionsToPartnerCenter
+    } else {
+        Flow::CrmToPartnerCenter
+    })
+}
+
+/// Whether `now` differs from the feed's previous reading of a linked opportunity in its solutions
+/// alone. Only the feed's own readings are compared (runs record what they read too, from reads that
+/// may name other records, such as a contact customer's account); anything unknown (a row the feed
+/// never read, or read before cosell kept the solutions) counts as a difference, and the whole
+/// opportunity is sent.
+fn only_solutions_changed(before: Option<&MirroredOpportunity>, now: &SeenOpportunity) -> bool {
+    let Some(before) = before.map(|b| &b.seen) else {
+        return false;
+    };
+    now.referral_id.is_some()
+        && before.solutions.is_some()
+        && before.solutions != now.solutions
+        && before.fingerprint.is_some()
+        && before.fingerprint == now.fingerprint
 }

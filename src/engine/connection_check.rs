@@ -14,7 +14,20 @@ use time::OffsetDateTime;
 pub type CheckResult = Result<String, Diagnosis>;
 
 impl Engine {
+    /// Tests the connection now, stores what was found, and lets Diagnostics look again.
     pub async fn check_connection(&self, system: System) -> Result<CheckResult, StoreError> {
+        let result = self.probe_connection(system).await;
+        self.diagnostics.invalidate();
+        if matches!(result, Ok(Ok(_))) {
+            // Work paused for this connection goes now rather than at the next poll.
+            self.nudge();
+        }
+        result
+    }
+
+    /// [`Engine::check_connection`] without touching Diagnostics' kept report: Diagnostics probes
+    /// with it, and must not make its own report stale.
+    pub(crate) async fn probe_connection(&self, system: System) -> Result<CheckResult, StoreError> {
         let result = match system {
             System::PartnerCenter => self.check_partner_center().await,
             System::Crm(crm) if crm == self.crm => match self.crm_port() {

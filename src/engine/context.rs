@@ -10,6 +10,8 @@ use crate::domain::flows::Flow;
 use crate::domain::runs::{AuditAction, Direction, RunInput, RunStatus, RunTrigger, StepOutcome};
 use crate::store::{NewAuditEvent, NewRun, NewStep, StoreError};
 use std::future::Future;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 use time::OffsetDateTime;
 
@@ -23,6 +25,17 @@ pub enum StepError {
     /// The system's daily API allocation is spent: the run waits (at least the duration) without
     /// spending an attempt.
     Paused(String, Duration),
+    /// A connection needs a person (an expired password, withdrawn consent, a missing role, never
+    /// connected): the run waits, paused, without spending an attempt, and goes on by itself once that
+    /// connection works again.
+    AwaitingPerson {
+        system: System,
+        diagnosis: Diagnosis,
+        message: String,
+    },
+    /// The worker no longer holds the run's lease (it could not renew it in time, and another worker
+    /// has taken the run over): it stops before its next effect and leaves the run to its new holder.
+    LeaseLost,
 }
 
 /// How long work waits for a spent daily allocation before asking again (Salesforce counts a rolling
@@ -33,6 +46,17 @@ impl StepError {
     pub fn store(e: StoreError) -> StepError {
         StepError::Transient(format!("the database failed: {e}"), None)
     }
+
+    /// What went wrong, in the words the run would record.
+    pub fn message(&self) -> &str {
+        match self {
+            StepError::Transient(m, _)
+            | StepError::Permanent(m)
+            | StepError::Paused(m, _)
+            | StepError::AwaitingPerson { message: m, .. } => m,
+            StepError::LeaseLost => "another worker has taken the run over",
+        }
+    }
 }
 
 pub struct RunContext<'a> {
@@ -41,6 +65,24 @@ pub struct RunContext<'a> {
     owner: String,
     record_id: Option<String>,
     actor: String,
+    lease: Arc<LeaseWatch>,
+    attempt: i64,
+}
+
+/// Whether a run still holds its lease, as its renewal found last (see [`Engine::hold_lease`]).
+#[derive(Debug, Default)]
+pub struct LeaseWatch {
+    lost: AtomicBool,
+}
+
+impl LeaseWatch {
+    pub(crate) fn lose(&self) {
+        self.lost.store(true, Ordering::SeqCst);
+    }
+
+    pub fn is_lost(&self) -> bool {
+        self.lost.load(Ordering::SeqCst)
+    }
 }
 
 impl<'a> RunContext<'a> {
@@ -50,6 +92,7 @@ impl<'a> RunContext<'a> {
         owner: &str,
         record_id: Option<String>,
         actor: &str,
+        lease: Arc<LeaseWatch>,
     ) -> RunContext<'a> {
         RunContext {
             engine,
@@ -57,7 +100,14 @@ impl<'a> RunContext<'a> {
             owner: owner.to_string(),
             record_id,
             actor: actor.to_string(),
+            lease,
+            attempt: 1,
         }
+    }
+
+    /// The run's attempt (how many times it was claimed), recorded on its steps.
+    pub(crate) fn on_attempt(self, attempt: i64) -> RunContext<'a> {
+        RunContext { attempt, ..self }
     }
 
     pub fn engine(&self) -> &Engine {
@@ -86,6 +136,7 @@ impl<'a> RunContext<'a> {
                     detail: detail.to_string(),
                     api_calls,
                     duration_ms: started.elapsed().as_millis() as i64,
+                    attempt: self.attempt,
                 },
                 OffsetDateTime::now_utc(),
             )
@@ -149,6 +200,15 @@ impl<'a> RunContext<'a> {
         )
     }
 
+    /// The marker of a create of `what` for `record` (a referral for an opportunity, an opportunity for a
+    /// referral): see [`PendingCreate`].
+    pub fn pending_create(&self, what: &str, record: &str) -> PendingCreate<'_> {
+        PendingCreate {
+            store: &self.engine.store,
+            key: format!("pending-create/{what}/{record}"),
+        }
+    }
+
     /// An audit event with everything said (outcome, field changes), tied to this run and its actor.
     pub async fn record(&self, event: NewAuditEvent) -> Result<(), StepError> {
         self.insert_audit(event).await.map_err(StepError::store)
@@ -201,11 +261,22 @@ impl<'a> RunContext<'a> {
             &self.owner,
             self.record_id.clone(),
             &self.actor,
-        );
+            self.lease.clone(),
+        )
+        // A child runs inside its parent's attempt: its steps say which.
+        .on_attempt(self.attempt);
         let result = body(ctx).await;
         let (status, outcome) = match &result {
             Ok((_, outcome)) => (RunStatus::Succeeded, outcome.clone()),
-            Err(StepError::Transient(m, _) | StepError::Paused(m, _)) => (
+            Err(StepError::LeaseLost) => (
+                RunStatus::Failed,
+                "Stopped: another worker took the run over".to_string(),
+            ),
+            Err(
+                StepError::Transient(m, _)
+                | StepError::Paused(m, _)
+                | StepError::AwaitingPerson { message: m, .. },
+            ) => (
                 RunStatus::Failed,
                 format!("{m} (the parent run will try again)"),
             ),
@@ -222,6 +293,47 @@ impl<'a> RunContext<'a> {
             .await
             .map_err(StepError::store)?;
         result.map(|(value, _)| value)
+    }
+}
+
+/// A create under way, remembered in the database from just before the call until it is audited: a
+/// create the API made but whose answer was lost (a time-out, a dropped connection, or the write-back
+/// after it failing) is found by a later attempt some other way, and the marker tells that attempt the
+/// record is cosell's own creation, to audit as created, once.
+pub struct PendingCreate<'a> {
+    store: &'a crate::store::Store,
+    key: String,
+}
+
+impl PendingCreate<'_> {
+    pub async fn begin(&self) -> Result<(), StepError> {
+        self.store
+            .set_setting(
+                &self.key,
+                &serde_json::Value::Bool(true),
+                "engine",
+                OffsetDateTime::now_utc(),
+            )
+            .await
+            .map_err(StepError::store)
+    }
+
+    /// The create was audited, or refused for good: nothing is under way any more.
+    pub async fn end(&self) -> Result<(), StepError> {
+        self.store
+            .clear_setting(&self.key)
+            .await
+            .map_err(StepError::store)
+    }
+
+    /// Whether a create was under way (and never audited).
+    pub async fn was_under_way(&self) -> Result<bool, StepError> {
+        Ok(self
+            .store
+            .setting(&self.key)
+            .await
+            .map_err(StepError::store)?
+            .is_some())
     }
 }
 
@@ -313,6 +425,20 @@ impl<'a> Calls<'a> {
                     return Err(CallFailure::NoToken(problem));
                 }
             };
+            // Past this point the call may change something: not without the lease.
+            if let Some(run) = self.run
+                && run.lease.is_lost()
+            {
+                self.step(
+                    name,
+                    StepOutcome::Failed,
+                    "Not sent: another worker has taken the run over.",
+                    calls,
+                    started,
+                )
+                .await?;
+                return Err(CallFailure::Stop(StepError::LeaseLost));
+            }
             calls += 1;
             self.count_more(system, 1).await?;
             match f(token).await {
@@ -384,10 +510,19 @@ impl CallFailure {
             CallFailure::Stop(e) => e,
             CallFailure::NoToken(problem) => {
                 let message = format!("{problem}. {}", problem.fix());
-                if problem.is_transient() {
-                    StepError::Transient(message, None)
-                } else {
-                    StepError::Permanent(message)
+                match problem {
+                    p if p.is_transient() => StepError::Transient(message, None),
+                    TokenProblem::NotConnected(system) => StepError::AwaitingPerson {
+                        system,
+                        diagnosis: Diagnosis::ConsentMissing,
+                        message,
+                    },
+                    TokenProblem::Diagnosed(system, diagnosis) => StepError::AwaitingPerson {
+                        system,
+                        diagnosis,
+                        message,
+                    },
+                    TokenProblem::Store(_) => StepError::Transient(message, None),
                 }
             }
             CallFailure::Transient(system, CallError::AllocationSpent(m)) => StepError::Paused(
@@ -399,6 +534,22 @@ impl CallFailure {
             ),
             CallFailure::Transient(system, e) => {
                 StepError::Transient(format!("{}: {e}", system.label()), e.retry_after())
+            }
+            // Signed in, yet refused: the account lacks a role, or its sign-in no longer satisfies
+            // the API (MFA, consent). A person fixes the account; the work waits for them.
+            failure @ CallFailure::Refused(
+                _,
+                CallError::Forbidden(_) | CallError::Unauthorized(_),
+            ) => {
+                let diagnosis = failure.diagnosis();
+                let CallFailure::Refused(system, e) = failure else {
+                    unreachable!("matched above")
+                };
+                StepError::AwaitingPerson {
+                    system,
+                    diagnosis,
+                    message: refusal_message(system, &e),
+                }
             }
             CallFailure::Refused(system, e) => StepError::Permanent(refusal_message(system, &e)),
         }

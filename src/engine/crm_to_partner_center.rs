@@ -4,12 +4,16 @@
 //! ("Create Co-sell Referral") or brought in step with its referral by one JSON Patch guarded by the
 //! referral's eTag ("Opportunity to Partner Center"). "[Customize]" applies the admin's value mapping.
 //!
+//! "Microsoft Solutions to Partner Center" is the same update narrowed to the referral's solutions:
+//! the change feed runs it for a linked opportunity whose solutions alone changed, so one read of the
+//! opportunity's own fields replaces the full read, and nothing is created.
+//!
 //! Written once, against the CRM port. Our own writes do not echo: the record version cosell's write produces is remembered (the change
 //! feed ignores it), and the Partner Center fields last sent are remembered with the referral's eTag, so
 //! an opportunity whose shared fields did not change costs no Partner Center call at all.
 
 use super::context::{CallFailure, RunContext, StepError};
-use super::crm::{CrmPort, WriteBack};
+use super::crm::{CrmError, CrmPort, WriteBack};
 use crate::clients::http::CallError;
 use crate::clients::partner_center::referrals::AUDIENCE as PARTNER_CENTER;
 use crate::domain::codes::CurrencyCode;
@@ -34,6 +38,8 @@ pub(super) fn seen(o: &Opportunity) -> SeenOpportunity {
         sync: o.sync,
         state: o.state,
         version: o.version.clone(),
+        solutions: None,
+        fingerprint: None,
     }
 }
 
@@ -54,17 +60,7 @@ pub(super) async fn run(
     let id = id.to_string();
     let now = OffsetDateTime::now_utc();
     let Some(opportunity) = crm.opportunity_in_full(&ctx.calls(), &id).await? else {
-        let why = format!(
-            "Opportunity {id} no longer exists in {}: nothing to share.",
-            crm.system().label()
-        );
-        engine
-            .store
-            .forget_opportunity(&id)
-            .await
-            .map_err(StepError::store)?;
-        skip(ctx, &id, AuditAction::OpportunitySkippedMissing, &why).await?;
-        return Ok((RunStatus::Skipped, why));
+        return gone(ctx, crm, &id).await;
     };
     // What cosell knew of it before this read: among it, what it last sent to Partner Center.
     let last_sent = engine
@@ -74,35 +70,10 @@ pub(super) async fn run(
         .map_err(StepError::store)?
         .and_then(|known| known.pushed);
     if !opportunity.sync && !check_only {
-        let why = format!(
-            "“{}” has Sync with Partner Center off: nothing was sent.",
-            opportunity.name
-        );
-        ctx.decide("Check Sync with Partner Center", StepOutcome::Skipped, &why)
-            .await?;
-        skip(ctx, &id, AuditAction::OpportunitySkippedSyncOff, &why).await?;
-        result(ctx, &id, &[], &why, None).await?;
-        return Ok((RunStatus::Skipped, why));
+        return sync_off(ctx, &opportunity).await;
     }
 
-    let mapping = ctx
-        .child(
-            Flow::Customize,
-            RunInput::opportunity(&id),
-            |child| async move {
-                let mapping = child.engine().mapping().await.map_err(StepError::store)?;
-                let rules: usize = mapping::Table::ALL
-                    .iter()
-                    .map(|t| mapping.table(*t).len())
-                    .sum();
-                let what = format!("{rules} value mapping rules applied.");
-                child
-                    .decide("Apply the value mapping", StepOutcome::Ok, &what)
-                    .await?;
-                Ok((mapping, what))
-            },
-        )
-        .await?;
+    let mapping = customize(ctx, &id).await?;
     let currencies: Vec<CurrencyCode> = crm.currencies(&ctx.calls()).await?;
     let purpose = if opportunity.referral_id.is_some() {
         Purpose::Update
@@ -136,7 +107,7 @@ pub(super) async fn run(
             result(ctx, &id, &problems, &why, None).await?;
             return Ok((RunStatus::Succeeded, why));
         }
-        Err(problems) => return invalid(ctx, crm, &opportunity, &problems).await,
+        Err(problems) => return invalid(ctx, crm, &opportunity, &problems, true).await,
     };
     if check_only {
         let why = format!("“{}” passes every rule: ready to share.", opportunity.name);
@@ -164,6 +135,7 @@ pub(super) async fn run(
             .await
         }
         Purpose::Update => {
+            created_meanwhile(ctx, &opportunity).await?;
             ctx.child(
                 Flow::OpportunityToPartnerCenter,
                 RunInput::Opportunity {
@@ -173,7 +145,19 @@ pub(super) async fn run(
                 },
                 |child| {
                     let (ready, mapping) = (ready.clone(), mapping.clone());
-                    async move { update(&child, crm, &ready, &mapping, last_sent).await }
+                    async move {
+                        let scope = Scope::Whole(&ready);
+                        update(
+                            &child,
+                            crm,
+                            ready.opportunity,
+                            scope,
+                            &mapping,
+                            last_sent,
+                            true,
+                        )
+                        .await
+                    }
                 },
             )
             .await
@@ -182,12 +166,151 @@ pub(super) async fn run(
     .map(|outcome| (RunStatus::Succeeded, outcome))
 }
 
-/// Every failing rule, named, with no Partner Center call.
+/// "Microsoft Solutions to Partner Center": the opportunity's solutions, and nothing else, onto its
+/// referral. The feed queued it having seen only the solutions change, so the opportunity's own fields
+/// are read (one call) rather than everything the rules need; with what cosell last sent (and its
+/// eTag), that makes one PATCH, as for any update.
+pub(super) async fn solutions(
+    ctx: &RunContext<'_>,
+    crm: &dyn CrmPort,
+    id: &str,
+) -> Result<(RunStatus, String), StepError> {
+    let engine = ctx.engine();
+    if id.is_empty() {
+        return Err(StepError::Permanent(
+            "The run's input names no opportunity.".into(),
+        ));
+    }
+    let Some(opportunity) = crm.opportunity(&ctx.calls(), id).await? else {
+        return gone(ctx, crm, id).await;
+    };
+    // Read, not recorded: recording this version would hide from the feed whatever else a seller
+    // changed since it queued this run (a later poll takes the same version for nothing new).
+    let known = engine
+        .store
+        .opportunity(id)
+        .await
+        .map_err(StepError::store)?;
+    if !opportunity.sync {
+        return sync_off(ctx, &opportunity).await;
+    }
+    let Some(referral_id) = opportunity.referral_id.clone() else {
+        let why = format!(
+            "“{}” has no referral yet: “{}” shares it whole, solutions included.",
+            opportunity.name,
+            Flow::CrmToPartnerCenter.name(engine.crm)
+        );
+        ctx.decide("Find the referral", StepOutcome::Skipped, &why)
+            .await?;
+        skip(ctx, id, AuditAction::OpportunitySkippedUnlinked, &why).await?;
+        return Ok((RunStatus::Skipped, why));
+    };
+    // Whether the opportunity is still as the feed saw it when it chose this flow, solutions aside.
+    // If not, a seller changed more since: cosell's note must not pass for its own echo, so that the
+    // feed sees that change and sends it through "CRM to Partner Center".
+    let as_decided = known
+        .as_ref()
+        .is_some_and(|k| k.seen.fingerprint.as_deref() == Some(opportunity.fingerprint().as_str()));
+    let ids = opportunity.solution_ids();
+    if ids.is_empty() {
+        return invalid(
+            ctx,
+            crm,
+            &opportunity,
+            &[Problem::SolutionMissing],
+            as_decided,
+        )
+        .await;
+    }
+    let mapping = customize(ctx, id).await?;
+    let last_sent = known.and_then(|k| k.pushed);
+    ctx.child(
+        Flow::OpportunityToPartnerCenter,
+        RunInput::Opportunity {
+            opportunity_id: id.to_string(),
+            referral_id: Some(referral_id),
+            check_only: false,
+        },
+        |child| {
+            let (opportunity, mapping) = (&opportunity, &mapping);
+            let scope = Scope::Solutions(&ids);
+            async move {
+                update(
+                    &child,
+                    crm,
+                    opportunity,
+                    scope,
+                    mapping,
+                    last_sent,
+                    as_decided,
+                )
+                .await
+            }
+        },
+    )
+    .await
+    .map(|outcome| (RunStatus::Succeeded, outcome))
+}
+
+/// The opportunity is no longer in the CRM: it leaves the mirror, audited.
+async fn gone(
+    ctx: &RunContext<'_>,
+    crm: &dyn CrmPort,
+    id: &str,
+) -> Result<(RunStatus, String), StepError> {
+    let why = format!(
+        "Opportunity {id} no longer exists in {}: nothing to share.",
+        crm.system().label()
+    );
+    ctx.engine()
+        .store
+        .forget_opportunity(id)
+        .await
+        .map_err(StepError::store)?;
+    skip(ctx, id, AuditAction::OpportunitySkippedMissing, &why).await?;
+    Ok((RunStatus::Skipped, why))
+}
+
+async fn sync_off(ctx: &RunContext<'_>, o: &Opportunity) -> Result<(RunStatus, String), StepError> {
+    let why = format!(
+        "“{}” has Sync with Partner Center off: nothing was sent.",
+        o.name
+    );
+    ctx.decide("Check Sync with Partner Center", StepOutcome::Skipped, &why)
+        .await?;
+    skip(ctx, &o.id, AuditAction::OpportunitySkippedSyncOff, &why).await?;
+    result(ctx, &o.id, &[], &why, None).await?;
+    Ok((RunStatus::Skipped, why))
+}
+
+/// "[Customize]": the admin's value mapping, as a child run.
+async fn customize(ctx: &RunContext<'_>, id: &str) -> Result<Mapping, StepError> {
+    ctx.child(
+        Flow::Customize,
+        RunInput::opportunity(id),
+        |child| async move {
+            let mapping = child.engine().mapping().await.map_err(StepError::store)?;
+            let rules: usize = mapping::Table::ALL
+                .iter()
+                .map(|t| mapping.table(*t).len())
+                .sum();
+            let what = format!("{rules} value mapping rules applied.");
+            child
+                .decide("Apply the value mapping", StepOutcome::Ok, &what)
+                .await?;
+            Ok((mapping, what))
+        },
+    )
+    .await
+}
+
+/// Every failing rule, named, with no Partner Center call. `as_echo`: see [`note_in_crm`].
 async fn invalid(
     ctx: &RunContext<'_>,
     crm: &dyn CrmPort,
     o: &Opportunity,
     problems: &[Problem],
+    as_echo: bool,
 ) -> Result<(RunStatus, String), StepError> {
     let messages: Vec<String> = problems.iter().map(Problem::message).collect();
     let why = format!(
@@ -230,7 +353,7 @@ async fn invalid(
             .collect::<Vec<_>>()
             .join(", ")
     );
-    note_in_crm(ctx, crm, o, None, &summary).await?;
+    note_in_crm(ctx, crm, o, None, &summary, as_echo).await?;
     result(ctx, &o.id, problems, &why, None).await?;
     Ok((RunStatus::Skipped, why))
 }
@@ -254,6 +377,11 @@ async fn create(
         .await
         .map_err(StepError::store)?;
     let request_id = ctx.request_id("create-referral", &o.id, generation);
+    // If its answer (or the write-back after it) is lost and Partner Center's announcement links the
+    // opportunity meanwhile, the next run still audits the create.
+    let pending = ctx.pending_create("referral", &o.id);
+    pending.begin().await?;
+    let writing = engine.in_flight.begin(None);
     let created = ctx
         .calls()
         .call(
@@ -273,11 +401,15 @@ async fn create(
             let why = format!(
                 "Partner Center refused the referral: {message}. Correct the opportunity; the next change shares it again."
             );
+            // Refused for good: nothing was made.
+            pending.end().await?;
             result(ctx, &o.id, &[], &why, None).await?;
             return Err(StepError::Permanent(why));
         }
         Err(e) => return Err(e.into_step_error()),
     };
+    super::echoes::remember(ctx, &created).await?;
+    drop(writing);
     let referral_id = created["id"].as_str().unwrap_or_default().to_string();
     let link = link_for(&referral_id);
     note_in_crm(
@@ -286,6 +418,7 @@ async fn create(
         o,
         Some((referral_id.clone(), link.clone())),
         &format!("✔ Shared with Partner Center as referral {referral_id}."),
+        true,
     )
     .await?;
     let owned = mapping::owned_fields(ready, mapping);
@@ -308,6 +441,7 @@ async fn create(
         )
     })
     .await?;
+    pending.end().await?;
     let linked = SeenOpportunity {
         referral_id: Some(referral_id.clone()),
         referral_link: Some(link),
@@ -323,18 +457,90 @@ async fn create(
     Ok((what.clone(), what))
 }
 
-/// "Opportunity to Partner Center": the changed fields as one JSON Patch with `If-Match`; on 412, read
-/// the referral again, merge (the CRM wins for the fields cosell maps), try once more, and audit it.
+/// A linked opportunity whose create was never audited: the create happened, its answer or the
+/// write-back after it was lost, and Partner Center's announcement of the new referral linked the
+/// opportunity before this run. Audited now, so the audit says the referral was created, once.
+async fn created_meanwhile(ctx: &RunContext<'_>, o: &Opportunity) -> Result<(), StepError> {
+    let pending = ctx.pending_create("referral", &o.id);
+    if !pending.was_under_way().await? {
+        return Ok(());
+    }
+    let referral_id = o.referral_id.as_deref().unwrap_or_default();
+    ctx.record(NewAuditEvent {
+        direction: Some(Direction::ToPartnerCenter),
+        ..NewAuditEvent::new(
+            AuditAction::ReferralCreated,
+            "opportunity",
+            &o.id,
+            format!(
+                "Referral {referral_id} created in Partner Center from “{}”; the answer to the create was lost, and the referral was linked through Partner Center's announcement of it.",
+                o.name
+            ),
+        )
+    })
+    .await?;
+    pending.end().await
+}
+
+/// What an update brings in step on the referral.
+#[derive(Clone, Copy)]
+enum Scope<'r> {
+    /// Every field cosell maps ("CRM to Partner Center").
+    Whole(&'r Ready<'r>),
+    /// The solutions alone, these ids ("Microsoft Solutions to Partner Center").
+    Solutions(&'r [String]),
+}
+
+impl Scope<'_> {
+    /// The fields to bring in step, as they should be.
+    fn owned(self, m: &Mapping) -> Vec<(&'static str, Value)> {
+        match self {
+            Scope::Whole(ready) => mapping::owned_fields(ready, m),
+            Scope::Solutions(ids) => vec![(mapping::SOLUTIONS, mapping::solution_tags(ids, m))],
+        }
+    }
+
+    fn changes(self, current: &Value, m: &Mapping) -> Vec<Change> {
+        match self {
+            Scope::Whole(ready) => mapping::changes(current, ready, m),
+            Scope::Solutions(ids) => mapping::solutions_changes(current, ids, m),
+        }
+    }
+
+    /// What Partner Center holds of cosell's fields once `owned` is in step on `referral` (as read
+    /// or as the PATCH answered it), guarded by `e_tag`.
+    fn pushed(self, owned: &[(&str, Value)], referral: &Value, e_tag: Option<&str>) -> Value {
+        match self {
+            Scope::Whole(_) => pushed(owned, e_tag),
+            // The next update compares with every shared field: those this run left alone are
+            // kept as Partner Center has them.
+            Scope::Solutions(_) => {
+                let mut fields: Vec<(&str, Value)> = mapping::OWNED_POINTERS
+                    .iter()
+                    .filter(|p| !owned.iter().any(|(o, _)| o == *p))
+                    .filter_map(|p| Some((*p, referral.pointer(p)?.clone())))
+                    .collect();
+                fields.extend(owned.iter().cloned());
+                pushed(&fields, e_tag)
+            }
+        }
+    }
+}
+
+/// "Opportunity to Partner Center": the changed fields of `scope` as one JSON Patch with `If-Match`;
+/// on 412, read the referral again, merge (the CRM wins for the fields cosell maps), try once more,
+/// and audit it. `as_echo`: see [`note_in_crm`].
 async fn update(
     ctx: &RunContext<'_>,
     crm: &dyn CrmPort,
-    ready: &Ready<'_>,
+    o: &Opportunity,
+    scope: Scope<'_>,
     mapping: &Mapping,
     last_sent: Option<Value>,
+    as_echo: bool,
 ) -> Result<(String, String), StepError> {
-    let o = ready.opportunity;
     let referral_id = o.referral_id.clone().unwrap_or_default();
-    let owned = mapping::owned_fields(ready, mapping);
+    let owned = scope.owned(mapping);
     let known = last_sent.as_ref().and_then(|p| {
         Some((
             fields_doc(p.get("fields")?),
@@ -354,13 +560,14 @@ async fn update(
         result(ctx, &o.id, &[], &why, None).await?;
         return Ok((why.clone(), why));
     }
-    let changes = mapping::changes(&current, ready, mapping);
+    let changes = scope.changes(&current, mapping);
     if changes.is_empty() {
         let why = format!("Referral {referral_id} already has the opportunity's values.");
         ctx.decide("Update the referral", StepOutcome::Skipped, &why)
             .await?;
         skip(ctx, &o.id, AuditAction::ReferralUnchanged, &why).await?;
-        result(ctx, &o.id, &[], &why, Some(&pushed(&owned, Some(&e_tag)))).await?;
+        let pushed = scope.pushed(&owned, &current, Some(&e_tag));
+        result(ctx, &o.id, &[], &why, Some(&pushed)).await?;
         return Ok((why.clone(), why));
     }
     let (updated, applied) = match patch(ctx, &referral_id, &e_tag, &current, &changes).await? {
@@ -386,7 +593,7 @@ async fn update(
                     json!({ "path": path, "from": current.pointer(path), "to": fresh.pointer(path) })
                 })
                 .collect();
-            let merged = mapping::changes(&fresh, ready, mapping);
+            let merged = scope.changes(&fresh, mapping);
             let detail = format!(
                 "Referral {referral_id} changed in Partner Center since cosell last wrote it ({} of the shared fields). Merge rule: the CRM's values win for the fields cosell maps; Partner Center's other changes are kept.",
                 theirs.len()
@@ -406,14 +613,8 @@ async fn update(
                 let why = format!(
                     "Referral {referral_id} already had the opportunity's values after the merge."
                 );
-                result(
-                    ctx,
-                    &o.id,
-                    &[],
-                    &why,
-                    Some(&pushed(&owned, Some(&fresh_tag))),
-                )
-                .await?;
+                let pushed = scope.pushed(&owned, &fresh, Some(&fresh_tag));
+                result(ctx, &o.id, &[], &why, Some(&pushed)).await?;
                 return Ok((why.clone(), why));
             }
             match patch(ctx, &referral_id, &fresh_tag, &fresh, &merged).await? {
@@ -455,8 +656,8 @@ async fn update(
         ..NewAuditEvent::new(action, "opportunity", &o.id, what.clone())
     })
     .await?;
-    note_in_crm(ctx, crm, o, None, &format!("✔ {what}")).await?;
-    let pushed = pushed(&owned, updated["eTag"].as_str());
+    note_in_crm(ctx, crm, o, None, &format!("✔ {what}"), as_echo).await?;
+    let pushed = scope.pushed(&owned, &updated, updated["eTag"].as_str());
     result(ctx, &o.id, &[], &what, Some(&pushed)).await?;
     Ok((what.clone(), what))
 }
@@ -482,6 +683,7 @@ async fn patch(
 ) -> Result<Patched, StepError> {
     let engine = ctx.engine();
     let ops = mapping::patch(current, changes);
+    let _writing = engine.in_flight.begin(Some(referral_id));
     let patched = ctx
         .calls()
         .call(
@@ -495,7 +697,10 @@ async fn patch(
         )
         .await;
     match patched {
-        Ok(updated) => Ok(Patched::Done(updated)),
+        Ok(updated) => {
+            super::echoes::remember(ctx, &updated).await?;
+            Ok(Patched::Done(updated))
+        }
         Err(CallFailure::Refused(_, CallError::PreconditionFailed(_))) => Ok(Patched::Stale),
         Err(CallFailure::Refused(system, e @ CallError::Rejected { .. })) => Ok(Patched::Refused(
             super::context::refusal_message(system, &e),
@@ -563,14 +768,16 @@ fn fields_doc(fields: &Value) -> Value {
 
 /// The one-line summary sellers read in the opportunity's Audit column, with the referral's id and link
 /// when there is a new one; written only when something changes, and only while the opportunity is
-/// open (closed ones are read-only). The version this write produces is remembered, so the change
-/// feed ignores it.
+/// open (closed ones are read-only). With `as_echo`, the version this write produces is remembered, so
+/// the change feed ignores it; without, the feed reads it as a seller's change (the write carries
+/// one this run did not send).
 async fn note_in_crm(
     ctx: &RunContext<'_>,
     crm: &dyn CrmPort,
     o: &Opportunity,
     referral: Option<(String, String)>,
     summary: &str,
+    as_echo: bool,
 ) -> Result<(), StepError> {
     if o.state != OpportunityState::Open {
         return Ok(());
@@ -582,7 +789,23 @@ async fn note_in_crm(
     if write == WriteBack::default() {
         return Ok(());
     }
-    let version = crm.write_back(&ctx.calls(), &o.id, &write).await?;
+    let version = match crm.write_back(&ctx.calls(), &o.id, &write).await {
+        Ok(version) => version,
+        // A seller saved the opportunity between our read and this write: the fields written are
+        // cosell's own, so the run reads it again and writes them on the latest version.
+        Err(CrmError::Conflict(m)) => {
+            return Err(StepError::Transient(
+                format!(
+                    "the opportunity changed while cosell wrote its result ({m}); writing it again on the latest version"
+                ),
+                None,
+            ));
+        }
+        Err(e) => return Err(e.into()),
+    };
+    if !as_echo {
+        return Ok(());
+    }
     ctx.engine()
         .store
         .record_written_version(&o.id, &version)

@@ -10,6 +10,7 @@ use super::retry::RetryPolicy;
 use super::tokens::TokenSource;
 use super::{Endpoints, Engine};
 use crate::clients::entra::EntraClient;
+use crate::clients::tls::TlsTrust;
 use crate::crypto::{SealingKey, Secret};
 use crate::domain::flows::Flow;
 use crate::domain::opportunity::{Customer, Opportunity, OpportunityState, Person};
@@ -35,7 +36,14 @@ impl Bench {
     async fn new(fake: FakeCrm) -> Bench {
         let db = TestDatabase::new().await;
         let store = Store::connect(db.url()).await.unwrap();
-        let entra = EntraClient::new(NOWHERE, "client", &Secret::new("secret"), NOWHERE).unwrap();
+        let entra = EntraClient::new(
+            NOWHERE,
+            "client",
+            &Secret::new("secret"),
+            NOWHERE,
+            &TlsTrust::public_roots(),
+        )
+        .unwrap();
         let tokens = Arc::new(TokenSource::new(
             store.clone(),
             SealingKey::generate(),
@@ -49,6 +57,7 @@ impl Bench {
             dynamics_columns: super::crm::cosell_fields::CoSellFields::dynamics(),
             crm: Crm::Dynamics365,
             salesforce_fields: super::crm::cosell_fields::CoSellFields::salesforce(),
+            tls: TlsTrust::public_roots(),
         };
         let fake = Arc::new(fake);
         let policy = RetryPolicy {
@@ -93,7 +102,47 @@ impl Bench {
             )
             .await
             .unwrap();
-        RunContext::new(&self.engine, run.id, "test", Some(record.into()), "engine")
+        RunContext::new(
+            &self.engine,
+            run.id,
+            "test",
+            Some(record.into()),
+            "engine",
+            Default::default(),
+        )
+    }
+
+    /// Switches on every flow of the catalog but `except`, as an admin would have.
+    async fn flows_on_except(&self, except: &[Flow]) {
+        let flows: Vec<Flow> = crate::domain::flows::activation_order(Crm::Dynamics365)
+            .into_iter()
+            .filter(|f| !except.contains(f))
+            .collect();
+        self.engine
+            .store
+            .set_flows_active(
+                Crm::Dynamics365,
+                &flows,
+                true,
+                "test",
+                time::OffsetDateTime::now_utc(),
+                |_, _| Ok::<(), ()>(()),
+            )
+            .await
+            .unwrap()
+            .unwrap();
+    }
+
+    /// A seller's edit in the CRM: a new version cosell did not write.
+    fn seller_edits(&self, id: &str, version: &str, edit: impl FnOnce(&mut Opportunity)) {
+        let mut s = self.fake.lock();
+        let o = s.opportunities.get_mut(id).unwrap();
+        edit(o);
+        o.version = Some(version.into());
+    }
+
+    async fn flow_of(&self, run: i64) -> Flow {
+        self.engine.store.run(run).await.unwrap().unwrap().flow
     }
 
     async fn actions(&self, record: &str) -> Vec<String> {
@@ -138,6 +187,16 @@ fn made_from(r: &Referral, id: &str) -> Opportunity {
         version: Some("1".into()),
         ..Default::default()
     }
+}
+
+/// An opportunity shared earlier as referral `referral_id` (or not yet, without one), sync on.
+fn linked(id: &str, referral_id: Option<&str>) -> Opportunity {
+    let mut o = made_from(&referral(referral_id.unwrap_or("ref-0")), id);
+    o.referral_id = referral_id.map(str::to_string);
+    o.referral_link = referral_id.map(crate::domain::referral::link_for);
+    o.solutions = vec!["SOL-1".into()];
+    o.owner_id = Some("user-1".into());
+    o
 }
 
 mod partner_center_to_crm {
@@ -407,5 +466,213 @@ mod change_feed {
         let change = engine.poll_changes().await.unwrap();
         assert_eq!(change.echoes, 0, "{change:?}");
         assert_eq!(change.queued.len(), 1, "{change:?}");
+    }
+
+    #[tokio::test]
+    async fn a_linked_opportunitys_solutions_alone_go_to_the_solutions_flow() {
+        let bench = Bench::new(FakeCrm::with(|s| {
+            for (id, referral) in [
+                ("opp-a", Some("ref-a")),
+                ("opp-b", Some("ref-b")),
+                ("opp-c", None),
+                ("opp-d", Some("ref-d")),
+            ] {
+                s.opportunities.insert(id.into(), linked(id, referral));
+            }
+        }))
+        .await;
+        bench.flows_on_except(&[]).await;
+        let engine = &bench.engine;
+        assert!(engine.poll_changes().await.unwrap().initial);
+
+        let solutions = |o: &mut Opportunity| o.solutions.push("SOL-2".into());
+        // Solutions alone, on a linked opportunity.
+        bench.seller_edits("opp-a", "2", solutions);
+        // Solutions and the deal value, in one poll.
+        bench.seller_edits("opp-b", "3", |o| {
+            solutions(o);
+            o.deal_value = Some(99000.0);
+        });
+        // Solutions alone, on an opportunity with no referral yet.
+        bench.seller_edits("opp-c", "4", solutions);
+        // The deal value alone.
+        bench.seller_edits("opp-d", "5", |o| o.deal_value = Some(99000.0));
+        let report = engine.poll_changes().await.unwrap();
+        let mut flows = Vec::new();
+        for run in &report.queued {
+            let stored = engine.store.run(*run).await.unwrap().unwrap();
+            flows.push((stored.record_id.unwrap(), stored.flow));
+        }
+        assert_eq!(
+            flows,
+            [
+                ("opp-a".to_string(), Flow::SolutionsToPartnerCenter),
+                ("opp-b".to_string(), Flow::CrmToPartnerCenter),
+                ("opp-c".to_string(), Flow::CrmToPartnerCenter),
+                ("opp-d".to_string(), Flow::CrmToPartnerCenter),
+            ]
+        );
+
+        // A run already waiting carries the next change: the same flow's, or a whole update's.
+        bench.seller_edits("opp-a", "6", |o| o.solutions.push("SOL-3".into()));
+        bench.seller_edits("opp-d", "7", |o| o.solutions.push("SOL-3".into()));
+        let report = engine.poll_changes().await.unwrap();
+        assert!(report.queued.is_empty(), "{report:?}");
+        // A whole update for opp-a is not held back by its waiting solutions run.
+        bench.seller_edits("opp-a", "8", |o| o.name = "Renamed".into());
+        let report = engine.poll_changes().await.unwrap();
+        assert_eq!(report.queued.len(), 1, "{report:?}");
+        assert_eq!(
+            bench.flow_of(report.queued[0]).await,
+            Flow::CrmToPartnerCenter
+        );
+    }
+
+    #[tokio::test]
+    async fn a_solutions_change_while_the_flow_is_off_waits_as_a_skipped_run() {
+        let bench = Bench::new(FakeCrm::with(|s| {
+            s.opportunities
+                .insert("opp-e".into(), linked("opp-e", Some("ref-e")));
+        }))
+        .await;
+        bench
+            .flows_on_except(&[Flow::SolutionsToPartnerCenter])
+            .await;
+        let engine = &bench.engine;
+        engine.poll_changes().await.unwrap();
+        bench.seller_edits("opp-e", "2", |o| o.solutions = vec!["SOL-9".into()]);
+        let report = engine.poll_changes().await.unwrap();
+        assert_eq!(report.queued.len(), 1, "{report:?}");
+        let run = engine.store.run(report.queued[0]).await.unwrap().unwrap();
+        assert_eq!(run.flow, Flow::SolutionsToPartnerCenter);
+        assert_eq!(run.status, RunStatus::Skipped);
+        assert!(
+            run.outcome.as_deref().unwrap_or_default().starts_with(
+                "“Dynamics 365 Microsoft Solutions to Partner Center” is off: the change to opportunity opp-e"
+            ),
+            "{:?}",
+            run.outcome
+        );
+        assert!(
+            bench
+                .actions("opp-e")
+                .await
+                .contains(&AuditAction::OpportunitySkippedFlowOff.as_code().to_string())
+        );
+    }
+}
+
+mod solutions_to_partner_center {
+    use super::super::crm_to_partner_center::solutions;
+    use super::*;
+
+    /// The opportunity in the CRM, and the mirror as the change feed left it when it queued the run:
+    /// its reading of the opportunity (`fed`) and, when given, what Partner Center was last sent.
+    async fn with_mirror(
+        o: Opportunity,
+        fed: &Opportunity,
+        pushed: Option<serde_json::Value>,
+    ) -> Bench {
+        let bench = Bench::new(FakeCrm::with(|s| {
+            s.opportunities.insert(o.id.clone(), o.clone());
+        }))
+        .await;
+        let store = &bench.engine.store;
+        let now = time::OffsetDateTime::now_utc();
+        store
+            .record_seen(&crate::engine::change_feed::as_fed(fed), now)
+            .await
+            .unwrap();
+        if let Some(pushed) = pushed {
+            store
+                .record_sync_result(&o.id, &[], "shared", None, Some(&pushed), now)
+                .await
+                .unwrap();
+        }
+        bench
+    }
+
+    #[tokio::test]
+    async fn solutions_partner_center_already_has_cost_one_read_and_no_call() {
+        let o = linked("opp-s", Some("ref-s"));
+        let pushed = json!({
+            "fields": {
+                "/name": "Azure migration",
+                "/details/requirements/solutions": [{ "id": "SOL-1", "type": "Name" }],
+                "/status": "Active",
+            },
+            "eTag": "\"7\"",
+        });
+        let bench = with_mirror(o.clone(), &o, Some(pushed)).await;
+        let ctx = bench.run(Flow::SolutionsToPartnerCenter, "opp-s").await;
+        // Partner Center is unreachable: reaching it would fail the run.
+        let (status, why) = solutions(&ctx, bench.fake.as_ref(), "opp-s").await.unwrap();
+        assert_eq!(status, RunStatus::Succeeded, "{why}");
+        assert!(why.contains("already has"), "{why}");
+        assert_eq!(bench.fake.log(), ["read opp-s"], "no full read, no write");
+        let runs = bench.engine.store.related_runs(ctx.run_id()).await.unwrap();
+        assert_eq!(
+            runs.iter().map(|r| r.flow).collect::<Vec<_>>(),
+            [Flow::Customize, Flow::OpportunityToPartnerCenter]
+        );
+    }
+
+    #[tokio::test]
+    async fn an_opportunity_without_a_referral_is_left_to_the_whole_flow() {
+        let o = linked("opp-u", None);
+        let bench = with_mirror(o.clone(), &o, None).await;
+        let ctx = bench.run(Flow::SolutionsToPartnerCenter, "opp-u").await;
+        let (status, why) = solutions(&ctx, bench.fake.as_ref(), "opp-u").await.unwrap();
+        assert_eq!(status, RunStatus::Skipped, "{why}");
+        assert!(
+            why.contains("“Dynamics 365 to Partner Center” shares it whole"),
+            "{why}"
+        );
+        assert!(!bench.fake.wrote(), "{:?}", bench.fake.log());
+        assert_eq!(
+            bench.actions("opp-u").await,
+            [AuditAction::OpportunitySkippedUnlinked.as_code()]
+        );
+    }
+
+    #[tokio::test]
+    async fn cleared_solutions_cost_no_call_and_the_note_is_an_echo_only_if_nothing_else_changed() {
+        let mut o = linked("opp-x", Some("ref-x"));
+        o.solutions.clear();
+        let bench = with_mirror(o.clone(), &o, None).await;
+        let ctx = bench.run(Flow::SolutionsToPartnerCenter, "opp-x").await;
+        let (status, why) = solutions(&ctx, bench.fake.as_ref(), "opp-x").await.unwrap();
+        assert_eq!(status, RunStatus::Skipped, "{why}");
+        assert!(why.contains("Not sent to Partner Center"), "{why}");
+        let written = bench.fake.lock().opportunities["opp-x"].version.clone();
+        let mirrored = bench
+            .engine
+            .store
+            .opportunity("opp-x")
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            mirrored.written_version, written,
+            "the feed will drop its echo"
+        );
+
+        // The feed saw the solutions cleared; a seller then raised the deal value too, before the
+        // run read the opportunity. The note must reach the feed as that seller's change.
+        let fed = o.clone();
+        o.deal_value = Some(1.0);
+        let bench = with_mirror(o, &fed, None).await;
+        let ctx = bench.run(Flow::SolutionsToPartnerCenter, "opp-x").await;
+        let (status, _) = solutions(&ctx, bench.fake.as_ref(), "opp-x").await.unwrap();
+        assert_eq!(status, RunStatus::Skipped);
+        assert!(bench.fake.log().contains(&"write back opp-x".to_string()));
+        let mirrored = bench
+            .engine
+            .store
+            .opportunity("opp-x")
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(mirrored.written_version, None, "not taken for an echo");
     }
 }

@@ -12,22 +12,29 @@ pub mod connection_check;
 pub mod context;
 pub mod crm;
 pub mod crm_to_partner_center;
+mod currencies;
+pub mod diagnostics;
+mod echoes;
 #[cfg(test)]
 mod flow_tests;
 mod partner_center_to_crm;
+pub mod reconciliation;
 pub mod retry;
 pub mod tokens;
+pub mod webhook_deliveries;
 pub mod webhook_registration;
 
 use crate::clients::dynamics::DynamicsClient;
 use crate::clients::partner_center::referrals::ReferralsClient;
 use crate::clients::partner_center::webhook_registration::WebhookRegistrationClient;
 use crate::clients::salesforce::SalesforceClient;
+use crate::clients::tls::TlsTrust;
+use crate::domain::connection::Diagnosis;
 use crate::domain::flows::Flow;
 use crate::domain::runs::{AuditAction, Direction, RunInput, RunStatus, RunTrigger};
 use crate::domain::system::Crm;
 use crate::store::{NewAuditEvent, NewRun, Run, Store, StoreError};
-use context::{Calls, RunContext, StepError};
+use context::{Calls, LeaseWatch, RunContext, StepError};
 use crm::{CrmError, CrmPort};
 use retry::RetryPolicy;
 use std::sync::Arc;
@@ -53,6 +60,8 @@ pub struct Endpoints {
     pub crm: Crm,
     /// The co-sell fields' API names on Salesforce's Opportunity.
     pub salesforce_fields: crm::salesforce::Fields,
+    /// The CAs the engine's HTTPS client trusts: the public roots, and the sandbox's in sandbox mode.
+    pub tls: TlsTrust,
 }
 
 /// Why an engine action asked for from outside a run (the dashboard) did not happen.
@@ -93,6 +102,16 @@ pub struct Engine {
     finished: broadcast::Sender<RunFinished>,
     /// One change-feed poll at a time in this instance.
     polling: tokio::sync::Mutex<()>,
+    /// The last Diagnostics report, kept a minute.
+    pub(crate) diagnostics: diagnostics::Cache,
+    /// How reading the CRM's change feed goes here.
+    pub(crate) feed: change_feed::FeedHealth,
+    /// Webhook deliveries this instance refused.
+    refusals: webhook_deliveries::Refusals,
+    /// The CRM's currency ids, lately read.
+    currencies: currencies::Currencies,
+    /// Writes to Partner Center under way here (their events wait for them).
+    in_flight: echoes::InFlight,
 }
 
 impl Engine {
@@ -104,7 +123,7 @@ impl Engine {
         endpoints: Endpoints,
         policy: RetryPolicy,
     ) -> Result<Arc<Engine>, String> {
-        let http = http_client(&policy)?;
+        let http = http_client(&policy, &endpoints.tls)?;
         let crm = endpoints.crm;
         let port: Option<Arc<dyn CrmPort>> = match crm {
             Crm::Salesforce => Some(Arc::new(crm::salesforce::SalesforceAdapter::new(
@@ -132,7 +151,7 @@ impl Engine {
         crm: Crm,
         port: Option<Arc<dyn CrmPort>>,
     ) -> Result<Arc<Engine>, String> {
-        let http = http_client(&policy)?;
+        let http = http_client(&policy, &endpoints.tls)?;
         let (finished, _) = broadcast::channel(1024);
         Ok(Arc::new(Engine {
             referrals: ReferralsClient::new(http.clone(), &endpoints.partner_center_api),
@@ -150,6 +169,11 @@ impl Engine {
             wake: Notify::new(),
             finished,
             polling: tokio::sync::Mutex::new(()),
+            diagnostics: diagnostics::Cache::default(),
+            feed: change_feed::FeedHealth::default(),
+            refusals: webhook_deliveries::Refusals::default(),
+            currencies: currencies::Currencies::default(),
+            in_flight: echoes::InFlight::default(),
         }))
     }
 
@@ -221,10 +245,13 @@ impl Engine {
     /// CRM" — or a skipped run, audited, when that flow is off (resubmit it once the flow is on).
     pub async fn accept_event(
         &self,
-        inbox_id: i64,
-        event: &str,
-        referral_id: &str,
+        stored: &crate::store::InboxEvent,
     ) -> Result<Option<i64>, StoreError> {
+        let (inbox_id, event, referral_id) = (
+            stored.id,
+            stored.event.as_str(),
+            stored.referral_id.as_str(),
+        );
         let flow = Flow::PartnerCenterToCrm;
         let active = self.store.active_flows(self.crm).await?.contains(&flow);
         let settled = if event == "test-created" {
@@ -252,6 +279,7 @@ impl Engine {
                 event: event.to_string(),
                 referral_id: referral_id.to_string(),
                 inbox_id,
+                changed_at: Some(stored.changed_at.clone()),
             },
             record_id: Some(referral_id.to_string()),
             parent_run_id: None,
@@ -284,13 +312,42 @@ impl Engine {
         Ok(id)
     }
 
-    /// Turns inbox events left unprocessed (a crash between storing and queueing) into runs.
+    /// Turns inbox events left unprocessed (a crash between storing and queueing, in this instance or
+    /// another) into runs. An event another instance is queueing at the same moment is queued once: the
+    /// hand-over marks it processed in the run's transaction.
     pub async fn recover_inbox(&self) -> Result<usize, StoreError> {
         let pending = self.store.unprocessed_inbox().await?;
-        for (id, event, referral) in &pending {
-            self.accept_event(*id, event, referral).await?;
+        let mut queued = 0;
+        for event in &pending {
+            if self.accept_event(event).await?.is_some() {
+                queued += 1;
+            }
         }
-        Ok(pending.len())
+        Ok(queued)
+    }
+
+    /// Drains the inbox every `every` until `stop` turns true, so a stored event never waits for a
+    /// restart to become a run (one query on an index of the unprocessed events when there is none).
+    pub fn spawn_inbox_drain(self: &Arc<Self>, every: Duration, mut stop: watch::Receiver<bool>) {
+        let engine = self.clone();
+        tokio::spawn(async move {
+            loop {
+                match engine.recover_inbox().await {
+                    Ok(0) => {}
+                    Ok(n) => {
+                        tracing::info!(events = n, "queued runs for inbox events left unprocessed")
+                    }
+                    Err(e) => tracing::warn!(error = %e, "could not drain the inbox"),
+                }
+                tokio::select! {
+                    _ = tokio::time::sleep(every) => {}
+                    _ = stop.changed() => {}
+                }
+                if *stop.borrow() {
+                    break;
+                }
+            }
+        });
     }
 
     /// Starts `n` workers; they stop when `stop` turns true.
@@ -304,14 +361,42 @@ impl Engine {
                     if *stop.borrow() {
                         break;
                     }
+                    // Listening before looking: a nudge while this worker reads the queue is not lost.
+                    let woken = engine.wake.notified();
+                    tokio::pin!(woken);
+                    woken.as_mut().enable();
                     match engine.work_once(&owner).await {
                         Ok(true) => continue,
                         Ok(false) => {}
                         Err(e) => tracing::error!(error = %e, "worker: database error"),
                     }
+                    // Idle: runs paused for a connection that works again (reconnected here or on
+                    // another instance, or a refresh that worked) go now.
+                    match engine.store.resume_paused(OffsetDateTime::now_utc()).await {
+                        Ok(0) => {}
+                        Ok(n) => {
+                            tracing::info!(
+                                runs = n,
+                                "paused runs resumed: their connection works again"
+                            );
+                            engine.diagnostics.invalidate();
+                            // What else happened while the connection was down is found by comparing.
+                            if let Err(e) = engine
+                                .queue_reconciliation(
+                                    RunTrigger::Schedule,
+                                    "a connection came back",
+                                )
+                                .await
+                            {
+                                tracing::error!(error = %e, "could not queue a reconciliation");
+                            }
+                            continue;
+                        }
+                        Err(e) => tracing::error!(error = %e, "worker: database error"),
+                    }
                     let wait = engine.idle_wait().await;
                     tokio::select! {
-                        _ = engine.wake.notified() => {}
+                        _ = woken => {}
                         _ = tokio::time::sleep(wait) => {}
                         _ = stop.changed() => {}
                     }
@@ -344,14 +429,22 @@ impl Engine {
             .store
             .start_run(new, &owner, now + self.policy.lease, now)
             .await?;
-        let ctx = RunContext::new(self, run.id, &owner, run.record_id.clone(), by);
+        let (lease, _renewal) = self.hold_lease(run.id, &owner);
+        let ctx = RunContext::new(self, run.id, &owner, run.record_id.clone(), by, lease);
         let (status, outcome) = match self.execute(&ctx, &run).await {
             Ok(done) => done,
+            Err(StepError::LeaseLost) => (
+                RunStatus::Failed,
+                "Stopped: another worker took the run over.".to_string(),
+            ),
             Err(StepError::Transient(message, _) | StepError::Paused(message, _)) => (
                 RunStatus::Failed,
                 format!("{message}. Try again in a moment."),
             ),
-            Err(StepError::Permanent(message)) => (RunStatus::Failed, message),
+            // The admin is there: they see what to fix now rather than a paused run.
+            Err(StepError::Permanent(message) | StepError::AwaitingPerson { message, .. }) => {
+                (RunStatus::Failed, message)
+            }
         };
         self.settle(&ctx, &run, status, outcome).await
     }
@@ -392,6 +485,40 @@ impl Engine {
         Ok(done)
     }
 
+    /// Renews `run_id`'s lease in the background while the returned guard lives: every third of the
+    /// lease, so a renewal or two may fail before it runs out. The watch turns lost when another worker
+    /// has the run, or when renewals kept failing until the lease ran out (someone else may claim it
+    /// now); the run's calls then stop before their next effect.
+    fn hold_lease(&self, run_id: i64, owner: &str) -> (Arc<LeaseWatch>, LeaseRenewal) {
+        let watch = Arc::new(LeaseWatch::default());
+        let lease = self.policy.lease;
+        let store = self.store.clone();
+        let owner = owner.to_string();
+        let lost = watch.clone();
+        let task = tokio::spawn(async move {
+            let mut renewed = std::time::Instant::now();
+            loop {
+                tokio::time::sleep(lease / 3).await;
+                let until = OffsetDateTime::now_utc() + lease;
+                match store.renew_lease(run_id, &owner, until).await {
+                    Ok(true) => renewed = std::time::Instant::now(),
+                    Ok(false) => {
+                        lost.lose();
+                        break;
+                    }
+                    Err(e) => {
+                        tracing::warn!(run_id, error = %e, "could not renew a run's lease");
+                        if renewed.elapsed() >= lease {
+                            lost.lose();
+                            break;
+                        }
+                    }
+                }
+            }
+        });
+        (watch, LeaseRenewal(task))
+    }
+
     /// Claims and executes one due run. False when none was due.
     pub async fn work_once(&self, owner: &str) -> Result<bool, StoreError> {
         let now = OffsetDateTime::now_utc();
@@ -402,11 +529,22 @@ impl Engine {
         else {
             return Ok(false);
         };
-        let ctx = RunContext::new(self, run.id, owner, run.record_id.clone(), "engine");
+        let (lease, renewal) = self.hold_lease(run.id, owner);
+        let ctx = RunContext::new(self, run.id, owner, run.record_id.clone(), "engine", lease)
+            .on_attempt(run.attempts);
         let result = self.execute(&ctx, &run).await;
+        drop(renewal);
         let now = OffsetDateTime::now_utc();
         let (status, outcome) = match result {
             Ok((status, outcome)) => (status, outcome),
+            Err(StepError::LeaseLost) => {
+                // Its new holder runs it; whatever this worker wrote now is refused by the lease check.
+                tracing::warn!(
+                    run_id = run.id,
+                    "lease lost: another worker took the run over"
+                );
+                return Ok(true);
+            }
             Err(StepError::Paused(message, wait)) => {
                 let note = format!(
                     "{message}. Next try in {} min.",
@@ -418,6 +556,37 @@ impl Engine {
                     .await?
                 {
                     self.announce(run.id, run.flow, RunStatus::Queued, note);
+                }
+                return Ok(true);
+            }
+            Err(StepError::AwaitingPerson {
+                system,
+                diagnosis,
+                message,
+            }) => {
+                // The Connections page, the Overview and Diagnostics show why; the refusal may have
+                // come from a call rather than a sign-in, which nothing else would record.
+                if diagnosis != Diagnosis::Unreachable {
+                    self.store
+                        .set_diagnosis(system, Some(diagnosis), now)
+                        .await?;
+                }
+                let note = format!(
+                    "Paused: {message} The run goes on by itself once {} works again; no attempt is spent meanwhile.",
+                    system.label()
+                );
+                if self
+                    .store
+                    .pause_run_for(run.id, owner, system, &note)
+                    .await?
+                {
+                    tracing::warn!(
+                        run_id = run.id,
+                        system = system.as_code(),
+                        "run paused until the connection works again"
+                    );
+                    self.diagnostics.invalidate();
+                    self.announce(run.id, run.flow, RunStatus::Paused, note);
                 }
                 return Ok(true);
             }
@@ -461,7 +630,8 @@ impl Engine {
             .active_flows(self.crm)
             .await
             .map_err(StepError::store)?;
-        if !active.contains(&run.flow) {
+        // A reconciliation is cosell's own and always available; the runs it queues obey their flows.
+        if run.flow != Flow::Reconciliation && !active.contains(&run.flow) {
             let why = format!(
                 "“{}” is off, so nothing was done. Activate the flow, then resubmit this run.",
                 run.flow.name(self.crm)
@@ -478,12 +648,26 @@ impl Engine {
             return Ok((RunStatus::Skipped, why));
         }
         match (run.flow, run.input.clone()) {
-            (Flow::PartnerCenterToCrm, RunInput::Event { referral_id, .. })
-            | (Flow::PartnerCenterToCrm, RunInput::Referral { referral_id, .. }) => {
-                partner_center_to_crm::run(ctx, self.crm_port()?, &referral_id).await
+            (
+                Flow::PartnerCenterToCrm,
+                RunInput::Event {
+                    referral_id,
+                    event,
+                    changed_at,
+                    ..
+                },
+            ) => {
+                let changed = changed_at.as_deref().map(|at| (event.as_str(), at));
+                partner_center_to_crm::run(ctx, self.crm_port()?, &referral_id, changed).await
+            }
+            (Flow::PartnerCenterToCrm, RunInput::Referral { referral_id, .. }) => {
+                partner_center_to_crm::run(ctx, self.crm_port()?, &referral_id, None).await
             }
             (Flow::WebhookRegistration, RunInput::Registration(input)) => {
                 webhook_registration::run(ctx, &input).await
+            }
+            (Flow::Reconciliation, RunInput::Reconciliation { .. }) => {
+                reconciliation::run(ctx).await
             }
             (
                 Flow::CrmToPartnerCenter,
@@ -496,9 +680,19 @@ impl Engine {
                 crm_to_partner_center::run(ctx, self.crm_port()?, &opportunity_id, check_only).await
             }
             (
+                Flow::SolutionsToPartnerCenter,
+                RunInput::Opportunity {
+                    opportunity_id,
+                    check_only: false,
+                    ..
+                },
+            ) => crm_to_partner_center::solutions(ctx, self.crm_port()?, &opportunity_id).await,
+            (
                 flow @ (Flow::PartnerCenterToCrm
+                | Flow::Reconciliation
                 | Flow::WebhookRegistration
-                | Flow::CrmToPartnerCenter),
+                | Flow::CrmToPartnerCenter
+                | Flow::SolutionsToPartnerCenter),
                 input,
             ) => Err(StepError::Permanent(format!(
                 "The run's input does not fit “{}”: {input:?}",
@@ -512,8 +706,8 @@ impl Engine {
     }
 }
 
-fn http_client(policy: &RetryPolicy) -> Result<reqwest::Client, String> {
-    reqwest::Client::builder()
+fn http_client(policy: &RetryPolicy, tls: &TlsTrust) -> Result<reqwest::Client, String> {
+    tls.client_builder()
         .redirect(reqwest::redirect::Policy::none())
         .timeout(policy.call_timeout)
         .build()
@@ -525,6 +719,15 @@ fn not_configured(crm: Crm) -> String {
     match crm {
         Crm::Dynamics365 => "No Dynamics 365 organization is configured: set COSELL_DYNAMICS_URL and restart cosell.".into(),
         Crm::Salesforce => "No Salesforce org is connected: connect Salesforce on the Connections page.".into(),
+    }
+}
+
+/// Stops renewing a run's lease when the run is done (dropped).
+struct LeaseRenewal(tokio::task::JoinHandle<()>);
+
+impl Drop for LeaseRenewal {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }
 

@@ -8,7 +8,7 @@
 //! comes back as "no change" rather than an echo. Written once, against the CRM port.
 
 use super::context::{CallFailure, RunContext, StepError};
-use super::crm::{CrmError, CrmPort};
+use super::crm::{CrmError, CrmPort, Customer, NewCustomer};
 use crate::clients::http::CallError;
 use crate::clients::partner_center::referrals::AUDIENCE as PARTNER_CENTER;
 use crate::domain::connection::System;
@@ -22,6 +22,7 @@ pub(super) async fn run(
     ctx: &RunContext<'_>,
     crm: &dyn CrmPort,
     referral_id: &str,
+    changed_at: Option<(&str, &str)>,
 ) -> Result<(RunStatus, String), StepError> {
     let engine = ctx.engine();
     if referral_id.is_empty() {
@@ -30,6 +31,24 @@ pub(super) async fn run(
         ));
     }
     let referral_id = referral_id.to_string();
+    if let Some((event, at)) = changed_at
+        && super::echoes::is_own(ctx, event, &referral_id, at).await?
+    {
+        let why = format!(
+            "Partner Center announced cosell's own write to referral {referral_id} (changed at {at}): nothing to read or sync."
+        );
+        ctx.decide("Recognise cosell's own write", StepOutcome::Skipped, &why)
+            .await?;
+        audit(
+            ctx,
+            AuditAction::EchoSuppressed,
+            "referral",
+            &referral_id,
+            &why,
+        )
+        .await?;
+        return Ok((RunStatus::Skipped, why));
+    }
 
     let fetched = ctx
         .calls()
@@ -72,6 +91,7 @@ pub(super) async fn run(
         // `add`, not `replace`: a referral without a CRM id has no such member, and `replace` needs one
         // (RFC 6902 §4.3); `add` on an existing member replaces its value (§4.1).
         let ops = json!([{ "op": "add", "path": "/externalReferenceId", "value": opportunity_id }]);
+        let _writing = engine.in_flight.begin(Some(&referral.id));
         let patched = ctx
             .calls()
             .call(
@@ -80,18 +100,12 @@ pub(super) async fn run(
                 PARTNER_CENTER,
                 |t| {
                     let (id, tag, ops) = (referral.id.clone(), referral.e_tag.clone(), ops.clone());
-                    async move {
-                        engine
-                            .referrals
-                            .patch(&t, &id, &tag, &ops)
-                            .await
-                            .map(|_| ())
-                    }
+                    async move { engine.referrals.patch(&t, &id, &tag, &ops).await }
                 },
             )
             .await;
         match patched {
-            Ok(()) => {}
+            Ok(updated) => super::echoes::remember(ctx, &updated).await?,
             // Changed since we read it: read again on the next attempt and write back then.
             Err(CallFailure::Refused(_, CallError::PreconditionFailed(m))) => {
                 return Err(StepError::Transient(
@@ -209,16 +223,20 @@ pub(super) async fn into_crm(
 
     // Dynamics 365's catalog has a Helper flow for the account and contacts; Salesforce's has none,
     // and "Referral Updates" does that work itself (partner-center.md §3.2).
-    let account_id = if Flow::Helper.exists_for(crm.crm()) {
-        let id = ctx
+    let customer = if Flow::Helper.exists_for(crm.crm()) {
+        let customer = ctx
             .child(Flow::Helper, RunInput::referral(&referral.id), |child| {
                 let referral = referral.clone();
                 async move { helper(&child, crm, &referral).await }
             })
             .await?;
-        Some(id)
+        Some(customer)
     } else {
         None
+    };
+    let account_id = match &customer {
+        Some(Customer::Existing(id)) => Some(id.clone()),
+        _ => None,
     };
 
     let opportunity_id = ctx
@@ -232,11 +250,11 @@ pub(super) async fn into_crm(
                 let referral = referral.clone();
                 let existing = existing.clone();
                 async move {
-                    let account_id = match account_id {
-                        Some(id) => id,
+                    let customer = match customer {
+                        Some(customer) => customer,
                         None => helper(&child, crm, &referral).await?.0,
                     };
-                    updates(&child, crm, &referral, existing, &account_id).await
+                    updates(&child, crm, &referral, existing, &customer).await
                 }
             },
         )
@@ -256,13 +274,14 @@ async fn audit(
         .map_err(StepError::store)
 }
 
-/// "Partner Center to CRM - Helper": the customer account by name + postal code (created when none
-/// matches), and its contacts by e-mail.
+/// "Partner Center to CRM - Helper": the customer account by name + postal code, and its contacts by
+/// e-mail (the whole team in one query). A matched account gets the contacts it lacks now; a customer
+/// no account matches is made with its opportunity (in one call where the CRM allows it).
 async fn helper(
     ctx: &RunContext<'_>,
     crm: &dyn CrmPort,
     referral: &Referral,
-) -> Result<(String, String), StepError> {
+) -> Result<(Customer, String), StepError> {
     let calls = ctx.calls();
     let profile = &referral.customer_profile;
     if profile.name.trim().is_empty() {
@@ -272,56 +291,80 @@ async fn helper(
         )));
     }
     let postal = profile.address.postal_code.clone().unwrap_or_default();
-    let (account_id, how) = match crm.match_account(&calls, &profile.name, &postal).await? {
-        Some(id) => {
-            audit(
-                ctx,
-                AuditAction::AccountMatched,
-                "account",
-                &id,
-                &format!("“{}” {postal} matched.", profile.name),
-            )
-            .await?;
-            (id, "matched")
-        }
-        None => {
-            let id = crm
-                .create_account(&calls, &profile.name, &profile.address)
-                .await?;
-            audit(
-                ctx,
-                AuditAction::AccountCreated,
-                "account",
-                &id,
-                &format!("“{}” {postal} created.", profile.name),
-            )
-            .await?;
-            (id, "created")
-        }
-    };
+    let matched = crm.match_account(&calls, &profile.name, &postal).await?;
+    let mut team: Vec<Person> = Vec::new();
     for member in &profile.team {
-        let Some(email) = member.email.as_deref().filter(|e| !e.trim().is_empty()) else {
+        let Some(email) = member
+            .email
+            .as_deref()
+            .map(str::trim)
+            .filter(|e| !e.is_empty())
+        else {
             continue;
         };
-        if crm.find_contact(&calls, email).await?.is_none() {
-            let contact = Person {
-                first_name: member.first_name.clone(),
-                last_name: member.last_name.clone(),
-                email: Some(email.to_string()),
-                phone: member.phone_number.clone(),
-            };
-            let id = crm.create_contact(&calls, &contact, &account_id).await?;
-            audit(
-                ctx,
-                AuditAction::ContactCreated,
-                "contact",
-                &id,
-                &format!("{email} created for account {account_id}."),
-            )
-            .await?;
+        if team.iter().any(|p| {
+            p.email
+                .as_deref()
+                .is_some_and(|m| m.eq_ignore_ascii_case(email))
+        }) {
+            continue;
         }
+        team.push(Person {
+            first_name: member.first_name.clone(),
+            last_name: member.last_name.clone(),
+            email: Some(email.to_string()),
+            phone: member.phone_number.clone(),
+        });
     }
-    Ok((account_id.clone(), format!("Account {account_id} {how}.")))
+    let emails: Vec<String> = team.iter().filter_map(|p| p.email.clone()).collect();
+    let known = crm.known_contacts(&calls, &emails).await?;
+    let new_contacts: Vec<Person> = team
+        .into_iter()
+        .filter(|p| {
+            p.email
+                .as_deref()
+                .is_some_and(|e| !known.contains(&e.to_ascii_lowercase()))
+        })
+        .collect();
+    let Some(account_id) = matched else {
+        return Ok((
+            Customer::New(NewCustomer {
+                name: profile.name.clone(),
+                address: profile.address.clone(),
+                contacts: new_contacts,
+            }),
+            format!(
+                "No account “{}” {postal}: it is made with the opportunity.",
+                profile.name
+            ),
+        ));
+    };
+    audit(
+        ctx,
+        AuditAction::AccountMatched,
+        "account",
+        &account_id,
+        &format!("“{}” {postal} matched.", profile.name),
+    )
+    .await?;
+    for contact in &new_contacts {
+        let id = crm.create_contact(&calls, contact, &account_id).await?;
+        audit(
+            ctx,
+            AuditAction::ContactCreated,
+            "contact",
+            &id,
+            &format!(
+                "{} created for account {account_id}.",
+                contact.email.as_deref().unwrap_or_default()
+            ),
+        )
+        .await?;
+    }
+    Ok((
+        Customer::Existing(account_id.clone()),
+        format!("Account {account_id} matched."),
+    ))
 }
 
 /// "Partner Center Microsoft Co-sell Referral Updates to CRM": create the opportunity, or update the
@@ -331,14 +374,14 @@ async fn updates(
     crm: &dyn CrmPort,
     referral: &Referral,
     existing: Option<Opportunity>,
-    account_id: &str,
+    customer: &Customer,
 ) -> Result<(String, String), StepError> {
     let calls = ctx.calls();
     let label = crm.system().label();
     let draft = OpportunityDraft::of(referral);
     let currency_id = match draft.currency.as_deref() {
         None => None,
-        Some(code) => match crm.find_currency(&calls, code).await? {
+        Some(code) => match ctx.engine().currency_id(crm, &calls, code).await? {
             Some(id) => Some(id),
             None => {
                 return Err(StepError::Permanent(format!(
@@ -349,10 +392,91 @@ async fn updates(
             }
         },
     };
+    let store = &ctx.engine().store;
+    // A create whose answer is lost is found by its referral id on the next attempt.
+    let pending = ctx.pending_create("opportunity", &referral.id);
     let Some(current) = existing else {
-        let id = crm
-            .create_opportunity(&calls, &draft, account_id, currency_id.as_deref())
+        pending.begin().await?;
+        let written = match crm
+            .create_opportunity(&calls, &draft, customer, currency_id.as_deref())
+            .await
+        {
+            Ok(written) => written,
+
+            Err(
+                e @ (CrmError::Transient { .. }
+                | CrmError::AllocationSpent { .. }
+                | CrmError::LeaseLost),
+            ) => {
+                return Err(e.into());
+            }
+            // Refused for good: nothing was made. Perhaps for a currency removed since cosell
+            // remembered it: read them again next time.
+            Err(e) => {
+                ctx.engine().forget_currencies();
+                pending.end().await?;
+                return Err(e.into());
+            }
+        };
+        let id = written.id;
+        let account_id = match (&written.made, customer) {
+            (Some(made), _) => made.account_id.clone(),
+            (None, Customer::Existing(account_id)) => account_id.clone(),
+            (None, Customer::New(_)) => String::new(),
+        };
+        if let Some(made) = &written.made {
+            audit(
+                ctx,
+                AuditAction::AccountCreated,
+                "account",
+                &made.account_id,
+                &format!(
+                    "“{}” {} created with opportunity {id}.",
+                    referral.customer_profile.name,
+                    referral
+                        .customer_profile
+                        .address
+                        .postal_code
+                        .as_deref()
+                        .unwrap_or_default()
+                ),
+            )
             .await?;
+            for (email, contact) in &made.contacts {
+                audit(
+                    ctx,
+                    AuditAction::ContactCreated,
+                    "contact",
+                    contact,
+                    &format!("{email} created for account {}.", made.account_id),
+                )
+                .await?;
+            }
+        }
+        // Known as cosell's own write, so the change feed does not take it for a seller's change.
+        let now = time::OffsetDateTime::now_utc();
+        store
+            .see_opportunity(
+                &crate::store::SeenOpportunity {
+                    crm_id: id.clone(),
+                    name: draft.name.clone(),
+                    referral_id: Some(draft.referral_id.clone()),
+                    referral_link: Some(draft.referral_link.clone()),
+                    customer_id: Some(account_id).filter(|a| !a.is_empty()),
+                    sync: true,
+                    state: OpportunityState::Open,
+                    version: Some(written.version.clone()),
+                    solutions: None,
+                    fingerprint: None,
+                },
+                now,
+            )
+            .await
+            .map_err(StepError::store)?;
+        store
+            .record_written_version(&id, &written.version)
+            .await
+            .map_err(StepError::store)?;
         audit(
             ctx,
             AuditAction::OpportunityCreated,
@@ -364,9 +488,24 @@ async fn updates(
             ),
         )
         .await?;
+        pending.end().await?;
         return Ok((id.clone(), format!("Opportunity {id} created.")));
     };
     let id = current.id.clone();
+    if pending.was_under_way().await? {
+        audit(
+            ctx,
+            AuditAction::OpportunityCreated,
+            "opportunity",
+            &id,
+            &format!(
+                "Created from referral {} (“{}”); {label}'s answer to the create was lost, and this attempt found it by the referral id.",
+                referral.id, referral.name
+            ),
+        )
+        .await?;
+        pending.end().await?;
+    }
     if current.state != OpportunityState::Open {
         let why = format!(
             "Opportunity {id} is closed in {label} (read-only): the referral's changes were not applied."
@@ -401,7 +540,10 @@ async fn updates(
         .await?;
     } else {
         match crm.update_opportunity(&calls, &current, &changes).await {
-            Ok(()) => {}
+            Ok(version) => store
+                .record_written_version(&id, &version)
+                .await
+                .map_err(StepError::store)?,
             // Someone (a seller, or cosell's other direction) wrote in between: read again on the
             // next attempt rather than overwrite their change.
             Err(CrmError::Conflict(_)) => {

@@ -206,6 +206,14 @@ impl TokenSource {
             .map_err(|e| (e.diagnosis(), e.to_string()))
     }
 
+    /// The stored connection of `system`, if any (Diagnostics reads its diagnosis and account).
+    pub async fn stored(
+        &self,
+        system: System,
+    ) -> Result<Option<crate::store::Connection>, StoreError> {
+        self.store.connection(system, &self.key).await
+    }
+
     /// Whether someone connected `system` (its consent may still need renewing).
     pub async fn connected(&self, system: System) -> Result<bool, StoreError> {
         Ok(self.store.connection(system, &self.key).await?.is_some())

@@ -36,14 +36,7 @@ pub(super) async fn run(
         webhook_events: input.events.clone(),
     };
     if let Some(existing) = &current {
-        let same_set = {
-            let mut a = existing.webhook_events.clone();
-            let mut b = wanted.webhook_events.clone();
-            a.sort();
-            b.sort();
-            a == b
-        };
-        if existing.webhook_url == wanted.webhook_url && same_set {
+        if existing.is(&wanted) {
             let why = "This registration is already in place: nothing to change.".to_string();
             ctx.decide("Register", StepOutcome::Skipped, &why).await?;
             return Ok((RunStatus::Succeeded, why));

@@ -3,10 +3,28 @@
 
 use crate::clients::http::{self, CallError};
 use crate::crypto::Secret;
-use crate::domain::referral::Referral;
+use crate::domain::referral::{Referral, Standing};
 use serde_json::Value;
 
 pub const AUDIENCE: &str = "https://api.partner.microsoft.com";
+
+/// A referral as a list names it: enough to know whether it changed since a moment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListedReferral {
+    pub id: String,
+    pub name: String,
+    pub updated: time::OffsetDateTime,
+    pub standing: Standing,
+    /// `Incoming` (shared with the partner) or `Outgoing` (the partner's own).
+    pub direction: String,
+}
+
+/// One page of a referral list, and where the next one is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReferralPage {
+    pub referrals: Vec<ListedReferral>,
+    pub next: Option<String>,
+}
 
 #[derive(Clone)]
 pub struct ReferralsClient {
@@ -37,6 +55,71 @@ impl ReferralsClient {
         )
         .await
         .map(|_| ())
+    }
+
+    /// One page of referrals, the latest updated first (`$orderby=updatedDateTime desc`), from the
+    /// first page or from the `@odata.nextLink` of the one before. What a reconciliation reads until it
+    /// reaches referrals it compared before. The reference documents `$filter` with `eq` only (§1.4),
+    /// so a range on `updatedDateTime` is not asked for; the documented ordering does the job.
+    pub async fn updated_page(
+        &self,
+        token: &Secret,
+        next: Option<&str>,
+        page_size: u32,
+    ) -> Result<ReferralPage, CallError> {
+        let request = match next {
+            Some(link) => self.http.get(self.secure(link)),
+            None => self
+                .http
+                .get(format!("{}/v1.0/engagements/referrals", self.base))
+                .query(&[
+                    ("$orderby", "updatedDateTime desc".to_string()),
+                    ("$top", page_size.to_string()),
+                ]),
+        };
+        let body = http::json(http::send(request.bearer_auth(token.expose())).await?).await?;
+        let referrals = body["value"]
+            .as_array()
+            .ok_or_else(|| CallError::Unexpected("a referral list without \"value\"".into()))?
+            .iter()
+            .map(|r| {
+                let id = r["id"].as_str().unwrap_or_default().to_string();
+                let updated = r["updatedDateTime"]
+                    .as_str()
+                    .and_then(|t| {
+                        time::OffsetDateTime::parse(
+                            t,
+                            &time::format_description::well_known::Rfc3339,
+                        )
+                        .ok()
+                    })
+                    .ok_or_else(|| {
+                        CallError::Unexpected(format!("referral {id} has no updatedDateTime"))
+                    })?;
+                let text = |field: &str| r[field].as_str().unwrap_or_default().to_string();
+                Ok(ListedReferral {
+                    name: text("name"),
+                    standing: Standing::of(&text("status"), &text("substatus")),
+                    direction: text("direction"),
+                    id,
+                    updated,
+                })
+            })
+            .collect::<Result<Vec<_>, CallError>>()?;
+        Ok(ReferralPage {
+            referrals,
+            next: body["@odata.nextLink"].as_str().map(str::to_string),
+        })
+    }
+
+    /// A `nextLink` as it is followed: verbatim (the documented one drops `/engagements/`, so it is
+    /// never rebuilt), except that its documented `http://` becomes `https://` when the API is HTTPS,
+    /// so the bearer token never travels in clear.
+    fn secure(&self, link: &str) -> String {
+        match link.strip_prefix("http://") {
+            Some(rest) if self.base.starts_with("https://") => format!("https://{rest}"),
+            _ => link.to_string(),
+        }
     }
 
     pub async fn get(&self, token: &Secret, id: &str) -> Result<Referral, CallError> {

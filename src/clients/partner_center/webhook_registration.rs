@@ -14,6 +14,31 @@ pub struct Registration {
     pub webhook_events: Vec<String>,
 }
 
+impl Registration {
+    /// Whether Partner Center sends to `url` (a trailing `/` aside).
+    pub fn sends_to(&self, url: &str) -> bool {
+        self.webhook_url.trim_end_matches('/') == url.trim_end_matches('/')
+    }
+
+    /// The `events` this registration does not subscribe to.
+    pub fn lacks<'e>(&self, events: &[&'e str]) -> Vec<&'e str> {
+        events
+            .iter()
+            .copied()
+            .filter(|e| !self.webhook_events.iter().any(|r| r == e))
+            .collect()
+    }
+
+    /// Whether it is `wanted` already: the same URL and the same events, in any order. The one rule
+    /// of "in place", for the registration run and the Diagnostics check alike.
+    pub fn is(&self, wanted: &Registration) -> bool {
+        let events: Vec<&str> = wanted.webhook_events.iter().map(String::as_str).collect();
+        self.sends_to(&wanted.webhook_url)
+            && self.lacks(&events).is_empty()
+            && self.webhook_events.len() == wanted.webhook_events.len()
+    }
+}
+
 #[derive(Clone)]
 pub struct WebhookRegistrationClient {
     http: reqwest::Client,
@@ -54,6 +79,24 @@ impl WebhookRegistrationClient {
             self.http.post(self.url())
         };
         read(http::send(request.bearer_auth(token.expose()).json(registration)).await?).await
+    }
+}
+
+impl WebhookRegistrationClient {
+    /// Asks Partner Center to send a `test-created` delivery to the registered URL (§2.1: the
+    /// registration must include `test-created`; 2 a minute). Its correlation id.
+    pub async fn send_test_event(&self, token: &Secret) -> Result<String, CallError> {
+        let response = http::send(
+            self.http
+                .post(format!("{}/validationEvents", self.url()))
+                .bearer_auth(token.expose())
+                .json(&serde_json::json!({})),
+        )
+        .await?;
+        http::json(response).await?["correlationId"]
+            .as_str()
+            .map(str::to_string)
+            .ok_or_else(|| CallError::Unexpected("a test event without a correlationId".into()))
     }
 }
 

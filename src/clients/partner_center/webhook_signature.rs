@@ -8,9 +8,13 @@
 //! is fetched without redirects, size-capped and cached, and the trust anchors are configuration, so the
 //! sandbox's own root can be trusted in tests.
 //!
-//! Trust model: the configured PEM bundle is the set of trusted issuers (roots and, for the real service,
-//! the intermediate that issues the notification certificate); the leaf must be signed by one of them.
+//! Trust model: the configured PEM bundle holds the roots (self-signed certificates, the trust anchors)
+//! and, optionally, intermediates. The signing certificate must chain through intermediates (from the
+//! bundle, or fetched from the certificate's Authority Information Access caIssuers URL when that URL is on
+//! the same allow-list) to an anchor, every certificate in date. Microsoft issues the notification
+//! certificate from an intermediate, so a bundle holding only its root must still find that intermediate.
 
+use crate::clients::tls::TlsTrust;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use reqwest::header::HeaderMap;
@@ -18,11 +22,16 @@ use rsa::RsaPublicKey;
 use rsa::pkcs1v15::{Signature, VerifyingKey};
 use rsa::pkcs8::DecodePublicKey;
 use rsa::signature::Verifier;
+use rustls_pki_types::{CertificateDer, TrustAnchor, UnixTime};
 use sha2::Sha256;
+use std::cell::RefCell;
 use std::collections::HashMap;
 use std::time::Duration;
 use tokio::sync::Mutex;
 use url::Url;
+use webpki::{EndEntityCert, ExtendedKeyUsageValidator, KeyPurposeIdIter, VerifiedPath};
+use x509_parser::extensions::{GeneralName, ParsedExtension};
+use x509_parser::oid_registry::OID_PKIX_ACCESS_DESCRIPTOR_CA_ISSUERS;
 use x509_parser::prelude::{FromDer, X509Certificate};
 
 /// Where Microsoft publishes the notification certificate.
@@ -46,6 +55,14 @@ pub enum SignatureError {
     CertificateInvalid(String),
     #[error("the certificate was not issued by Microsoft Corporation")]
     NotMicrosoft,
+    #[error("a certificate in the chain is expired or not yet valid")]
+    Expired,
+    #[error("a certificate in the chain may not {0}")]
+    NotAllowed(&'static str),
+    #[error(
+        "the certificate's issuer is neither in the trust bundle nor at an allow-listed issuer URL ({0})"
+    )]
+    IssuerNotFound(String),
     #[error("the certificate does not chain to a trusted anchor")]
     UntrustedChain,
     #[error("the signature does not match the body")]
@@ -56,27 +73,36 @@ pub enum SignatureError {
 pub enum VerifierConfigError {
     #[error("allowed certificate URL prefix {0:?} must be an absolute URL ending with /")]
     BadPrefix(String),
-    #[error("the trust anchor bundle holds no certificate")]
+    #[error("the trust bundle holds no root (self-signed) certificate")]
     NoAnchors,
-    #[error("a trust anchor is not a valid certificate: {0}")]
+    #[error("a certificate in the trust bundle is not valid: {0}")]
     BadAnchor(String),
 }
 
+/// What a leaf may sign and an issuer may issue, as `NotAllowed` says it.
+const SIGN: &str = "sign webhook deliveries";
+const ISSUE: &str = "issue certificates";
+
 pub struct SignatureVerifier {
     allowed: Vec<Url>,
-    /// DER of each trusted issuer.
-    anchors: Vec<Vec<u8>>,
+    /// The bundle's self-signed certificates.
+    anchors: Vec<TrustAnchor<'static>>,
+    /// The bundle's other certificates, offered to path building.
+    intermediates: Vec<CertificateDer<'static>>,
     http: reqwest::Client,
-    /// Certificates already fetched and checked, by URL.
+    /// Certificates already fetched (signing certificates and their issuers) whose chain verified, by URL.
     cache: Mutex<HashMap<String, Vec<u8>>>,
 }
 
 impl SignatureVerifier {
-    /// `allowed_prefixes`: certificate URL prefixes (e.g. [`MICROSOFT_CERTIFICATE_PREFIX`]);
-    /// `trust_anchors_pem`: one or more PEM certificates.
+    /// `allowed_prefixes`: URL prefixes certificates may be fetched from (e.g.
+    /// [`MICROSOFT_CERTIFICATE_PREFIX`]), for the signing certificate and its caIssuers URL alike;
+    /// `trust_bundle_pem`: the roots to trust, and any intermediates; `tls`: the CAs the HTTPS client
+    /// fetching certificates trusts (the public roots; in sandbox mode, the sandbox's too).
     pub fn new(
         allowed_prefixes: &[String],
-        trust_anchors_pem: &str,
+        trust_bundle_pem: &str,
+        tls: &TlsTrust,
     ) -> Result<SignatureVerifier, VerifierConfigError> {
         let allowed = allowed_prefixes
             .iter()
@@ -85,17 +111,30 @@ impl SignatureVerifier {
                 _ => Err(VerifierConfigError::BadPrefix(p.clone())),
             })
             .collect::<Result<Vec<_>, _>>()?;
+        let bad = |e: &dyn std::fmt::Display| VerifierConfigError::BadAnchor(e.to_string());
         let mut anchors = Vec::new();
-        for pem in x509_parser::pem::Pem::iter_from_buffer(trust_anchors_pem.as_bytes()) {
-            let pem = pem.map_err(|e| VerifierConfigError::BadAnchor(e.to_string()))?;
-            pem.parse_x509()
-                .map_err(|e| VerifierConfigError::BadAnchor(e.to_string()))?;
-            anchors.push(pem.contents);
+        let mut intermediates = Vec::new();
+        for pem in x509_parser::pem::Pem::iter_from_buffer(trust_bundle_pem.as_bytes()) {
+            let pem = pem.map_err(|e| bad(&e))?;
+            let cert = pem.parse_x509().map_err(|e| bad(&e))?;
+            let self_signed =
+                cert.subject() == cert.issuer() && cert.verify_signature(None).is_ok();
+            let der = CertificateDer::from(pem.contents.clone());
+            if self_signed {
+                let anchor = webpki::anchor_from_trusted_cert(&der).map_err(|e| bad(&e))?;
+                anchors.push(anchor.to_owned());
+            } else {
+                // Parsed now so that a certificate webpki cannot read is a start-up error, not a
+                // silently ignored candidate at every delivery.
+                EndEntityCert::try_from(&der).map_err(|e| bad(&e))?;
+                intermediates.push(der.into_owned());
+            }
         }
         if anchors.is_empty() {
             return Err(VerifierConfigError::NoAnchors);
         }
-        let http = reqwest::Client::builder()
+        let http = tls
+            .client_builder()
             .redirect(reqwest::redirect::Policy::none())
             .timeout(Duration::from_secs(5))
             .build()
@@ -103,6 +142,7 @@ impl SignatureVerifier {
         Ok(SignatureVerifier {
             allowed,
             anchors,
+            intermediates,
             http,
             cache: Mutex::new(HashMap::new()),
         })
@@ -133,7 +173,7 @@ impl SignatureVerifier {
             .ok_or(SignatureError::Malformed)?;
         let url = header("x-ms-certificate-url")
             .ok_or(SignatureError::MissingHeader("X-MS-Certificate-Url"))?;
-        let url = self.allowed_url(url)?;
+        let url = self.allowed_url(url, true)?;
         let der = self.certificate(&url).await?;
         let (_, leaf) = X509Certificate::from_der(&der)
             .map_err(|e| SignatureError::CertificateInvalid(e.to_string()))?;
@@ -146,12 +186,14 @@ impl SignatureVerifier {
             .map_err(|_| SignatureError::BadSignature)
     }
 
-    fn allowed_url(&self, text: &str) -> Result<Url, SignatureError> {
+    /// `certificate`: the signing certificate's URL must name a `.cer`, as Microsoft's does; an issuer's
+    /// caIssuers URL is whatever the CA publishes (Microsoft's CAs use `.crt`).
+    fn allowed_url(&self, text: &str, certificate: bool) -> Result<Url, SignatureError> {
         let refused = || SignatureError::CertificateUrlNotAllowed(text.to_string());
         let url = Url::parse(text).map_err(|_| refused())?;
         let ok = url.query().is_none()
             && url.fragment().is_none()
-            && url.path().ends_with(".cer")
+            && (!certificate || url.path().ends_with(".cer"))
             && !url.path().contains("..")
             && self.allowed.iter().any(|prefix| {
                 prefix.scheme() == url.scheme()
@@ -162,12 +204,23 @@ impl SignatureVerifier {
         if ok { Ok(url) } else { Err(refused()) }
     }
 
-    /// The certificate at `url`, fetched once, and checked: in date, Microsoft's, signed by an anchor.
+    /// The signing certificate at `url`, its chain verified now (a cached one too: dates move on).
     async fn certificate(&self, url: &Url) -> Result<Vec<u8>, SignatureError> {
-        if let Some(der) = self.cache.lock().await.get(url.as_str()) {
-            check_dates(der)?;
-            return Ok(der.clone());
+        let cached = self.cache.lock().await.get(url.as_str()).cloned();
+        if let Some(der) = cached {
+            if self.check_chain(&der).await.is_ok() {
+                return Ok(der);
+            }
+            // Microsoft may have replaced an expiring certificate at the same URL: fetch it again.
+            self.cache.lock().await.remove(url.as_str());
         }
+        let der = self.download(url).await?;
+        self.check_chain(&der).await?;
+        self.cache.lock().await.insert(url.to_string(), der.clone());
+        Ok(der)
+    }
+
+    async fn download(&self, url: &Url) -> Result<Vec<u8>, SignatureError> {
         let response = self
             .http
             .get(url.clone())
@@ -180,33 +233,28 @@ impl SignatureVerifier {
                 response.status()
             )));
         }
+        let too_large = || SignatureError::CertificateFetch("certificate too large".into());
         if response
             .content_length()
             .is_some_and(|n| n as usize > MAX_CERTIFICATE_BYTES)
         {
-            return Err(SignatureError::CertificateFetch(
-                "certificate too large".into(),
-            ));
+            return Err(too_large());
         }
         let der = response
             .bytes()
             .await
             .map_err(|e| SignatureError::CertificateFetch(e.to_string()))?;
         if der.len() > MAX_CERTIFICATE_BYTES {
-            return Err(SignatureError::CertificateFetch(
-                "certificate too large".into(),
-            ));
+            return Err(too_large());
         }
-        let der = der.to_vec();
-        self.check_certificate(&der)?;
-        self.cache.lock().await.insert(url.to_string(), der.clone());
-        Ok(der)
+        Ok(der.to_vec())
     }
 
-    fn check_certificate(&self, der: &[u8]) -> Result<(), SignatureError> {
+    /// Issued by Microsoft Corporation, allowed to sign, and a valid path to an anchor: through the
+    /// bundle's intermediates, or else with the issuer from the caIssuers URL.
+    async fn check_chain(&self, der: &[u8]) -> Result<(), SignatureError> {
         let (_, leaf) = X509Certificate::from_der(der)
             .map_err(|e| SignatureError::CertificateInvalid(e.to_string()))?;
-        check_dates(der)?;
         let microsoft = leaf
             .issuer()
             .iter_organization()
@@ -214,28 +262,189 @@ impl SignatureVerifier {
         if !microsoft {
             return Err(SignatureError::NotMicrosoft);
         }
-        let chained = self.anchors.iter().any(|anchor| {
-            X509Certificate::from_der(anchor).is_ok_and(|(_, anchor)| {
-                anchor.subject() == leaf.issuer()
-                    && leaf.verify_signature(Some(anchor.public_key())).is_ok()
-            })
-        });
-        if chained {
-            Ok(())
+        // webpki ignores keyUsage (as browsers do); for a key that signs bodies it is the one
+        // extension that says whether it may.
+        match leaf.key_usage() {
+            Ok(Some(usage)) if !usage.value.digital_signature() => {
+                return Err(SignatureError::NotAllowed(SIGN));
+            }
+            Ok(_) => {}
+            Err(e) => return Err(SignatureError::CertificateInvalid(e.to_string())),
+        }
+        let without_aia = match self.path(der, None) {
+            Err(e @ (SignatureError::IssuerNotFound(_) | SignatureError::UntrustedChain)) => e,
+            done => return done,
+        };
+        let Some(issuer_url) = ca_issuers_url(&leaf) else {
+            return Err(match without_aia {
+                SignatureError::IssuerNotFound(_) => {
+                    SignatureError::IssuerNotFound("the certificate names no issuer URL".into())
+                }
+                other => other,
+            });
+        };
+        // Never fetched off the allow-list: the URL is in a certificate anyone can make. The refusal
+        // names it, since adding the issuer to the bundle (or its prefix to the list) is the fix.
+        let Ok(issuer_url) = self.allowed_url(&issuer_url, false) else {
+            return Err(match without_aia {
+                SignatureError::IssuerNotFound(_) => SignatureError::IssuerNotFound(format!(
+                    "issuer URL {issuer_url} is not on the allow-list"
+                )),
+                other => other,
+            });
+        };
+        let cached = self.cache.lock().await.get(issuer_url.as_str()).cloned();
+        let issuer = match cached {
+            Some(issuer) => issuer,
+            None => self.download(&issuer_url).await.map_err(|e| match e {
+                SignatureError::CertificateFetch(why) => {
+                    SignatureError::CertificateFetch(format!("issuer certificate: {why}"))
+                }
+                other => other,
+            })?,
+        };
+        let verified = self.path(der, Some(&issuer));
+        let mut cache = self.cache.lock().await;
+        if verified.is_ok() {
+            cache.insert(issuer_url.to_string(), issuer);
         } else {
-            Err(SignatureError::UntrustedChain)
+            cache.remove(issuer_url.as_str());
+        }
+        verified
+    }
+
+    /// Path validation by webpki at the current time, `extra` being an issuer fetched for this leaf.
+    fn path(&self, leaf_der: &[u8], extra: Option<&[u8]>) -> Result<(), SignatureError> {
+        let leaf_der = CertificateDer::from(leaf_der);
+        let leaf = EndEntityCert::try_from(&leaf_der)
+            .map_err(|e| SignatureError::CertificateInvalid(e.to_string()))?;
+        let mut intermediates: Vec<CertificateDer<'_>> = self
+            .intermediates
+            .iter()
+            .map(|c| CertificateDer::from(c.as_ref()))
+            .collect();
+        intermediates.extend(extra.map(CertificateDer::from));
+        // webpki checks basicConstraints but not keyUsage on issuers; RFC 5280 requires keyCertSign
+        // when the extension is there. The callback cannot return our error, so it leaves it here.
+        let refusal = RefCell::new(None);
+        let issuers_may_sign = |path: &VerifiedPath<'_>| {
+            for cert in path.intermediate_certificates() {
+                if let Err(e) = may_issue(cert.der().as_ref()) {
+                    *refusal.borrow_mut() = Some(e);
+                    return Err(webpki::Error::EndEntityUsedAsCa);
+                }
+            }
+            Ok(())
+        };
+        let verified = leaf.verify_for_usage(
+            webpki::ALL_VERIFICATION_ALGS,
+            &self.anchors,
+            &intermediates,
+            UnixTime::now(),
+            AnyPurpose,
+            None,
+            Some(&issuers_may_sign),
+        );
+        match verified {
+            Ok(_) => Ok(()),
+            Err(e) => Err(refusal
+                .take()
+                .unwrap_or_else(|| self.refusal(e, &leaf, &intermediates))),
+        }
+    }
+
+    fn refusal(
+        &self,
+        error: webpki::Error,
+        leaf: &EndEntityCert<'_>,
+        intermediates: &[CertificateDer<'_>],
+    ) -> SignatureError {
+        use webpki::Error as E;
+        match error {
+            E::CertExpired { .. } | E::CertNotValidYet { .. } | E::InvalidCertValidity => {
+                SignatureError::Expired
+            }
+            E::CaUsedAsEndEntity => SignatureError::NotAllowed(SIGN),
+            E::EndEntityUsedAsCa | E::PathLenConstraintViolated => {
+                SignatureError::NotAllowed(ISSUE)
+            }
+            // The same error whether the issuer is nowhere or its own issuer is not trusted; only the
+            // first says what to configure.
+            E::UnknownIssuer => {
+                let known = self
+                    .anchors
+                    .iter()
+                    .map(|a| a.subject.as_ref().to_vec())
+                    .chain(
+                        intermediates
+                            .iter()
+                            .filter_map(|c| EndEntityCert::try_from(c).ok())
+                            .map(|c| c.subject().to_vec()),
+                    )
+                    .any(|subject| subject == leaf.issuer());
+                if known {
+                    SignatureError::UntrustedChain
+                } else {
+                    SignatureError::IssuerNotFound("no certificate at hand is its issuer".into())
+                }
+            }
+            E::BadDer
+            | E::BadDerTime
+            | E::TrailingData(_)
+            | E::UnsupportedCertVersion
+            | E::UnsupportedCriticalExtension
+            | E::MalformedExtensions
+            | E::ExtensionValueInvalid
+            | E::EmptyEkuExtension => SignatureError::CertificateInvalid(format!("{error:?}")),
+            _ => SignatureError::UntrustedChain,
         }
     }
 }
 
-fn check_dates(der: &[u8]) -> Result<(), SignatureError> {
+/// Any extended key usage, or none. webpki's `KeyUsage` can only require one purpose when the extension
+/// is present (`required_if_present`), and there is no purpose for "signs webhook bodies": which EKU
+/// Microsoft's notification certificate carries is undocumented (partner-center.md §2.4 lists no EKU check,
+/// and the C# sample's `X509Chain.Build` checks none), so requiring e.g. serverAuth could refuse every real
+/// delivery. The checks that do bind the certificate to this use are keyUsage digitalSignature (above),
+/// the issuer organization, the allow-listed URL and trust anchors configured for this alone.
+struct AnyPurpose;
+
+impl ExtendedKeyUsageValidator for AnyPurpose {
+    fn validate(&self, iter: KeyPurposeIdIter<'_, '_>) -> Result<(), webpki::Error> {
+        for purpose in iter {
+            purpose?;
+        }
+        Ok(())
+    }
+}
+
+/// An intermediate must be a CA (webpki checks) and, when it has keyUsage, have keyCertSign.
+fn may_issue(der: &[u8]) -> Result<(), SignatureError> {
     let (_, cert) = X509Certificate::from_der(der)
         .map_err(|e| SignatureError::CertificateInvalid(e.to_string()))?;
-    if cert.validity().is_valid() {
-        Ok(())
-    } else {
-        Err(SignatureError::CertificateInvalid(
-            "outside its validity period".into(),
-        ))
+    match cert.key_usage() {
+        Ok(Some(usage)) if !usage.value.key_cert_sign() => Err(SignatureError::NotAllowed(ISSUE)),
+        Ok(_) => Ok(()),
+        Err(e) => Err(SignatureError::CertificateInvalid(e.to_string())),
     }
+}
+
+/// The first caIssuers URI of the Authority Information Access extension.
+fn ca_issuers_url(cert: &X509Certificate<'_>) -> Option<String> {
+    cert.extensions()
+        .iter()
+        .find_map(|ext| match ext.parsed_extension() {
+            ParsedExtension::AuthorityInfoAccess(aia) => {
+                aia.iter()
+                    .find_map(|d| match (&d.access_method, &d.access_location) {
+                        (method, GeneralName::URI(uri))
+                            if *method == OID_PKIX_ACCESS_DESCRIPTOR_CA_ISSUERS =>
+                        {
+                            Some(uri.to_string())
+                        }
+                        _ => None,
+                    })
+            }
+            _ => None,
+        })
 }

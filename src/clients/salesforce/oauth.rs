@@ -9,6 +9,7 @@
 
 use super::errors::call_error;
 use crate::clients::http::CallError;
+use crate::clients::tls::TlsTrust;
 use crate::crypto::Secret;
 use crate::domain::connection::Diagnosis;
 use oauth2::basic::{
@@ -150,7 +151,7 @@ pub struct SalesforceOAuth {
     oauth: OAuthClient,
     http: TokenHttp,
     /// Plain HTTP is accepted for the URLs a token answer names only when the login URL is plain HTTP
-    /// itself (the sandbox).
+    /// itself (a test's stub server; the sandbox speaks HTTPS).
     allow_http: bool,
 }
 
@@ -162,6 +163,7 @@ impl SalesforceOAuth {
         client_id: &str,
         client_secret: &Secret,
         redirect_url: &str,
+        tls: &TlsTrust,
     ) -> Result<SalesforceOAuth, String> {
         let login = login_url.trim_end_matches('/');
         let scheme = url::Url::parse(login)
@@ -186,7 +188,8 @@ impl SalesforceOAuth {
             )
             // Salesforce takes Basic too, but the body is what its documentation shows.
             .set_auth_type(oauth2::AuthType::RequestBody);
-        let http = reqwest::Client::builder()
+        let http = tls
+            .client_builder()
             // Following redirects from the token endpoint opens the door to SSRF, and a redirect of the
             // identity URL to another host would drop the token anyway.
             .redirect(reqwest::redirect::Policy::none())
@@ -417,6 +420,7 @@ mod tests {
             "3MVG9.consumer-key",
             &Secret::new("consumer-secret"),
             "https://cosell.example/connections/salesforce/callback",
+            &TlsTrust::public_roots(),
         )
         .unwrap()
     }
@@ -517,10 +521,20 @@ mod tests {
             "id",
             &Secret::new("s"),
             "http://127.0.0.1:3000/cb",
+            &TlsTrust::public_roots(),
         )
         .unwrap();
         assert!(sandbox.grant(tokens(body)).is_ok());
-        assert!(SalesforceOAuth::new("ftp://x", "id", &Secret::new("s"), "http://x/cb").is_err());
+        assert!(
+            SalesforceOAuth::new(
+                "ftp://x",
+                "id",
+                &Secret::new("s"),
+                "http://x/cb",
+                &TlsTrust::public_roots()
+            )
+            .is_err()
+        );
     }
 
     #[test]

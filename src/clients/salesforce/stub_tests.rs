@@ -4,6 +4,7 @@
 
 use super::*;
 use crate::clients::http::CallError;
+use crate::clients::tls::TlsTrust;
 use crate::crypto::Secret;
 use axum::extract::{Form, Path, Query};
 use axum::http::{HeaderMap, StatusCode};
@@ -244,6 +245,7 @@ async fn the_token_endpoint_grants_refreshes_and_refuses() {
         "key",
         &Secret::new("s3cret"),
         "http://127.0.0.1:3000/cb",
+        &TlsTrust::public_roots(),
     )
     .unwrap();
 
@@ -290,6 +292,7 @@ async fn the_identity_url_names_the_user_and_a_bad_token_asks_for_a_refresh() {
         "key",
         &Secret::new("s3cret"),
         "http://127.0.0.1:3000/cb",
+        &TlsTrust::public_roots(),
     )
     .unwrap();
     let url = format!("{base}/id/00D000000000001AAA/005000000000001AAA");

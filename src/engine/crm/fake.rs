@@ -169,13 +169,24 @@ impl CrmPort for FakeCrm {
         Ok(id)
     }
 
-    async fn find_contact(&self, _: &Calls<'_>, email: &str) -> Result<Option<String>, CrmError> {
+    async fn known_contacts(
+        &self,
+        _: &Calls<'_>,
+        emails: &[String],
+    ) -> Result<Vec<String>, CrmError> {
         let mut s = self.lock();
-        s.log(format!("find contact {email}"));
-        Ok(s.contacts
+        s.log(format!("find contacts {}", emails.join(", ")));
+        Ok(emails
             .iter()
-            .find(|(_, c)| c.email.as_deref() == Some(email))
-            .map(|(id, _)| id.clone()))
+            .filter(|e| {
+                s.contacts.values().any(|c| {
+                    c.email
+                        .as_deref()
+                        .is_some_and(|m| m.eq_ignore_ascii_case(e))
+                })
+            })
+            .map(|e| e.to_ascii_lowercase())
+            .collect())
     }
 
     async fn create_contact(
@@ -208,11 +219,13 @@ impl CrmPort for FakeCrm {
 
     async fn create_opportunity(
         &self,
-        _: &Calls<'_>,
+        calls: &Calls<'_>,
         draft: &OpportunityDraft,
-        account_id: &str,
+        customer: &super::Customer,
         currency_id: Option<&str>,
-    ) -> Result<String, CrmError> {
+    ) -> Result<super::Written, CrmError> {
+        let (account_id, made) = customer.made_one_by_one(self, calls).await?;
+        let account_id = account_id.as_str();
         let mut s = self.lock();
         let id = s.next_id("opportunity");
         s.log(format!("create {id}"));
@@ -230,11 +243,11 @@ impl CrmPort for FakeCrm {
                 notes: draft.notes.clone(),
                 account_id: Some(account_id.into()),
                 currency_id: currency_id.map(str::to_string),
-                version: Some(version),
+                version: Some(version.clone()),
                 ..Default::default()
             },
         );
-        Ok(id)
+        Ok(super::Written { id, version, made })
     }
 
     async fn update_opportunity(
@@ -242,7 +255,7 @@ impl CrmPort for FakeCrm {
         _: &Calls<'_>,
         opportunity: &Opportunity,
         changes: &OpportunityChanges,
-    ) -> Result<(), CrmError> {
+    ) -> Result<String, CrmError> {
         let mut s = self.lock();
         s.log(format!(
             "update {} {}",
@@ -268,8 +281,8 @@ impl CrmPort for FakeCrm {
         o.referral_id = c.referral_id.or(o.referral_id.clone());
         o.referral_link = c.referral_link.or(o.referral_link.clone());
         o.currency_id = c.currency_id.or(o.currency_id.clone());
-        o.version = Some(version);
-        Ok(())
+        o.version = Some(version.clone());
+        Ok(version)
     }
 
     async fn close_opportunity(&self, _: &Calls<'_>, id: &str, won: bool) -> Result<(), CrmError> {

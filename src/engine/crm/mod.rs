@@ -22,6 +22,67 @@ use crate::domain::referral::{Address, OpportunityChanges, OpportunityDraft};
 use crate::domain::system::{Crm, System};
 use std::time::Duration;
 
+/// A record cosell created, and its version as the change feed will see it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Written {
+    pub id: String,
+    pub version: String,
+    /// The customer made with it, when it was new.
+    pub made: Option<MadeCustomer>,
+}
+
+/// The account a new opportunity is for.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Customer {
+    /// An account the CRM has.
+    Existing(String),
+    /// No account matched: one is made with the opportunity, with its contacts.
+    New(NewCustomer),
+}
+
+/// An account to make, and the contacts to make with it (e-mails the CRM does not have).
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewCustomer {
+    pub name: String,
+    pub address: Address,
+    pub contacts: Vec<Person>,
+}
+
+/// The account and contacts made for a new customer: ids, and each contact's e-mail.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MadeCustomer {
+    pub account_id: String,
+    pub contacts: Vec<(String, String)>,
+}
+
+impl Customer {
+    /// The account id, making the account and its contacts first, one call each, when it is new: for a
+    /// CRM that cannot make them with the opportunity in one call.
+    pub(crate) async fn made_one_by_one(
+        &self,
+        port: &dyn CrmPort,
+        calls: &Calls<'_>,
+    ) -> Result<(String, Option<MadeCustomer>), CrmError> {
+        let new = match self {
+            Customer::Existing(id) => return Ok((id.clone(), None)),
+            Customer::New(new) => new,
+        };
+        let account_id = port.create_account(calls, &new.name, &new.address).await?;
+        let mut contacts = Vec::new();
+        for person in &new.contacts {
+            let id = port.create_contact(calls, person, &account_id).await?;
+            contacts.push((person.email.clone().unwrap_or_default(), id));
+        }
+        Ok((
+            account_id.clone(),
+            Some(MadeCustomer {
+                account_id,
+                contacts,
+            }),
+        ))
+    }
+}
+
 /// Why a CRM operation gave no answer, whatever the CRM. Every message says what to do.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum CrmError {
@@ -42,18 +103,22 @@ pub enum CrmError {
     /// The CRM (or its sign-in) refused access; the diagnosis says why and how to fix it.
     #[error("{message}")]
     Refused {
+        system: System,
         diagnosis: Diagnosis,
         message: String,
     },
     /// Nobody connected the CRM yet.
-    #[error("{0}")]
-    NotConnected(String),
+    #[error("{message}")]
+    NotConnected { system: System, message: String },
     /// No CRM is configured in this instance.
     #[error("{0}")]
     NotConfigured(String),
     /// Refused for good (bad data, an unexpected answer): fix the cause, then resubmit.
     #[error("{0}")]
     Permanent(String),
+    /// The run lost its lease to another worker: nothing more was sent.
+    #[error("another worker has taken the run over")]
+    LeaseLost,
 }
 
 impl CrmError {
@@ -68,17 +133,31 @@ impl CrmError {
             CallFailure::Stop(StepError::Paused(message, wait)) => {
                 CrmError::AllocationSpent { message, wait }
             }
+            CallFailure::Stop(StepError::LeaseLost) => CrmError::LeaseLost,
+            CallFailure::Stop(StepError::AwaitingPerson {
+                system,
+                diagnosis,
+                message,
+            }) => CrmError::Refused {
+                system,
+                diagnosis,
+                message,
+            },
             CallFailure::NoToken(problem) => {
                 let message = format!("{problem}. {}", problem.fix());
                 match problem {
-                    TokenProblem::NotConnected(_) => CrmError::NotConnected(message),
+                    TokenProblem::NotConnected(system) => {
+                        CrmError::NotConnected { system, message }
+                    }
                     p if p.is_transient() => CrmError::Transient {
                         message,
                         retry_after: None,
                     },
-                    TokenProblem::Diagnosed(_, diagnosis) => {
-                        CrmError::Refused { diagnosis, message }
-                    }
+                    TokenProblem::Diagnosed(system, diagnosis) => CrmError::Refused {
+                        system,
+                        diagnosis,
+                        message,
+                    },
                     TokenProblem::Store(_) => CrmError::Transient {
                         message,
                         retry_after: None,
@@ -101,6 +180,7 @@ impl CrmError {
                     CallError::NotFound(_) => CrmError::NotFound(message),
                     CallError::PreconditionFailed(_) => CrmError::Conflict(message),
                     CallError::Forbidden(_) | CallError::Unauthorized(_) => CrmError::Refused {
+                        system,
                         diagnosis: failure.diagnosis(),
                         message,
                     },
@@ -114,7 +194,7 @@ impl CrmError {
     pub fn diagnosis(&self) -> Diagnosis {
         match self {
             CrmError::Refused { diagnosis, .. } => *diagnosis,
-            CrmError::NotConnected(_) => Diagnosis::ConsentMissing,
+            CrmError::NotConnected { .. } => Diagnosis::ConsentMissing,
             _ => Diagnosis::Unreachable,
         }
     }
@@ -134,6 +214,21 @@ impl From<CrmError> for StepError {
                 retry_after,
             } => StepError::Transient(message, retry_after),
             CrmError::AllocationSpent { message, wait } => StepError::Paused(message, wait),
+            CrmError::LeaseLost => StepError::LeaseLost,
+            CrmError::Refused {
+                system,
+                diagnosis,
+                message,
+            } => StepError::AwaitingPerson {
+                system,
+                diagnosis,
+                message,
+            },
+            CrmError::NotConnected { system, message } => StepError::AwaitingPerson {
+                system,
+                diagnosis: Diagnosis::ConsentMissing,
+                message,
+            },
             other => StepError::Permanent(other.to_string()),
         }
     }
@@ -244,12 +339,12 @@ pub trait CrmPort: Send + Sync {
         address: &Address,
     ) -> Result<String, CrmError>;
 
-    /// The contact with this e-mail address, if any.
-    async fn find_contact(
+    /// Which of these e-mail addresses the CRM's contacts have (lower case), in one call.
+    async fn known_contacts(
         &self,
         calls: &Calls<'_>,
-        email: &str,
-    ) -> Result<Option<String>, CrmError>;
+        emails: &[String],
+    ) -> Result<Vec<String>, CrmError>;
 
     /// A contact of the account (its e-mail must be set).
     async fn create_contact(
@@ -269,22 +364,25 @@ pub trait CrmPort: Send + Sync {
     /// The currencies configured in the CRM.
     async fn currencies(&self, calls: &Calls<'_>) -> Result<Vec<CurrencyCode>, CrmError>;
 
-    /// A new opportunity of the account from a referral, "Sync with Partner Center" on; its id.
+    /// A new opportunity of the customer from a referral, "Sync with Partner Center" on, with the
+    /// customer's account and contacts when they are new: its id, the version the create gave it (so the
+    /// change feed knows it for cosell's own write), and what was made with it.
     async fn create_opportunity(
         &self,
         calls: &Calls<'_>,
         draft: &OpportunityDraft,
-        account_id: &str,
+        customer: &Customer,
         currency_id: Option<&str>,
-    ) -> Result<String, CrmError>;
+    ) -> Result<Written, CrmError>;
 
-    /// Writes the changes, guarded by the version read (a [`CrmError::Conflict`] when it moved on).
+    /// Writes the changes, guarded by the version read (a [`CrmError::Conflict`] when it moved on); the
+    /// version the write gave the opportunity.
     async fn update_opportunity(
         &self,
         calls: &Calls<'_>,
         opportunity: &Opportunity,
         changes: &OpportunityChanges,
-    ) -> Result<(), CrmError>;
+    ) -> Result<String, CrmError>;
 
     /// Closes the opportunity as won or lost.
     async fn close_opportunity(

@@ -11,29 +11,25 @@ pub(super) trait Selects {
 }
 
 impl Selects for Columns {
-    /// What the change feed tracks.
+    /// What the change feed tracks: the opportunity's own columns, as a read of it gives them, so
+    /// that the feed can tell which of them changed (a delta link keeps the columns it was made with).
     fn feed(&self) -> String {
-        format!(
-            "name,statecode,{},{},{},_customerid_value",
-            self.sync, self.referral_id, self.referral_link
-        )
+        self.own()
     }
 
-    /// The opportunity's own columns.
+    /// The opportunity's own columns, lookups as ids.
     fn own(&self) -> String {
         format!(
-            "name,estimatedvalue,estimatedclosedate,description,statecode,{},{},{},_customerid_value,_transactioncurrencyid_value",
-            self.sync, self.referral_id, self.referral_link
+            "name,description,estimatedvalue,estimatedclosedate,statecode,statuscode,salesstage,{},{},{},{},{},{},\
+             _customerid_value,_transactioncurrencyid_value,_ownerid_value,_parentcontactid_value",
+            self.sync, self.referral_id, self.referral_link, self.audit, self.solutions, self.help
         )
     }
 
-    /// Everything the rules read.
+    /// Everything the rules read of the opportunity itself: its own columns, and the account a
+    /// contact customer belongs to.
     fn full(&self) -> String {
-        format!(
-            "name,description,estimatedvalue,estimatedclosedate,statecode,statuscode,salesstage,{},{},{},{},{},{},\
-             _customerid_value,_parentaccountid_value,_parentcontactid_value,_transactioncurrencyid_value,_ownerid_value",
-            self.sync, self.referral_id, self.referral_link, self.audit, self.solutions, self.help
-        )
+        format!("{},_parentaccountid_value", self.own())
     }
 }
 

@@ -21,7 +21,7 @@ use crate::domain::system::{Crm, System};
 use crate::engine::context::{CallFailure, Calls};
 pub use columns::Columns;
 use columns::{ACCOUNT_COLUMNS, ACCOUNT_FEED_COLUMNS, Selects};
-use rows::{label, person, text, with_id};
+use rows::{person, text, with_id};
 use serde_json::{Map, Value, json};
 use std::future::Future;
 
@@ -136,8 +136,10 @@ impl DynamicsAdapter {
         columns: &str,
         position: Option<&str>,
     ) -> Result<(crate::clients::dynamics::ChangeSet, bool), CrmError> {
-        let mut position = position;
-        let mut restarted = false;
+        // A delta link keeps the columns it was made with: once cosell tracks others (a release that
+        // reads more, a co-sell column renamed), its rows would lack them. Read everything again.
+        let mut restarted = position.is_some_and(|link| !tracks(link, columns));
+        let mut position = position.filter(|_| !restarted);
         loop {
             let fetched = calls
                 .call(
@@ -167,6 +169,24 @@ impl DynamicsAdapter {
             }
         }
     }
+}
+
+/// Whether a delta link reads these columns (in any order); a link that names none is taken at its
+/// word.
+fn tracks(link: &str, columns: &str) -> bool {
+    let set = |list: &str| {
+        list.split(',')
+            .map(str::trim)
+            .filter(|c| !c.is_empty())
+            .map(str::to_string)
+            .collect::<std::collections::BTreeSet<_>>()
+    };
+    let Ok(url) = url::Url::parse(link) else {
+        return true;
+    };
+    url.query_pairs()
+        .find(|(k, _)| k == "$select")
+        .is_none_or(|(_, select)| set(&select) == set(columns))
 }
 
 #[async_trait::async_trait]
@@ -202,14 +222,16 @@ impl CrmPort for DynamicsAdapter {
         calls: &Calls<'_>,
         id: &str,
     ) -> Result<Option<Opportunity>, CrmError> {
+        let columns = self.columns().own();
         let row = self
-            .row(
-                calls,
-                "Find the opportunity by CRM id",
-                "opportunities",
-                Some(id.to_string()),
-                &self.columns().own(),
-            )
+            .call(calls, "Find the opportunity by CRM id", |t| {
+                let columns = &columns;
+                async move {
+                    self.client
+                        .row_with_labels(&t, "opportunities", id, columns)
+                        .await
+                }
+            })
             .await?;
         Ok(row.as_ref().and_then(|r| {
             // A row read by id carries no id column unless selected: it is the one asked for.
@@ -314,20 +336,7 @@ impl CrmPort for DynamicsAdapter {
         let Some(own) = self.columns().opportunity(&row) else {
             return Ok(None);
         };
-        let c = &self.columns();
         Ok(Some(Opportunity {
-            status_reason: label(&row, "statuscode"),
-            sales_stage: label(&row, "salesstage"),
-            help: text(&row, &c.help),
-            solutions: text(&row, &c.solutions)
-                .map(|s| {
-                    s.split([',', ';', '\n'])
-                        .map(str::trim)
-                        .filter(|s| !s.is_empty())
-                        .map(str::to_string)
-                        .collect()
-                })
-                .unwrap_or_default(),
             currency: currency.as_ref().and_then(|c| text(c, "isocurrencycode")),
             account_id: account
                 .as_ref()
@@ -377,36 +386,44 @@ impl CrmPort for DynamicsAdapter {
         name: &str,
         address: &Address,
     ) -> Result<String, CrmError> {
-        let mut fields = Map::new();
-        fields.insert("name".into(), json!(name));
-        // address1_country keeps the ISO code the referral carries: the column is free text (§2.9).
-        for (column, value) in [
-            ("address1_line1", &address.address_line1),
-            ("address1_city", &address.city),
-            ("address1_stateorprovince", &address.state),
-            ("address1_postalcode", &address.postal_code),
-            ("address1_country", &address.country),
-        ] {
-            if let Some(v) = value.as_deref().filter(|v| !v.is_empty()) {
-                fields.insert(column.into(), json!(v));
-            }
-        }
+        let fields = account_fields(name, address);
         self.create(calls, "Create the account", "accounts", &fields)
             .await
     }
 
-    async fn find_contact(
+    async fn known_contacts(
         &self,
         calls: &Calls<'_>,
-        email: &str,
-    ) -> Result<Option<String>, CrmError> {
-        self.find(
-            calls,
-            "Find the contact by e-mail",
-            ("contacts", "contactid"),
-            &[("emailaddress1", email)],
-        )
-        .await
+        emails: &[String],
+    ) -> Result<Vec<String>, CrmError> {
+        if emails.is_empty() {
+            return Ok(Vec::new());
+        }
+        // One query for the whole team (strings compare case-insensitively, crm-apis.md §2.5).
+        let filter = emails
+            .iter()
+            .map(|e| format!("emailaddress1 eq {}", crate::clients::dynamics::literal(e)))
+            .collect::<Vec<_>>()
+            .join(" or ");
+        let rows = self
+            .call(calls, "Find the contacts by e-mail", |t| {
+                let filter = &filter;
+                async move {
+                    self.client
+                        .query(
+                            &t,
+                            "contacts",
+                            &[("$select", "emailaddress1"), ("$filter", filter)],
+                        )
+                        .await
+                }
+            })
+            .await?;
+        Ok(rows
+            .iter()
+            .filter_map(|r| r["emailaddress1"].as_str())
+            .map(str::to_ascii_lowercase)
+            .collect())
     }
 
     async fn create_contact(
@@ -415,17 +432,7 @@ impl CrmPort for DynamicsAdapter {
         contact: &Person,
         account_id: &str,
     ) -> Result<String, CrmError> {
-        let mut fields = Map::new();
-        for (column, value) in [
-            ("firstname", &contact.first_name),
-            ("lastname", &contact.last_name),
-            ("emailaddress1", &contact.email),
-            ("telephone1", &contact.phone),
-        ] {
-            if let Some(v) = value.as_deref().filter(|v| !v.is_empty()) {
-                fields.insert(column.into(), json!(v));
-            }
-        }
+        let mut fields = contact_fields(contact);
         fields.insert(
             "parentcustomerid_account@odata.bind".into(),
             json!(format!("/accounts({account_id})")),
@@ -470,18 +477,56 @@ impl CrmPort for DynamicsAdapter {
         &self,
         calls: &Calls<'_>,
         draft: &OpportunityDraft,
-        account_id: &str,
+        customer: &super::Customer,
         currency_id: Option<&str>,
-    ) -> Result<String, CrmError> {
+    ) -> Result<super::Written, CrmError> {
         let mut fields = self
             .columns()
             .write(&draft.changes(&Opportunity::default(), currency_id));
-        fields.insert(
-            "customerid_account@odata.bind".into(),
-            json!(format!("/accounts({account_id})")),
-        );
-        self.create(calls, "Create the opportunity", "opportunities", &fields)
-            .await
+        let made = match customer {
+            super::Customer::Existing(account_id) => {
+                fields.insert(
+                    "customerid_account@odata.bind".into(),
+                    json!(format!("/accounts({account_id})")),
+                );
+                None
+            }
+            // A deep insert: the account and its contacts are made with the opportunity, in one call
+            // and one transaction. Their ids are cosell's (Dataverse takes a primary key given on
+            // create), so they are known without reading them back.
+            super::Customer::New(new) => {
+                let account_id = uuid::Uuid::new_v4().to_string();
+                let mut account = account_fields(&new.name, &new.address);
+                account.insert("accountid".into(), json!(account_id));
+                let mut contacts = Vec::new();
+                let mut rows = Vec::new();
+                for person in &new.contacts {
+                    let id = uuid::Uuid::new_v4().to_string();
+                    let mut row = contact_fields(person);
+                    row.insert("contactid".into(), json!(id));
+                    rows.push(Value::Object(row));
+                    contacts.push((person.email.clone().unwrap_or_default(), id));
+                }
+                if !rows.is_empty() {
+                    account.insert("contact_customer_accounts".into(), Value::Array(rows));
+                }
+                fields.insert("customerid_account".into(), Value::Object(account));
+                Some(super::MadeCustomer {
+                    account_id,
+                    contacts,
+                })
+            }
+        };
+        let fields = &fields;
+        // The new row comes back with its version in the same call (`return=representation`).
+        let (id, version) = self
+            .call(calls, "Create the opportunity", |t| async move {
+                self.client
+                    .create_versioned(&t, "opportunities", "opportunityid", fields)
+                    .await
+            })
+            .await?;
+        Ok(super::Written { id, version, made })
     }
 
     async fn update_opportunity(
@@ -489,7 +534,7 @@ impl CrmPort for DynamicsAdapter {
         calls: &Calls<'_>,
         opportunity: &Opportunity,
         changes: &OpportunityChanges,
-    ) -> Result<(), CrmError> {
+    ) -> Result<String, CrmError> {
         let fields = self.columns().write(changes);
         // Guarded by the version read: if someone wrote in between, the caller reads again rather than
         // overwrite their change.
@@ -502,7 +547,7 @@ impl CrmPort for DynamicsAdapter {
             let (fields, e_tag) = (&fields, &e_tag);
             async move {
                 self.client
-                    .update(&t, "opportunities", id, fields, e_tag)
+                    .update_versioned(&t, "opportunities", id, "opportunityid", fields, e_tag)
                     .await
             }
         })
@@ -593,9 +638,11 @@ impl CrmPort for DynamicsAdapter {
             .map_err(|e| match e {
                 // Signed in, yet not a user of this organization.
                 CrmError::Refused {
+                    system,
                     diagnosis: Diagnosis::MissingRole,
                     message,
                 } => CrmError::Refused {
+                    system,
                     diagnosis: Diagnosis::NotAMember,
                     message,
                 },
@@ -609,6 +656,7 @@ impl CrmPort for DynamicsAdapter {
             .await?;
         if !roles_sufficient(&roles) {
             return Err(CrmError::Refused {
+                system: SYSTEM,
                 diagnosis: Diagnosis::MissingRole,
                 message: Diagnosis::MissingRole.headline(SYSTEM),
             });
@@ -626,6 +674,41 @@ pub fn roles_sufficient<S: AsRef<str>>(role_templates: &[S]) -> bool {
     })
 }
 
+/// An account's columns. address1_country keeps the ISO code the referral carries: the column is free
+/// text (crm-apis.md §2.9).
+fn account_fields(name: &str, address: &Address) -> Map<String, Value> {
+    let mut fields = Map::new();
+    fields.insert("name".into(), json!(name));
+    for (column, value) in [
+        ("address1_line1", &address.address_line1),
+        ("address1_city", &address.city),
+        ("address1_stateorprovince", &address.state),
+        ("address1_postalcode", &address.postal_code),
+        ("address1_country", &address.country),
+    ] {
+        if let Some(v) = value.as_deref().filter(|v| !v.is_empty()) {
+            fields.insert(column.into(), json!(v));
+        }
+    }
+    fields
+}
+
+/// A contact's columns (its account is bound by the caller, or is the one it is made with).
+fn contact_fields(contact: &Person) -> Map<String, Value> {
+    let mut fields = Map::new();
+    for (column, value) in [
+        ("firstname", &contact.first_name),
+        ("lastname", &contact.last_name),
+        ("emailaddress1", &contact.email),
+        ("telephone1", &contact.phone),
+    ] {
+        if let Some(v) = value.as_deref().filter(|v| !v.is_empty()) {
+            fields.insert(column.into(), json!(v));
+        }
+    }
+    fields
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -639,5 +722,28 @@ mod tests {
         ]));
         assert!(!roles_sufficient(&["236750cd-45ae-4939-ab12-b24b920ced93"]));
         assert!(!roles_sufficient::<&str>(&[]));
+    }
+
+    #[test]
+    fn a_delta_link_made_with_other_columns_is_not_followed() {
+        let columns = Columns::dynamics().feed();
+        let link = |select: &str| {
+            let mut url =
+                url::Url::parse("https://org.crm.dynamics.com/api/data/v9.2/opportunities")
+                    .unwrap();
+            url.query_pairs_mut()
+                .append_pair("$select", select)
+                .append_pair("$deltatoken", "919042!08/22/2027");
+            url.to_string()
+        };
+        assert!(tracks(&link(&columns), &columns));
+        let reordered: Vec<&str> = columns.split(',').rev().collect();
+        assert!(tracks(&link(&reordered.join(",")), &columns));
+        let before = "name,statecode,msp_syncwithpartnercenter,msp_referralidentifier,msp_referrallink,_customerid_value";
+        assert!(!tracks(&link(before), &columns));
+        assert!(tracks(
+            "https://org.crm.dynamics.com/api/data/v9.2/opportunities?$deltatoken=1",
+            &columns
+        ));
     }
 }

@@ -8,7 +8,8 @@ use crate::domain::referral::OpportunityChanges;
 use serde_json::{Map, Value, json};
 
 impl Columns {
-    /// The opportunity's own fields from its row (full reads add the rest).
+    /// The opportunity's own fields from its row, read with its choices' labels (full reads add the
+    /// records it names).
     pub(super) fn opportunity(&self, row: &Value) -> Option<Opportunity> {
         let c = self;
         Some(Opportunity {
@@ -20,6 +21,20 @@ impl Columns {
             note: text(row, &c.audit),
             account_id: text(row, "_customerid_value"),
             currency_id: text(row, "_transactioncurrencyid_value"),
+            owner_id: text(row, "_ownerid_value"),
+            contact_id: text(row, "_parentcontactid_value"),
+            status_reason: label(row, "statuscode"),
+            sales_stage: label(row, "salesstage"),
+            help: text(row, &c.help),
+            solutions: text(row, &c.solutions)
+                .map(|s| {
+                    s.split([',', ';', '\n'])
+                        .map(str::trim)
+                        .filter(|s| !s.is_empty())
+                        .map(str::to_string)
+                        .collect()
+                })
+                .unwrap_or_default(),
             state: match row["statecode"].as_i64() {
                 Some(1) => OpportunityState::Won,
                 Some(2) => OpportunityState::Lost,

@@ -70,6 +70,7 @@ pub(super) fn own_fields(fields: &Fields, shape: &OrgShape) -> String {
         "IsWon",
         "Description",
         "AccountId",
+        "OwnerId",
         "SystemModstamp",
     ];
     if shape.multi_currency {
@@ -125,6 +126,7 @@ pub(super) fn opportunity(fields: &Fields, record: &Value) -> Option<Opportunity
         referral_link: text(record, &fields.referral_link),
         note: text(record, &fields.audit),
         account_id: text(record, "AccountId"),
+        owner_id: text(record, "OwnerId"),
         // Salesforce names a currency by its ISO code: the code is the id.
         currency_id: text(record, "CurrencyIsoCode"),
         currency: text(record, "CurrencyIsoCode"),
