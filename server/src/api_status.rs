@@ -32,6 +32,18 @@ pub async fn error_status(request: Request, next: Next) -> Response {
     Response::from_parts(parts, Body::from(bytes))
 }
 
+/// An error answered as server functions answer it: its status, and the error as JSON.
+pub fn respond(error: &AppError) -> Response {
+    let body = serde_json::to_string(error).unwrap_or_default();
+    let mut response = Response::new(Body::from(body));
+    *response.status_mut() = status_of(error);
+    response.headers_mut().insert(
+        axum::http::header::CONTENT_TYPE,
+        axum::http::HeaderValue::from_static("application/json"),
+    );
+    response
+}
+
 fn status_of(error: &AppError) -> StatusCode {
     match error {
         AppError::Invalid(_) | AppError::Request(_) => StatusCode::BAD_REQUEST,

@@ -24,6 +24,16 @@ pub struct Cli {
 pub enum Command {
     /// Run the dashboard and the sync engine.
     Serve(Box<ServeArgs>),
+    /// Run the sandbox emulators (Entra ID, Partner Center, Dataverse, Salesforce) alone, with demo
+    /// data, until stopped: `cosell serve --sandbox-url` then uses them, and survives its own restarts.
+    Sandbox(SandboxArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct SandboxArgs {
+    /// Address the emulators listen on.
+    #[arg(long, env = "COSELL_SANDBOX_ADDR", default_value = "127.0.0.1:3100")]
+    pub addr: SocketAddr,
 }
 
 /// The CRM an instance keeps in step with Partner Center.
@@ -61,6 +71,13 @@ pub struct ServeArgs {
     /// Where the sandbox emulators listen (with --sandbox).
     #[arg(long, env = "COSELL_SANDBOX_ADDR", default_value = "127.0.0.1:3100")]
     pub sandbox_addr: SocketAddr,
+    /// Use the sandbox already running there (`cosell sandbox`), e.g. https://127.0.0.1:3100, instead of
+    /// starting one: sandbox mode as with --sandbox, but the outside world outlives this process, so a
+    /// restarted cosell given the same --database-url and --secret-key carries on where it stopped. Its
+    /// TLS CA is fetched from its control API (`http://` on the same port) and trusted by this process.
+    /// An `http://` URL names the same listener.
+    #[arg(long, env = "COSELL_SANDBOX_URL", conflicts_with = "sandbox")]
+    pub sandbox_url: Option<String>,
     /// sqlite://path or postgres://… [default: sqlite://./data/cosell.db; with --sandbox a fresh
     /// sqlite://./data/sandbox.db at each start]
     #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
@@ -98,11 +115,16 @@ pub struct ServeArgs {
     /// App-role value that gives read-only access.
     #[arg(long, env = "COSELL_VIEWER_ROLE", default_value = "Cosell.Viewer")]
     pub viewer_role: String,
-    /// PEM file of the certificates that may issue Partner Center's webhook signing certificate (the
-    /// root and intermediate of its chain). Without it, webhooks are refused (503) outside the sandbox.
+    /// PEM file of the root(s) Partner Center's webhook signing certificate must chain to (its
+    /// self-signed certificates, the trust anchors) and, optionally, the intermediate(s) between them (the
+    /// others; an intermediate left out is fetched from the certificate's caIssuers URL only when that URL
+    /// is under --webhook-certificate-url-prefix). Take both from the certificate Microsoft serves
+    /// (README, "Partner Center webhook certificates"): which root and intermediate are unconfirmed.
+    /// Without it, webhooks are refused (503) outside the sandbox.
     #[arg(long, env = "COSELL_WEBHOOK_TRUST_ANCHORS")]
     pub webhook_trust_anchors: Option<PathBuf>,
-    /// Where webhook signing certificates may be fetched from (comma-separated prefixes).
+    /// Where webhook signing certificates, and the intermediates their caIssuers URL names, may be
+    /// fetched from (comma-separated prefixes).
     #[arg(
         long,
         env = "COSELL_WEBHOOK_CERTIFICATE_URL_PREFIX",
@@ -128,6 +150,14 @@ pub struct ServeArgs {
     /// The first wait before a failed run is tried again, doubled at each attempt.
     #[arg(long, env = "COSELL_RETRY_BASE_MS", default_value_t = 5000)]
     pub retry_base_ms: u64,
+    /// A dashboard session ends after this many minutes without a request (each request starts the
+    /// count again); the person then signs in again.
+    #[arg(long, env = "COSELL_SESSION_IDLE_MINUTES", default_value_t = 480)]
+    pub session_idle_minutes: u32,
+    /// How long a worker holds a run before another instance may take it over if this one stops
+    /// answering; renewed every third of it while the run works.
+    #[arg(long, env = "COSELL_RUN_LEASE_MS", default_value_t = 300_000)]
+    pub run_lease_ms: u64,
     /// How long one call to Partner Center or the CRM may take before it counts as failed (and is retried).
     #[arg(long, env = "COSELL_CALL_TIMEOUT_MS", default_value_t = 30_000)]
     pub call_timeout_ms: u64,
@@ -182,11 +212,16 @@ fn problem(setting: &'static str, problem: impl Into<String>) -> ConfigError {
 /// Where people sign in.
 #[derive(Debug, Clone)]
 pub enum Identity {
-    /// The in-process Entra ID emulator, listening here.
-    Sandbox {
-        addr: SocketAddr,
-    },
+    /// The sandbox's Entra ID emulator.
+    Sandbox(SandboxMode),
     Entra(OidcSettings),
+}
+
+/// Which sandbox: one started in this process, or one running on its own.
+#[derive(Debug, Clone)]
+pub enum SandboxMode {
+    Start(SocketAddr),
+    Use(Url),
 }
 
 #[derive(Clone)]
@@ -230,6 +265,8 @@ pub struct Settings {
     pub workers: usize,
     pub retry: cosell::engine::retry::RetryPolicy,
     pub crm_poll: std::time::Duration,
+    /// How long a dashboard session may stay idle.
+    pub session_idle: time::Duration,
     pub crm: cosell::domain::system::Crm,
     /// The connected app, with `--crm salesforce` outside the sandbox (the sandbox brings its own).
     pub salesforce: Option<SalesforceSettings>,
@@ -264,7 +301,24 @@ pub struct WebhookSettings {
 }
 
 impl ServeArgs {
-    pub fn into_settings(self) -> Result<Settings, ConfigError> {
+    pub fn into_settings(mut self) -> Result<Settings, ConfigError> {
+        let sandbox_url = self
+            .sandbox_url
+            .as_deref()
+            .map(|u| {
+                const SETTING: &str = "COSELL_SANDBOX_URL (--sandbox-url)";
+                let url = parse_http_url(u.trim().trim_end_matches('/'), SETTING)?;
+                if url.path() != "/" || url.query().is_some() {
+                    return Err(problem(
+                        SETTING,
+                        format!("must be the sandbox's address alone, like https://127.0.0.1:3100, got {u:?}"),
+                    ));
+                }
+                Ok(url)
+            })
+            .transpose()?;
+        // A separate sandbox implies what --sandbox implies.
+        self.sandbox |= sandbox_url.is_some();
         let public_url = self
             .public_url
             .as_deref()
@@ -311,10 +365,10 @@ impl ServeArgs {
                 ));
             }
         };
-        let identity = if self.sandbox {
-            Identity::Sandbox {
-                addr: self.sandbox_addr,
-            }
+        let identity = if let Some(url) = sandbox_url {
+            Identity::Sandbox(SandboxMode::Use(url))
+        } else if self.sandbox {
+            Identity::Sandbox(SandboxMode::Start(self.sandbox_addr))
         } else {
             let tenant = self.entra_tenant_id.unwrap_or_default();
             let tenant = tenant.trim();
@@ -445,6 +499,7 @@ impl ServeArgs {
         let retry = cosell::engine::retry::RetryPolicy {
             base: std::time::Duration::from_millis(self.retry_base_ms.max(1)),
             call_timeout: std::time::Duration::from_millis(self.call_timeout_ms.max(1)),
+            lease: std::time::Duration::from_millis(self.run_lease_ms.max(300)),
             ..Default::default()
         };
         Ok(Settings {
@@ -456,6 +511,7 @@ impl ServeArgs {
             workers: self.workers,
             retry,
             crm_poll: std::time::Duration::from_millis(self.crm_poll_ms.max(100)),
+            session_idle: time::Duration::minutes(i64::from(self.session_idle_minutes.max(1))),
             webhooks,
             addr: self.addr,
             database_url,
@@ -498,7 +554,9 @@ mod tests {
     fn parse(args: &[&str]) -> Result<Settings, ConfigError> {
         let mut full = vec!["cosell", "serve"];
         full.extend_from_slice(args);
-        let Command::Serve(args) = Cli::try_parse_from(full).expect("parses").command;
+        let Command::Serve(args) = Cli::try_parse_from(full).expect("parses").command else {
+            panic!("a serve command")
+        };
         args.into_settings()
     }
 
@@ -569,7 +627,37 @@ mod tests {
         assert_eq!(s.addr.to_string(), "127.0.0.1:3000");
         assert_eq!(s.database_url, "sqlite://./data/sandbox.db");
         assert!(s.fresh_database);
-        assert!(matches!(s.identity, Identity::Sandbox { .. }));
+        assert!(matches!(
+            s.identity,
+            Identity::Sandbox(SandboxMode::Start(_))
+        ));
+    }
+
+    #[test]
+    fn a_separate_sandbox_keeps_the_database_and_key_given() {
+        let s = parse(&[
+            "--sandbox-url",
+            "https://127.0.0.1:3100/",
+            "--database-url",
+            "sqlite://./data/chaos.db",
+            "--secret-key",
+            KEY,
+        ])
+        .unwrap();
+        assert!(
+            matches!(&s.identity, Identity::Sandbox(SandboxMode::Use(u)) if u.as_str() == "https://127.0.0.1:3100/")
+        );
+        assert_eq!(s.database_url, "sqlite://./data/chaos.db");
+        assert!(!s.fresh_database, "a restarted cosell opens what it had");
+        let err = parse(&["--sandbox-url", "localhost:3100"]).unwrap_err();
+        assert_eq!(err.setting, "COSELL_SANDBOX_URL (--sandbox-url)");
+        let err = parse(&["--sandbox-url", "https://127.0.0.1:3100/v1.0"]).unwrap_err();
+        assert_eq!(err.setting, "COSELL_SANDBOX_URL (--sandbox-url)");
+        assert!(
+            Cli::try_parse_from(["cosell", "serve", "--sandbox", "--sandbox-url", "http://x"])
+                .is_err(),
+            "one sandbox or the other"
+        );
     }
 
     #[test]

@@ -1,15 +1,17 @@
 //! Building and running the application: listener, store, sign-in, sessions, router, and with
 //! `--sandbox` the emulators. Tests start the real thing on port 0 through [`Application::build`].
 
-use crate::config::{Identity, OidcSettings, Settings};
+use crate::config::{Identity, OidcSettings, SandboxMode, Settings};
+use crate::sandbox_link::SandboxLink;
 use crate::signin::{self, SignIn};
-use crate::{api_status, connections, ops, security, webhooks};
+use crate::{api_input, api_status, connections, detached, ops, security, webhooks};
 use axum::Router;
 use axum::extract::FromRef;
 use axum::routing::get;
 use cosell::clients::entra::EntraClient;
 use cosell::clients::partner_center::webhook_signature::SignatureVerifier;
 use cosell::clients::salesforce::SalesforceOAuth;
+use cosell::clients::tls::TlsTrust;
 use cosell::crypto::{SealingKey, Secret};
 use cosell::domain::system::Crm;
 use cosell::engine::tokens::TokenSource;
@@ -19,6 +21,7 @@ use cosell_app::auth::server::ServerContext;
 use cosell_app::{App, shell};
 use cosell_sandbox::Sandbox;
 use cosell_sandbox::entra::{DASHBOARD_CLIENT_ID, DASHBOARD_CLIENT_SECRET};
+
 use leptos::prelude::*;
 use leptos_axum::{LeptosRoutes, generate_route_list};
 use metrics_exporter_prometheus::PrometheusHandle;
@@ -59,6 +62,8 @@ pub enum StartError {
         addr: SocketAddr,
         source: std::io::Error,
     },
+    #[error("COSELL_SANDBOX_URL (--sandbox-url): {0}")]
+    SandboxUnreachable(#[from] crate::sandbox_link::RemoteError),
     #[error("DATABASE_URL (--database-url): {0}")]
     Store(#[from] cosell::store::StoreError),
     #[error("sign-in settings: {0}")]
@@ -75,7 +80,7 @@ pub struct Application {
     addr: SocketAddr,
     public_url: Url,
     store: Store,
-    sandbox: Option<Arc<Sandbox>>,
+    sandbox: Option<SandboxLink>,
     issuer: String,
     inbox: broadcast::Sender<webhooks::InboxNotice>,
     engine: Arc<Engine>,
@@ -84,6 +89,24 @@ pub struct Application {
 }
 
 const SESSION_COOKIE: &str = "cosell.sid";
+
+/// Where this instance receives Partner Center's webhooks.
+fn callback_url(public_url: &Url) -> String {
+    format!(
+        "{}/webhooks/partner-center",
+        public_url.as_str().trim_end_matches('/')
+    )
+}
+
+/// How often the inbox is swept for events stored but not queued (a crash between the two, here or in
+/// another instance): such an event becomes a run within this time.
+const INBOX_DRAIN_EVERY: Duration = Duration::from_secs(2);
+
+/// How often each instance runs the Diagnostics checks by itself (a page load looks too, kept a minute).
+const DIAGNOSTICS_EVERY: Duration = Duration::from_secs(60 * 60);
+
+/// How often an instance asks whether the daily reconciliation is due (one is queued, whichever asks).
+const RECONCILIATION_CHECK_EVERY: Duration = Duration::from_secs(10 * 60);
 
 impl Application {
     pub async fn build(settings: Settings) -> Result<Application, StartError> {
@@ -110,30 +133,40 @@ impl Application {
             "{}/connections/callback",
             public_url.as_str().trim_end_matches('/')
         );
-        let (oidc, sandbox) = match &settings.identity {
-            Identity::Sandbox { addr: sandbox_addr } => {
-                let sandbox =
-                    Sandbox::start(*sandbox_addr)
-                        .await
-                        .map_err(|source| StartError::Sandbox {
-                            addr: *sandbox_addr,
-                            source,
-                        })?;
+        // The CAs every HTTPS client below trusts: the public roots, plus the sandbox's own CA in
+        // sandbox mode only (its emulators speak HTTPS with a certificate it issued).
+        let (oidc, sandbox, tls) = match &settings.identity {
+            Identity::Sandbox(mode) => {
+                let sandbox = match mode {
+                    SandboxMode::Start(sandbox_addr) => {
+                        SandboxLink::in_process(Arc::new(
+                            Sandbox::start(*sandbox_addr).await.map_err(|source| {
+                                StartError::Sandbox {
+                                    addr: *sandbox_addr,
+                                    source,
+                                }
+                            })?,
+                        ))
+                        .await?
+                    }
+                    SandboxMode::Use(url) => SandboxLink::remote(url).await?,
+                };
                 sandbox
-                    .entra()
-                    .register_redirect_uri(DASHBOARD_CLIENT_ID, &default_redirect);
+                    .register_dashboard_redirect(&default_redirect)
+                    .await?;
                 sandbox
-                    .entra()
-                    .register_redirect_uri(DASHBOARD_CLIENT_ID, &connect_redirect);
+                    .register_dashboard_redirect(&connect_redirect)
+                    .await?;
                 let oidc = OidcSettings {
-                    issuer: Url::parse(&sandbox.entra().issuer()).expect("sandbox issuer is a URL"),
+                    issuer: Url::parse(&sandbox.issuer()).expect("sandbox issuer is a URL"),
                     client_id: DASHBOARD_CLIENT_ID.into(),
                     client_secret: DASHBOARD_CLIENT_SECRET.into(),
                     redirect_url: None,
                 };
-                (oidc, Some(Arc::new(sandbox)))
+                let tls = sandbox.tls_trust();
+                (oidc, Some(sandbox), tls)
             }
-            Identity::Entra(oidc) => (oidc.clone(), None),
+            Identity::Entra(oidc) => (oidc.clone(), None, TlsTrust::public_roots()),
         };
 
         if settings.fresh_database {
@@ -154,18 +187,21 @@ impl Application {
             oidc.client_secret.clone(),
             &redirect,
             settings.roles.clone(),
+            &tls,
         )
         .map_err(StartError::SignIn)?;
         let issuer = sign_in.issuer().to_string();
 
-        let webhook_verifier = webhook_verifier(&settings, sandbox.as_deref())?;
+        let webhook_verifier = webhook_verifier(&settings, sandbox.as_ref(), &tls).await?;
         let engine = engine(
             &settings,
             &oidc,
             &connect_redirect,
-            sandbox.as_deref(),
+            sandbox.as_ref(),
+            &tls,
             store.clone(),
-        )?;
+        )
+        .await?;
         let (inbox, _) = broadcast::channel(256);
 
         let leptos_options = LeptosOptions::builder()
@@ -189,10 +225,7 @@ impl Application {
             roles: settings.roles.clone(),
             engine: engine.clone(),
             sealing_key: settings.sealing_key.clone(),
-            callback_url: format!(
-                "{}/webhooks/partner-center",
-                public_url.as_str().trim_end_matches('/')
-            ),
+            callback_url: callback_url(&public_url),
         };
 
         let session_layer = SessionManagerLayer::new(sessions)
@@ -200,9 +233,9 @@ impl Application {
             .with_http_only(true)
             .with_same_site(SameSite::Lax)
             .with_secure(public_url.scheme() == "https")
-            .with_expiry(Expiry::OnInactivity(time::Duration::hours(8)));
+            .with_expiry(Expiry::OnInactivity(settings.session_idle));
 
-        let routes = generate_route_list(App);
+        let routes = route_list();
         let context = move || provide_context(server_context.clone());
         let router = Router::new()
             .route("/healthz", get(ops::health))
@@ -223,6 +256,10 @@ impl Application {
                 AppState,
                 _,
             >(context, shell))
+            .layer(axum::middleware::from_fn(detached::run_to_completion))
+            .layer(axum::middleware::from_fn(
+                api_input::refuse_unexpected_fields,
+            ))
             .layer(axum::middleware::from_fn(api_status::error_status))
             .layer(session_layer)
             .layer(axum::middleware::from_fn_with_state(
@@ -266,14 +303,19 @@ impl Application {
         self.public_url.as_str().trim_end_matches('/').to_string()
     }
 
-    /// The sandbox's base URL, when running with `--sandbox`.
+    /// The sandbox's base URL (`https://…`), in sandbox mode.
     pub fn sandbox_url(&self) -> Option<String> {
         self.sandbox.as_ref().map(|s| s.base_url())
     }
 
+    /// The sandbox's control API over plain HTTP (`http://…`, the same listener), in sandbox mode.
+    pub fn sandbox_control_url(&self) -> Option<String> {
+        self.sandbox.as_ref().map(|s| s.control_url())
+    }
+
     /// The in-process sandbox, when running with `--sandbox`.
     pub fn sandbox(&self) -> Option<Arc<Sandbox>> {
-        self.sandbox.clone()
+        self.sandbox.as_ref().and_then(SandboxLink::owned)
     }
 
     pub fn store(&self) -> Store {
@@ -285,22 +327,20 @@ impl Application {
         self.inbox.subscribe()
     }
 
-    pub fn print_banner(&self) {
+    pub async fn print_banner(&self) {
         tracing::info!(url = %self.base_url(), issuer = %self.issuer, "cosell is listening");
         println!("cosell dashboard: {}", self.base_url());
         if let Some(sandbox) = &self.sandbox {
             println!(
-                "sandbox emulators: {} (Entra ID issuer {})",
+                "sandbox emulators: {} (Entra ID issuer {}; their TLS CA: {}/_control/tls/ca)",
                 sandbox.base_url(),
-                self.issuer
+                self.issuer,
+                sandbox.control_url()
             );
-            let users: Vec<String> = sandbox
-                .entra()
-                .users()
-                .into_iter()
-                .map(|u| format!("{} ({})", u.name, u.key))
-                .collect();
-            println!("sandbox demo users: {}", users.join(", "));
+            match sandbox.demo_users().await {
+                Ok(users) => println!("sandbox demo users: {}", users.join(", ")),
+                Err(e) => tracing::warn!(error = %e, "could not list the sandbox's demo users"),
+            }
         }
     }
 
@@ -310,13 +350,17 @@ impl Application {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
         let (stop_workers, stopped) = tokio::sync::watch::channel(false);
-        match self.engine.recover_inbox().await {
-            Ok(0) => {}
-            Ok(n) => tracing::info!(events = n, "queued runs for inbox events left unprocessed"),
-            Err(e) => tracing::error!(error = %e, "could not recover the inbox"),
-        }
+        self.engine
+            .spawn_inbox_drain(INBOX_DRAIN_EVERY, stopped.clone());
         self.engine
             .spawn_change_feed(self.crm_poll, stopped.clone());
+        self.engine
+            .spawn_reconciliation_schedule(RECONCILIATION_CHECK_EVERY, stopped.clone());
+        self.engine.spawn_diagnostics_schedule(
+            callback_url(&self.public_url),
+            DIAGNOSTICS_EVERY,
+            stopped.clone(),
+        );
         self.engine.spawn_workers(self.workers, stopped);
         let result = axum::serve(self.listener, self.router.into_make_service())
             .with_graceful_shutdown(shutdown)
@@ -332,6 +376,16 @@ impl Application {
 
 /// One span per request, naming the route pattern and the path but never the query string: the sign-in
 /// callback's query carries the authorization code.
+/// The app's routes, generated once per process. Generating them runs the app with resource loading
+/// suppressed through a process-wide flag, and a resource first polled meanwhile — a page being
+/// rendered by another server in the same process, as in the tests — waits forever
+/// (leptos-rs/leptos#4773). Once per process, no page can be rendering while it happens.
+fn route_list() -> Vec<leptos_axum::AxumRouteListing> {
+    static ROUTES: std::sync::OnceLock<Vec<leptos_axum::AxumRouteListing>> =
+        std::sync::OnceLock::new();
+    ROUTES.get_or_init(|| generate_route_list(App)).clone()
+}
+
 fn request_span(request: &axum::http::Request<axum::body::Body>) -> tracing::Span {
     let route = request
         .extensions()
@@ -347,18 +401,20 @@ fn request_span(request: &axum::http::Request<axum::body::Body>) -> tracing::Spa
 }
 
 /// The verifier for inbound webhooks. In sandbox mode, unset settings come from the sandbox: its root
-/// as trust anchor and its certificate URL as the allowed prefix.
-fn webhook_verifier(
+/// as trust anchor and its certificate URL as the allowed prefix (the intermediate, not in the bundle, is
+/// fetched from the same prefix through the signing certificate's caIssuers URL, as a real one may be).
+async fn webhook_verifier(
     settings: &Settings,
-    sandbox: Option<&Sandbox>,
+    sandbox: Option<&SandboxLink>,
+    tls: &TlsTrust,
 ) -> Result<Option<Arc<SignatureVerifier>>, StartError> {
     let hooks = &settings.webhooks;
     let (anchors, prefixes) = match sandbox {
         Some(sandbox) => (
-            hooks
-                .trust_anchors_pem
-                .clone()
-                .or_else(|| Some(sandbox.partner_center().trust_anchor_pem())),
+            match &hooks.trust_anchors_pem {
+                Some(pem) => Some(pem.clone()),
+                None => Some(sandbox.trust_anchor_pem().await?),
+            },
             if hooks.default_prefixes {
                 vec![format!("{}/cert/", sandbox.base_url())]
             } else {
@@ -376,17 +432,18 @@ fn webhook_verifier(
         );
         return Ok(None);
     };
-    SignatureVerifier::new(&prefixes, &anchors)
+    SignatureVerifier::new(&prefixes, &anchors, tls)
         .map(|v| Some(Arc::new(v)))
         .map_err(|e| StartError::Webhooks(e.to_string()))
 }
 
 /// The sync engine, with the endpoints of the real services or of the sandbox.
-fn engine(
+async fn engine(
     settings: &Settings,
     oidc: &OidcSettings,
     connect_redirect: &str,
-    sandbox: Option<&Sandbox>,
+    sandbox: Option<&SandboxLink>,
+    tls: &TlsTrust,
     store: Store,
 ) -> Result<Arc<Engine>, StartError> {
     // The issuer is `{authority}/{tenant}/v2.0`; the OAuth endpoints live under `{authority}/{tenant}`.
@@ -401,6 +458,7 @@ fn engine(
         &oidc.client_id,
         &Secret::new(oidc.client_secret.clone()),
         connect_redirect,
+        tls,
     )
     .map_err(StartError::Engine)?;
     let endpoints = match sandbox {
@@ -418,6 +476,7 @@ fn engine(
             dynamics_columns: settings.dynamics_columns.clone(),
             crm: settings.crm,
             salesforce_fields: settings.salesforce_fields.clone(),
+            tls: tls.clone(),
         },
         None => Endpoints {
             partner_center_api: "https://api.partner.microsoft.com".into(),
@@ -433,18 +492,20 @@ fn engine(
             dynamics_columns: settings.dynamics_columns.clone(),
             crm: settings.crm,
             salesforce_fields: settings.salesforce_fields.clone(),
+            tls: tls.clone(),
         },
     };
     let tokens = TokenSource::new(store.clone(), settings.sealing_key.clone(), entra);
     // Salesforce signs its users in itself, through the connected app (the sandbox brings one).
     let salesforce = match (settings.crm, sandbox, &settings.salesforce) {
         (Crm::Salesforce, Some(sb), _) => Some({
-            sb.salesforce().register_redirect_uri(connect_redirect);
+            sb.register_salesforce_redirect(connect_redirect).await?;
             SalesforceOAuth::new(
                 &sb.base_url(),
                 cosell_sandbox::salesforce::SALESFORCE_CLIENT_ID,
                 &Secret::new(cosell_sandbox::salesforce::SALESFORCE_CLIENT_SECRET),
                 connect_redirect,
+                tls,
             )
         }),
         (Crm::Salesforce, None, Some(app)) => Some(SalesforceOAuth::new(
@@ -452,6 +513,7 @@ fn engine(
             &app.client_id,
             &Secret::new(app.client_secret.clone()),
             connect_redirect,
+            tls,
         )),
         _ => None,
     };

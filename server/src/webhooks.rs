@@ -10,7 +10,7 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use cosell::domain::notification::{EventName, Notification};
-use cosell::store::Recorded;
+use cosell::store::{InboxEvent, Recorded};
 use time::OffsetDateTime;
 
 /// Largest body accepted; notifications are a few hundred bytes.
@@ -36,6 +36,9 @@ pub async fn partner_center(
     let Some(verifier) = app.webhook_verifier.as_ref() else {
         tracing::error!("a webhook arrived but COSELL_WEBHOOK_TRUST_ANCHORS is not set: refused");
         count("not_configured");
+        app.engine
+            .webhook_refusals()
+            .record("webhook verification is not configured (COSELL_WEBHOOK_TRUST_ANCHORS)");
         return (
             StatusCode::SERVICE_UNAVAILABLE,
             "webhook verification is not configured",
@@ -45,6 +48,9 @@ pub async fn partner_center(
     if let Err(reason) = verifier.verify(&headers, &body).await {
         tracing::warn!(%reason, "webhook refused: signature");
         count("refused");
+        app.engine
+            .webhook_refusals()
+            .record("its signature did not verify");
         return (StatusCode::UNAUTHORIZED, "signature verification failed").into_response();
     }
     let notification = match Notification::parse(&body) {
@@ -52,6 +58,9 @@ pub async fn partner_center(
         Err(reason) => {
             tracing::warn!(%reason, "webhook refused: not a notification");
             count("invalid");
+            app.engine
+                .webhook_refusals()
+                .record("it was not a Partner Center notification");
             return (StatusCode::BAD_REQUEST, "not a Partner Center notification").into_response();
         }
     };
@@ -70,10 +79,10 @@ pub async fn partner_center(
             if let Recorded::New(id) = recorded
                 && let Err(e) = app
                     .engine
-                    .accept_event(id, notification.event.as_str(), &notification.resource_id)
+                    .accept_event(&InboxEvent::stored(id, &notification))
                     .await
             {
-                // Stored but not queued: the start-up sweep queues it (Engine::recover_inbox).
+                // Stored but not queued: the inbox drain queues it within seconds (Engine::spawn_inbox_drain).
                 tracing::error!(error = %e, inbox = id, "could not queue a run for a stored event");
             }
             let _ = app.inbox.send(InboxNotice {

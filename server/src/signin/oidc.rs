@@ -4,6 +4,7 @@
 //! allows; a signature that does not verify triggers one refetch, so signing-key rotation is followed.
 
 use super::error::{SignInError, TokenProblem, aadsts_code};
+use cosell::clients::tls::TlsTrust;
 use cosell::domain::{Access, RoleNames, SignedInUser};
 use openidconnect::core::{
     CoreAuthDisplay, CoreAuthPrompt, CoreAuthenticationFlow, CoreErrorResponseType,
@@ -100,8 +101,10 @@ impl SignIn {
         client_secret: String,
         redirect: &str,
         roles: RoleNames,
+        tls: &TlsTrust,
     ) -> Result<SignIn, String> {
-        let http = reqwest::Client::builder()
+        let http = tls
+            .client_builder()
             // Following redirects from the identity provider opens the door to SSRF.
             .redirect(reqwest::redirect::Policy::none())
             .timeout(Duration::from_secs(15))
