@@ -71,6 +71,7 @@ fn Header(me: Option<Me>) -> impl IntoView {
                     <A href="/mapping">"Mapping"</A>
                     <A href="/runs">"Runs"</A>
                     <A href="/audit">"Audit"</A>
+                    <A href="/diagnostics">"Diagnostics"</A>
                     <A href="/users">"Users"</A>
                 </nav>
             })}

@@ -4,6 +4,7 @@
 //! Server functions are thin: authorize (each one checks the signed-in user's role itself), then call the
 //! `cosell` core. Every page works without JavaScript (`<ActionForm>` posts) and hydrates when it is on.
 
+pub mod api_fields;
 pub mod auth;
 pub mod error;
 mod layout;

@@ -2,6 +2,7 @@ use crate::auth::whoami;
 use crate::pages::{
     audit::AuditPage,
     connections::ConnectionsPage,
+    diagnostics::DiagnosticsPage,
     flows::FlowsPage,
     mapping::MappingPage,
     opportunities::{OpportunitiesPage, OpportunityPage},
@@ -63,6 +64,7 @@ pub fn App() -> impl IntoView {
                 <Route path=path!("/runs") view=RunsPage ssr=SsrMode::Async/>
                 <Route path=path!("/runs/:id") view=RunPage ssr=SsrMode::Async/>
                 <Route path=path!("/audit") view=AuditPage ssr=SsrMode::Async/>
+                <Route path=path!("/diagnostics") view=DiagnosticsPage ssr=SsrMode::Async/>
                 <Route path=path!("/users") view=UsersPage ssr=SsrMode::Async/>
             </Routes>
         </Router>

@@ -106,11 +106,7 @@ pub async fn disconnect(system: String) -> Result<(), AppError> {
     let system = System::from_code(&system)
         .ok_or_else(|| AppError::Invalid("There is no such connection.".into()))?;
     let ctx = context()?;
-    ctx.store
-        .delete_connection(system)
-        .await
-        .map_err(internal)?;
-    ctx.engine.tokens().forget(system);
+    ctx.engine.disconnect(system).await.map_err(internal)?;
     tracing::info!(by = %me.object_id, system = system.as_code(), "disconnected");
     Ok(())
 }

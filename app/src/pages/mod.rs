@@ -1,5 +1,6 @@
 pub mod audit;
 pub mod connections;
+pub mod diagnostics;
 pub mod flows;
 pub mod mapping;
 pub mod opportunities;
@@ -11,15 +12,7 @@ use time::OffsetDateTime;
 
 /// Rows per page of a list (runs, audit events).
 pub const PAGE_SIZE: i64 = 50;
-use time::macros::format_description;
-
-/// A moment as the dashboard shows it: to the minute, in UTC.
-pub fn when(at: OffsetDateTime) -> String {
-    at.format(format_description!(
-        "[year]-[month]-[day] [hour]:[minute] UTC"
-    ))
-    .unwrap_or_default()
-}
+pub use cosell::domain::runs::when;
 
 /// From (inclusive) and Before (exclusive), each when given.
 pub type TimeWindow = (Option<OffsetDateTime>, Option<OffsetDateTime>);

@@ -24,7 +24,7 @@ pub struct HealthCheck {
 #[server(endpoint = "health")]
 pub async fn health() -> Result<Vec<HealthCheck>, AppError> {
     use crate::auth::server::{context, internal, require};
-    use cosell::domain::connection::{DAILY_CALL_QUOTA, System};
+    use cosell::domain::connection::{DAILY_CALL_QUOTA, QuotaStanding, System};
     use cosell::domain::flows::{Flow, activation_order};
     use cosell::domain::runs::RunStatus;
     use cosell::store::RunFilter;
@@ -92,7 +92,8 @@ pub async fn health() -> Result<Vec<HealthCheck>, AppError> {
                             c.account_name
                         ),
                     };
-                    if used >= max {
+                    let standing = QuotaStanding::of(used, max);
+                    if standing == QuotaStanding::Spent {
                         check(
                             system.as_code(),
                             label,
@@ -107,7 +108,11 @@ pub async fn health() -> Result<Vec<HealthCheck>, AppError> {
                         check(
                             system.as_code(),
                             label,
-                            if used * 5 >= max * 4 { "warn" } else { "ok" },
+                            if standing == QuotaStanding::Near {
+                                "warn"
+                            } else {
+                                "ok"
+                            },
                             detail,
                             "/connections",
                             "Open Connections",
@@ -116,6 +121,25 @@ pub async fn health() -> Result<Vec<HealthCheck>, AppError> {
                 }
             },
         });
+    }
+
+    // Work waiting for a person: it resumes by itself once the connection works, so the one thing to
+    // do is to reconnect.
+    for (system, n) in ctx.store.paused_runs().await.map_err(internal)? {
+        let label = system.label();
+        checks.push(check(
+            "paused",
+            "Paused work",
+            "bad",
+            format!(
+                "{n} {} for {label} to be reconnected, paused: nothing failed and nothing is lost. {} by {} within seconds of a successful Reconnect.",
+                if n == 1 { "run waits" } else { "runs wait" },
+                if n == 1 { "It goes on" } else { "They go on" },
+                if n == 1 { "itself" } else { "themselves" },
+            ),
+            "/connections",
+            "Reconnect",
+        ));
     }
 
     let catalog = activation_order(crm);
@@ -286,6 +310,7 @@ pub fn OverviewPage() -> impl IntoView {
                         }
                     })}
                 </Suspense>
+                <crate::pages::diagnostics::DiagnosticsLine/>
                 <section class="card" data-testid="identity">
                     <h2>"Signed in"</h2>
                     <dl>

@@ -50,7 +50,7 @@ impl RunQuery {
             flow: text(&self.flow)
                 .map(|code| {
                     Flow::from_code(&code)
-                        .filter(|f| f.exists_for(crm))
+                        .filter(|f| f.exists_for(crm) || *f == Flow::Reconciliation)
                         .ok_or_else(|| AppError::Invalid(format!("There is no flow “{code}”.")))
                 })
                 .transpose()?,
@@ -98,6 +98,8 @@ impl RunRow {
                 RunTrigger::Child => "Called by its parent run",
                 RunTrigger::Resubmit => "Resubmission",
                 RunTrigger::CrmChange => "Change in the CRM",
+                RunTrigger::Schedule => "cosell's schedule",
+                RunTrigger::Reconciliation => "Found by a reconciliation",
             }
             .into(),
             record_id: run.record_id,
@@ -142,6 +144,7 @@ pub async fn list_runs(query: RunQuery, before: Option<i64>) -> Result<RunList, 
         older,
         flows: activation_order(crm)
             .into_iter()
+            .chain([cosell::domain::flows::Flow::Reconciliation])
             .map(|f| (f.as_code().to_string(), f.name(crm)))
             .collect(),
     })
@@ -167,6 +170,8 @@ pub struct RunView {
     /// Child runs and resubmissions of this run.
     pub related: Vec<RunRow>,
     pub audit: Vec<AuditRow>,
+    /// How far a reconciliation has come.
+    pub progress: Option<cosell::domain::runs::Progress>,
 }
 
 #[server(endpoint = "run_detail")]
@@ -221,12 +226,14 @@ pub async fn run_detail(id: i64) -> Result<RunView, AppError> {
         .into_iter()
         .map(AuditRow::from)
         .collect();
+    let progress = ctx.store.progress(id).await.map_err(internal)?;
     Ok(RunView {
         run: RunRow::new(run, crm),
         input,
         steps,
         related,
         audit,
+        progress,
     })
 }
 
@@ -288,20 +295,8 @@ pub async fn resubmit_failed(
     })
 }
 
-const STATUSES: [(&str, &str); 5] = [
-    ("queued", "Queued"),
-    ("running", "Running"),
-    ("succeeded", "Succeeded"),
-    ("failed", "Failed"),
-    ("skipped", "Skipped"),
-];
-
 fn status_label(code: &str) -> &'static str {
-    STATUSES
-        .iter()
-        .find(|(c, _)| *c == code)
-        .map(|(_, l)| *l)
-        .unwrap_or("Unknown")
+    cosell::domain::runs::RunStatus::from_code(code).map_or("Unknown", |s| s.label())
 }
 
 /// The "Resubmit" button of one run.
@@ -449,8 +444,9 @@ fn FilterForm(q: RunQuery, flows: Vec<(String, String)>) -> impl IntoView {
             <label>"Status"
                 <select name="status">
                     <option value="" selected=q.status.is_empty()>"Any"</option>
-                    {STATUSES.iter().map(|(code, label)| view! {
-                        <option value=*code selected=*code == q.status>{*label}</option>
+                    {cosell::domain::runs::RunStatus::ALL.iter().map(|s| {
+                        let code = s.as_code();
+                        view! { <option value=code selected=code == q.status>{s.label()}</option> }
                     }).collect_view()}
                 </select>
             </label>
@@ -487,6 +483,16 @@ pub fn RunPage() -> impl IntoView {
             }
         },
     );
+    // While a run with progress is still working, its page reads it again every second (without
+    // JavaScript, reloading the page shows the same).
+    Effect::new(move |_| {
+        if let Some(Ok(d)) = detail.get()
+            && d.progress.is_some()
+            && matches!(d.run.status.as_str(), "queued" | "running")
+        {
+            set_timeout(move || detail.refetch(), std::time::Duration::from_secs(1));
+        }
+    });
     view! {
         <Gate needed=Access::Viewer title="Run" content=move |me: crate::auth::Me| {
             let admin = me.user.access == Access::Admin;
@@ -543,6 +549,26 @@ fn run_detail_view(d: RunView, resubmit: Option<ServerAction<ResubmitRun>>) -> i
             </dl>
             {button}
         </section>
+        {d.progress.map(|p| {
+            let working = matches!(r.status.as_str(), "queued" | "running");
+            view! {
+                <section class="card" data-testid="progress" data-compared=p.compared.to_string()
+                    data-total=p.total.to_string() data-differences=p.differences.to_string()
+                    data-queued=p.queued.to_string()>
+                    <h2>"Progress"</h2>
+                    <progress max=p.total.max(1).to_string() value=p.compared.to_string()
+                        aria-label="Records compared">{format!("{} %", p.percent())}</progress>
+                    <p>{format!(
+                        "{} of {} records compared · {} differed · {} {} queued",
+                        p.compared, p.total, p.differences, p.queued,
+                        if p.queued == 1 { "run" } else { "runs" },
+                    )}</p>
+                    {working.then(|| view! {
+                        <p class="muted">"Still working: this updates by itself, or "<a href=format!("/runs/{}", r.id)>"reload"</a>"."</p>
+                    })}
+                </section>
+            }
+        })}
         <h2>"Steps"</h2>
         {if d.steps.is_empty() {
             view! { <p class="empty">"No steps recorded."</p> }.into_any()
