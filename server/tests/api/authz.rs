@@ -223,6 +223,8 @@ const VIEWER_MAY_CALL: &[&str] = &[
     "list_runs",
     "run_detail",
     "list_users",
+    "diagnostics",
+    "diagnostics_summary",
 ];
 
 /// What an admin function could change, counted.
@@ -292,10 +294,17 @@ async fn every_admin_server_function_refuses_a_viewer_with_403_and_changes_nothi
         if VIEWER_MAY_CALL.contains(&name) {
             continue;
         }
+        // Each function's own fields, so that only the role can refuse.
+        let fields = cosell_app::api_fields::fields_of(name).expect("listed");
+        let own: Vec<(&str, &str)> = form
+            .iter()
+            .copied()
+            .filter(|(k, _)| fields.contains(k))
+            .collect();
         let r = viewer
             .post(app.url(path))
             .header("Origin", &app.base)
-            .form(&form)
+            .form(&own)
             .send()
             .await
             .unwrap();
@@ -309,4 +318,272 @@ async fn every_admin_server_function_refuses_a_viewer_with_403_and_changes_nothi
     );
     assert!(admin_functions.len() >= 11, "{admin_functions:?}");
     assert_eq!(state_of(&app).await, before, "nothing changed");
+}
+
+/// Missing fields and garbage values: `a_malformed_server_function_call_is_a_400_and_changes_nothing`.
+#[tokio::test]
+async fn every_server_function_refuses_extra_repeated_oversized_and_garbage_named_fields_with_400()
+{
+    let app = TestApp::spawn().await;
+    let admin = app.signed_in("admin").await;
+    let before = state_of(&app).await;
+    let mut paths: Vec<String> = leptos::server_fn::axum::server_fn_paths()
+        .map(|(path, _)| path.to_string())
+        .collect();
+    paths.sort();
+    // The list the server checks calls against is the list of registered functions, neither more nor less.
+    let mut listed: Vec<String> = cosell_app::api_fields::FIELDS
+        .iter()
+        .map(|(name, _)| format!("/api/{name}"))
+        .collect();
+    listed.sort();
+    assert_eq!(
+        listed, paths,
+        "api_fields::FIELDS lists every server function"
+    );
+
+    let big = "x".repeat(cosell_app::api_fields::MAX_FIELD_BYTES + 1);
+    for (name, fields) in cosell_app::api_fields::FIELDS {
+        let well_formed: Vec<(&str, &str)> = fields.iter().map(|f| (*f, "")).collect();
+        let mut cases: Vec<(&str, Vec<(&str, &str)>)> = vec![
+            (
+                "an extra field",
+                [well_formed.clone(), vec![("is_admin", "true")]].concat(),
+            ),
+            (
+                "a garbage field name",
+                [well_formed.clone(), vec![("%%%\u{0}", "x")]].concat(),
+            ),
+        ];
+        if let Some(first) = fields.first() {
+            cases.push(("an oversized field", vec![(*first, big.as_str())]));
+            cases.push((
+                "a field twice",
+                [well_formed.clone(), vec![(*first, "")]].concat(),
+            ));
+        }
+        // server_fn reads the body as a form whatever the Content-Type says: so does the check.
+        for content_type in ["text/plain", "APPLICATION/X-WWW-FORM-URLENCODED", ""] {
+            let r = admin
+                .post(app.url(&format!("/api/{name}")))
+                .header("Origin", &app.base)
+                .header("Content-Type", content_type)
+                .body("is_admin=true")
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(
+                r.status(),
+                StatusCode::BAD_REQUEST,
+                "{name}, {content_type:?}"
+            );
+        }
+        for (case, form) in &cases {
+            let (status, body) = app.call(&admin, name, form).await;
+            assert_eq!(status, StatusCode::BAD_REQUEST, "{name}, {case}: {body}");
+            let error: cosell_app::error::AppError = serde_json::from_str(&body).expect("an error");
+            assert!(
+                matches!(error, cosell_app::error::AppError::Request(_)),
+                "{name}, {case}: {body}"
+            );
+        }
+    }
+    assert_eq!(state_of(&app).await, before, "nothing changed");
+}
+
+/// The field list the server checks calls against says what each function's arguments are, as
+/// server_fn writes them: every function's argument struct is built here (a new argument does not
+/// compile until it is), encoded as the browser's calls are, and its keys compared with the list (a
+/// renamed or removed argument fails).
+#[test]
+fn the_field_list_is_what_each_function_takes() {
+    use cosell_app::auth::*;
+    use cosell_app::pages::{
+        audit::*, connections::*, diagnostics::*, flows::*, mapping::*, opportunities::*,
+        overview::*, runs::*, users::*,
+    };
+    let s = || "x".to_string();
+    let encoded: Vec<(&str, String)> = vec![
+        ("whoami", serde_qs::to_string(&Whoami {}).unwrap()),
+        ("health", serde_qs::to_string(&Health {}).unwrap()),
+        (
+            "list_opportunities",
+            serde_qs::to_string(&ListOpportunities {
+                search: s(),
+                after_name: s(),
+                after_id: s(),
+            })
+            .unwrap(),
+        ),
+        (
+            "set_sync",
+            serde_qs::to_string(&SetSync {
+                crm_id: s(),
+                on: s(),
+            })
+            .unwrap(),
+        ),
+        (
+            "sync_now",
+            serde_qs::to_string(&SyncNow { crm_id: s() }).unwrap(),
+        ),
+        (
+            "check_opportunity",
+            serde_qs::to_string(&CheckOpportunity { crm_id: s() }).unwrap(),
+        ),
+        (
+            "opportunity_timeline",
+            serde_qs::to_string(&OpportunityTimeline {
+                crm_id: s(),
+                before: Some(1),
+            })
+            .unwrap(),
+        ),
+        ("list_flows", serde_qs::to_string(&ListFlows {}).unwrap()),
+        (
+            "set_flow",
+            serde_qs::to_string(&SetFlow {
+                flow: s(),
+                active: s(),
+            })
+            .unwrap(),
+        ),
+        (
+            "activate_all",
+            serde_qs::to_string(&ActivateAll {}).unwrap(),
+        ),
+        (
+            "register_webhook",
+            serde_qs::to_string(&RegisterWebhook {
+                callback_url: s(),
+                referral_created: Some(s()),
+                referral_updated: Some(s()),
+                related_referral_created: Some(s()),
+                related_referral_updated: Some(s()),
+                overwrite: Some(s()),
+            })
+            .unwrap(),
+        ),
+        (
+            "list_runs",
+            serde_qs::to_string(&ListRuns {
+                query: RunQuery {
+                    flow: s(),
+                    status: s(),
+                    record: s(),
+                    from: s(),
+                    to: s(),
+                },
+                before: Some(1),
+            })
+            .unwrap(),
+        ),
+        (
+            "run_detail",
+            serde_qs::to_string(&RunDetail { id: 1 }).unwrap(),
+        ),
+        (
+            "resubmit_run",
+            serde_qs::to_string(&ResubmitRun { id: 1 }).unwrap(),
+        ),
+        (
+            "resubmit_failed",
+            serde_qs::to_string(&ResubmitFailed {
+                flow: s(),
+                status: s(),
+                record: s(),
+                from: s(),
+                to: s(),
+            })
+            .unwrap(),
+        ),
+        ("list_users", serde_qs::to_string(&ListUsers {}).unwrap()),
+        (
+            "end_sessions",
+            serde_qs::to_string(&EndSessions {
+                tenant_id: s(),
+                object_id: s(),
+            })
+            .unwrap(),
+        ),
+        (
+            "list_audit",
+            serde_qs::to_string(&ListAudit {
+                query: AuditQuery {
+                    record: s(),
+                    run: s(),
+                    direction: s(),
+                    outcome: s(),
+                    from: s(),
+                    to: s(),
+                },
+                before: Some(1),
+            })
+            .unwrap(),
+        ),
+        (
+            "list_connections",
+            serde_qs::to_string(&ListConnections {}).unwrap(),
+        ),
+        (
+            "test_connection",
+            serde_qs::to_string(&TestConnection { system: s() }).unwrap(),
+        ),
+        (
+            "disconnect",
+            serde_qs::to_string(&Disconnect { system: s() }).unwrap(),
+        ),
+        ("get_mapping", serde_qs::to_string(&GetMapping {}).unwrap()),
+        (
+            "save_mapping",
+            serde_qs::to_string(&SaveMapping {
+                stages: s(),
+                statuses: s(),
+                help: s(),
+                currencies: s(),
+                solutions: s(),
+                sync_leads: Some(s()),
+                cosell_fields: Some(s()),
+            })
+            .unwrap(),
+        ),
+        ("diagnostics", serde_qs::to_string(&Diagnostics {}).unwrap()),
+        (
+            "run_diagnostics",
+            serde_qs::to_string(&RunDiagnostics {}).unwrap(),
+        ),
+        (
+            "diagnostics_summary",
+            serde_qs::to_string(&DiagnosticsSummary {}).unwrap(),
+        ),
+        (
+            "reconcile_now",
+            serde_qs::to_string(&ReconcileNow {}).unwrap(),
+        ),
+        (
+            "send_test_event",
+            serde_qs::to_string(&SendTestEvent {}).unwrap(),
+        ),
+    ];
+    let mut covered: Vec<&str> = encoded.iter().map(|(name, _)| *name).collect();
+    let mut listed: Vec<&str> = cosell_app::api_fields::FIELDS
+        .iter()
+        .map(|(name, _)| *name)
+        .collect();
+    covered.sort();
+    listed.sort();
+    assert_eq!(covered, listed, "every listed function is encoded here");
+    for (name, query) in encoded {
+        let mut sent: Vec<String> = url::form_urlencoded::parse(query.as_bytes())
+            .map(|(k, _)| k.into_owned())
+            .collect();
+        let mut fields: Vec<String> = cosell_app::api_fields::fields_of(name)
+            .unwrap()
+            .iter()
+            .map(|f| f.to_string())
+            .collect();
+        sent.sort();
+        fields.sort();
+        assert_eq!(sent, fields, "{name}");
+    }
 }

@@ -1,172 +1,12 @@
 //! The CRM-facing behaviours every CRM must show, written once and run against each: Dynamics 365
-//! (Dataverse emulator) and Salesforce (`--crm salesforce`). What differs — how a seller edits a
-//! record, what the fields are called, which demo record is ready — lives in [`Crm`].
+//! (Dataverse emulator) and Salesforce (`--crm salesforce`). What differs lives in [`Crm`] (crm.rs).
 
+use crate::crm::*;
 use crate::helpers::*;
+use cosell::domain::flows::Flow;
 use cosell::domain::runs::RunStatus;
-use cosell_sandbox::dataverse::columns as col;
-use serde_json::{Value, json};
-
-#[derive(Clone, Copy, Debug)]
-enum Crm {
-    Dynamics365,
-    Salesforce,
-}
-
-/// A CRM opportunity as these tests read it.
-struct Seen {
-    id: String,
-    name: String,
-    referral_id: Option<String>,
-    note: Option<String>,
-}
-
-impl Crm {
-    fn flags(self) -> &'static [&'static str] {
-        match self {
-            Crm::Dynamics365 => &[],
-            Crm::Salesforce => &["--crm", "salesforce"],
-        }
-    }
-
-    /// Connected to both systems, every flow on, webhooks registered, the change feed read once.
-    async fn ready(self) -> TestApp {
-        let app = TestApp::spawn_ready_with(self.flags()).await;
-        let first = app.engine.poll_changes().await.expect("first poll");
-        assert!(first.initial && first.queued.is_empty(), "{first:?}");
-        app
-    }
-
-    /// A seeded opportunity that passes every rule once a seller switches sync on.
-    fn ready_opportunity(self, app: &TestApp) -> &'static str {
-        match self {
-            Crm::Dynamics365 => {
-                // Litware's account holds a free-text country: the seller fixes it first.
-                app.world
-                    .dataverse()
-                    .update(
-                        "accounts",
-                        cosell_sandbox::dataverse::ACCOUNT_LITWARE,
-                        json!({ "address1_country": "US" }),
-                    )
-                    .unwrap();
-                cosell_sandbox::dataverse::OPPORTUNITY_LITWARE
-            }
-            Crm::Salesforce => cosell_sandbox::salesforce::OPPORTUNITY_READY,
-        }
-    }
-
-    /// A seeded opportunity without a solution (and ready otherwise).
-    fn opportunity_without_solution(self, app: &TestApp) -> &'static str {
-        match self {
-            Crm::Dynamics365 => {
-                app.world
-                    .dataverse()
-                    .update(
-                        "accounts",
-                        cosell_sandbox::dataverse::ACCOUNT_ADATUM,
-                        json!({ "address1_country": "US" }),
-                    )
-                    .unwrap();
-                cosell_sandbox::dataverse::OPPORTUNITY_ADATUM
-            }
-            Crm::Salesforce => cosell_sandbox::salesforce::OPPORTUNITY_NO_SOLUTION,
-        }
-    }
-
-    /// The next write of cosell's result on an opportunity fails once with a 503 (the CRM is
-    /// briefly down): the write right after the referral is created.
-    async fn write_back_fails_once(self, app: &TestApp, status: u16) {
-        let (method, path) = match self {
-            Crm::Dynamics365 => ("PATCH", "/api/data/v9.2/opportunities("),
-            // Salesforce writes and reads the version back in one composite call.
-            Crm::Salesforce => ("POST", "/composite"),
-        };
-        app.control(
-            "/faults",
-            json!({ "method": method, "path_contains": path, "status": status, "times": 1 }),
-        )
-        .await;
-    }
-
-    /// A seller closes the opportunity as won in the CRM.
-    fn seller_closes_as_won(self, app: &TestApp, id: &str) {
-        match self {
-            // Won (1) with its status reason Won (3), as "Close as Won" leaves it.
-            Crm::Dynamics365 => app
-                .world
-                .dataverse()
-                .update(
-                    "opportunities",
-                    id,
-                    json!({ (col::STATE): 1, (col::STATUS): 3 }),
-                )
-                .unwrap(),
-            Crm::Salesforce => app
-                .world
-                .salesforce()
-                .update("Opportunity", id, json!({ "StageName": "Closed Won" }))
-                .unwrap(),
-        }
-    }
-
-    /// A seller switches "Sync with Partner Center" on in the CRM.
-    fn seller_switches_sync_on(self, app: &TestApp, id: &str) {
-        match self {
-            Crm::Dynamics365 => app
-                .world
-                .dataverse()
-                .update("opportunities", id, json!({ (col::SYNC): true }))
-                .unwrap(),
-            Crm::Salesforce => app
-                .world
-                .salesforce()
-                .update(
-                    "Opportunity",
-                    id,
-                    json!({ "Sync_with_Partner_Center__c": true }),
-                )
-                .unwrap(),
-        }
-    }
-
-    fn opportunities(self, app: &TestApp) -> Vec<Seen> {
-        let text = |v: &Value, k: &str| v[k].as_str().map(str::to_string);
-        match self {
-            Crm::Dynamics365 => app
-                .world
-                .dataverse()
-                .rows("opportunities")
-                .iter()
-                .map(|o| Seen {
-                    id: text(o, "opportunityid").unwrap(),
-                    name: text(o, "name").unwrap_or_default(),
-                    referral_id: text(o, col::REFERRAL_ID),
-                    note: text(o, col::AUDIT),
-                })
-                .collect(),
-            Crm::Salesforce => app
-                .world
-                .salesforce()
-                .rows("Opportunity")
-                .iter()
-                .map(|o| Seen {
-                    id: text(o, "Id").unwrap(),
-                    name: text(o, "Name").unwrap_or_default(),
-                    referral_id: text(o, "Referral_Identifier__c"),
-                    note: text(o, "Audit__c"),
-                })
-                .collect(),
-        }
-    }
-
-    fn opportunity(self, app: &TestApp, id: &str) -> Seen {
-        self.opportunities(app)
-            .into_iter()
-            .find(|o| o.id == id)
-            .expect("the opportunity exists")
-    }
-}
+use cosell_sandbox::{Api, JournalFilter};
+use serde_json::json;
 
 async fn a_sellers_referral_becomes_one_opportunity_with_its_id_written_back(crm: Crm) {
     let mut app = crm.ready().await;
@@ -188,13 +28,8 @@ async fn a_sellers_referral_becomes_one_opportunity_with_its_id_written_back(crm
     assert_eq!(made[0].name, "Azure migration");
     let back = app.world.partner_center().referral(id).unwrap();
     assert_eq!(back["externalReferenceId"], made[0].id.as_str(), "{crm:?}");
-    // The write-back's own referral-updated event changes nothing.
-    assert_eq!(
-        echo.status,
-        RunStatus::Succeeded,
-        "{crm:?}: {}",
-        echo.outcome
-    );
+    // The write-back's own referral-updated event is recognised as cosell's: nothing read, nothing changed.
+    assert_eq!(echo.status, RunStatus::Skipped, "{crm:?}: {}", echo.outcome);
     assert_eq!(
         crm.opportunities(&app)
             .iter()
@@ -202,6 +37,12 @@ async fn a_sellers_referral_becomes_one_opportunity_with_its_id_written_back(crm
             .count(),
         1
     );
+    // The opportunity cosell made comes back through the CRM's change feed as cosell's own write: no
+    // run for it, no call to Partner Center, no "not sent" note.
+    let report = app.engine.poll_changes().await.expect("poll");
+    assert!(report.queued.is_empty(), "{crm:?}: {report:?}");
+    assert!(report.echoes >= 1, "{crm:?}: {report:?}");
+    assert_eq!(crm.opportunity(&app, &made[0].id).note, None, "{crm:?}");
 }
 
 async fn switching_sync_on_shares_once_and_the_write_back_is_no_change(crm: Crm) {
@@ -347,6 +188,179 @@ async fn a_resubmitted_run_finds_the_referral_its_failed_run_made(crm: Crm) {
     );
 }
 
+/// The solution ids the referral lists.
+fn referral_solutions(app: &TestApp, referral_id: &str) -> Vec<String> {
+    let referral = app.world.partner_center().referral(referral_id).unwrap();
+    referral["details"]["requirements"]["solutions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["id"].as_str().unwrap().to_string())
+        .collect()
+}
+
+async fn a_solutions_change_alone_is_one_patch_through_the_solutions_flow(crm: Crm) {
+    let mut app = crm.ready().await;
+    let (id, referral_id) = shared(crm, &mut app).await;
+    let before = app.world.journal().last_seq();
+    crm.seller_edits(&app, id, Some("SOL-AZ-MIG; SOL-DATA-PLAT"), None);
+    let (flow, run) = poll_one(crm, &mut app).await;
+    assert_eq!(flow, Flow::SolutionsToPartnerCenter, "{crm:?}");
+    assert_eq!(run.status, RunStatus::Succeeded, "{crm:?}: {}", run.outcome);
+    assert_eq!(
+        referral_solutions(&app, &referral_id),
+        ["SOL-AZ-MIG", "SOL-DATA-PLAT"],
+        "{crm:?}"
+    );
+    assert_eq!(app.partner_center_calls(run.run_id).await, 1, "{crm:?}");
+    let patches = app.world.journal().entries(
+        &JournalFilter::default()
+            .api(Api::PartnerCenter)
+            .method("PATCH")
+            .since(before),
+    );
+    assert_eq!(patches.len(), 1, "{crm:?}: {patches:?}");
+    assert!(patches[0].path.ends_with(&referral_id) && patches[0].if_match.is_some());
+    // Every call the run made: the opportunity read, the PATCH, the note on the opportunity.
+    let mut calls = Vec::new();
+    let mut runs = vec![run.run_id];
+    runs.extend(
+        app.store
+            .related_runs(run.run_id)
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| r.id),
+    );
+    for r in runs {
+        for step in app.store.run_steps(r).await.unwrap() {
+            if step.api_calls > 0 {
+                calls.push((step.name, step.api_calls));
+            }
+        }
+    }
+    assert_eq!(
+        calls,
+        [
+            ("Find the opportunity by CRM id".to_string(), 1),
+            ("Update the referral in Partner Center".to_string(), 1),
+            ("Write the result on the opportunity".to_string(), 1),
+        ],
+        "{crm:?}"
+    );
+    // The run's own audit (the echo of its PATCH may be audited on the same record meanwhile).
+    let audit = app
+        .store
+        .list_audit(&cosell::store::AuditFilter::record(id), None, 5)
+        .await
+        .unwrap();
+    let updated: Vec<_> = audit
+        .iter()
+        .filter(|a| a.action == "referral_updated")
+        .collect();
+    assert_eq!(updated.len(), 1, "{crm:?}: {audit:?}");
+    assert_eq!(
+        updated[0].changes.as_ref().unwrap()[0]["path"],
+        "/details/requirements/solutions"
+    );
+    // The PATCH's referral-updated event changes nothing in the CRM (Salesforce skips it: the
+    // referral is the partner's own lead); the note's echo is dropped.
+    let echo = app.next_run().await;
+    assert_ne!(echo.status, RunStatus::Failed, "{crm:?}: {}", echo.outcome);
+    let report = app.engine.poll_changes().await.expect("poll");
+    assert!(report.queued.is_empty(), "{crm:?}: {report:?}");
+}
+
+async fn an_edit_of_another_field_goes_through_crm_to_partner_center_and_only_solutions_alone_do_not(
+    crm: Crm,
+) {
+    let mut app = crm.ready().await;
+    let (id, referral_id) = shared(crm, &mut app).await;
+    crm.seller_edits(&app, id, None, Some(310000.0));
+    let (flow, run) = poll_one(crm, &mut app).await;
+    assert_eq!(flow, Flow::CrmToPartnerCenter, "{crm:?}");
+    assert_eq!(run.status, RunStatus::Succeeded, "{crm:?}: {}", run.outcome);
+    let referral = app.world.partner_center().referral(&referral_id).unwrap();
+    assert_eq!(referral["details"]["dealValue"], 310000.0, "{crm:?}");
+    let _echo = app.next_run().await;
+    app.engine.poll_changes().await.expect("the note's echo");
+
+    // The solutions and the deal value in one edit: the whole opportunity, both sent.
+    crm.seller_edits(&app, id, Some("SOL-AZ-MIG"), Some(320000.0));
+    let (flow, run) = poll_one(crm, &mut app).await;
+    assert_eq!(flow, Flow::CrmToPartnerCenter, "{crm:?}");
+    assert_eq!(run.status, RunStatus::Succeeded, "{crm:?}: {}", run.outcome);
+    let referral = app.world.partner_center().referral(&referral_id).unwrap();
+    assert_eq!(referral["details"]["dealValue"], 320000.0, "{crm:?}");
+    assert_eq!(
+        referral_solutions(&app, &referral_id),
+        ["SOL-AZ-MIG"],
+        "{crm:?}"
+    );
+    let _echo = app.next_run().await;
+    app.engine.poll_changes().await.expect("the note's echo");
+
+    // And the solutions alone, once more: the solutions flow.
+    crm.seller_edits(&app, id, Some("SOL-SEC"), None);
+    let (flow, run) = poll_one(crm, &mut app).await;
+    assert_eq!(flow, Flow::SolutionsToPartnerCenter, "{crm:?}");
+    assert_eq!(run.status, RunStatus::Succeeded, "{crm:?}: {}", run.outcome);
+    assert_eq!(
+        referral_solutions(&app, &referral_id),
+        ["SOL-SEC"],
+        "{crm:?}"
+    );
+}
+
+async fn a_solutions_change_while_its_flow_is_off_waits_and_is_resubmitted(crm: Crm) {
+    let mut app = crm.ready().await;
+    let (id, referral_id) = shared(crm, &mut app).await;
+    let sent = referral_solutions(&app, &referral_id);
+    // Nothing calls it: it is switched off alone.
+    app.engine
+        .set_flow(Flow::SolutionsToPartnerCenter, false, "admin")
+        .await
+        .unwrap();
+    crm.seller_edits(&app, id, Some("SOL-AZ-MIG; SOL-SEC"), None);
+    let (flow, skipped) = poll_one(crm, &mut app).await;
+    assert_eq!(flow, Flow::SolutionsToPartnerCenter, "{crm:?}");
+    assert_eq!(skipped.status, RunStatus::Skipped, "{crm:?}");
+    assert!(
+        skipped
+            .outcome
+            .contains("Microsoft Solutions to Partner Center” is off")
+            && skipped.outcome.contains("resubmit"),
+        "{crm:?}: {}",
+        skipped.outcome
+    );
+    assert_eq!(
+        referral_solutions(&app, &referral_id),
+        sent,
+        "{crm:?}: unchanged"
+    );
+    let audit = app
+        .store
+        .list_audit(&cosell::store::AuditFilter::record(id), None, 5)
+        .await
+        .unwrap();
+    assert_eq!(audit[0].action, "opportunity_skipped_flow_off", "{crm:?}");
+
+    app.engine
+        .set_flow(Flow::SolutionsToPartnerCenter, true, "admin")
+        .await
+        .unwrap();
+    let again = app.engine.resubmit(skipped.run_id, "admin").await.unwrap();
+    let run = app.run_finished(again).await;
+    assert_eq!(run.flow, Flow::SolutionsToPartnerCenter, "{crm:?}");
+    assert_eq!(run.status, RunStatus::Succeeded, "{crm:?}: {}", run.outcome);
+    assert_eq!(
+        referral_solutions(&app, &referral_id),
+        ["SOL-AZ-MIG", "SOL-SEC"],
+        "{crm:?}"
+    );
+    assert_eq!(app.partner_center_calls(run.run_id).await, 1, "{crm:?}");
+}
+
 /// Each body once per CRM.
 macro_rules! for_both_crms {
     ($($body:ident),+ $(,)?) => {
@@ -362,4 +376,7 @@ for_both_crms!(
     closing_as_won_closes_the_referral,
     a_write_back_failing_after_the_create_still_makes_one_referral,
     a_resubmitted_run_finds_the_referral_its_failed_run_made,
+    a_solutions_change_alone_is_one_patch_through_the_solutions_flow,
+    an_edit_of_another_field_goes_through_crm_to_partner_center_and_only_solutions_alone_do_not,
+    a_solutions_change_while_its_flow_is_off_waits_and_is_resubmitted,
 );

@@ -8,7 +8,10 @@ use tokio::sync::oneshot;
 
 pub struct TestApp {
     pub base: String,
+    /// The sandbox's emulated APIs, `https://…` (the clients of [`TestApp::client`] trust its CA).
     pub sandbox: String,
+    /// The sandbox's control API over plain HTTP, `http://…` (the same listener).
+    pub control: String,
     /// The in-process sandbox (act as Microsoft, read its journals).
     pub world: std::sync::Arc<cosell_sandbox::Sandbox>,
     pub store: cosell::store::Store,
@@ -21,7 +24,8 @@ pub struct TestApp {
     finished_early: std::collections::VecDeque<cosell::engine::RunFinished>,
     stop: Option<oneshot::Sender<()>>,
     server: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
-    _db: TestDatabase,
+    /// Kept alive (and dropped) with the server; shared with a server started after it.
+    _db: std::sync::Arc<TestDatabase>,
 }
 
 /// The outcome of following a sign-in to its end.
@@ -38,14 +42,54 @@ impl TestApp {
     }
 
     pub async fn spawn_with(extra: &[&str]) -> TestApp {
-        let db = TestDatabase::new().await;
+        capture_logs();
+        let db = std::sync::Arc::new(TestDatabase::new().await);
         let app = Application::build(sandbox_settings(db.url(), extra))
             .await
             .expect("application builds");
+        let world = app.sandbox().expect("sandbox mode");
+        Self::serve(app, world, db)
+    }
+
+    /// A server using a sandbox that runs on its own (`--sandbox-url`) and the database `db`: stop it
+    /// and spawn another on the same both, and the outside world has not moved.
+    pub async fn spawn_on(
+        world: std::sync::Arc<cosell_sandbox::Sandbox>,
+        db: std::sync::Arc<TestDatabase>,
+        extra: &[&str],
+    ) -> TestApp {
+        let url = world.base_url();
+        Self::spawn_on_url(world, db, &url, extra).await
+    }
+
+    /// [`TestApp::spawn_on`] with the sandbox named by `url` (`https://…`, or `http://…` for the same
+    /// listener).
+    pub async fn spawn_on_url(
+        world: std::sync::Arc<cosell_sandbox::Sandbox>,
+        db: std::sync::Arc<TestDatabase>,
+        url: &str,
+        extra: &[&str],
+    ) -> TestApp {
+        capture_logs();
+        let mut args = vec!["--sandbox-url", url];
+        args.extend_from_slice(extra);
+        let app = Application::build(settings(db.url(), &args))
+            .await
+            .expect("application builds");
+        assert!(app.sandbox().is_none(), "no sandbox of its own");
+        Self::serve(app, world, db)
+    }
+
+    fn serve(
+        app: Application,
+        world: std::sync::Arc<cosell_sandbox::Sandbox>,
+        db: std::sync::Arc<TestDatabase>,
+    ) -> TestApp {
         // The listening address, not the public URL (which may name a host that is not this one).
         let base = format!("http://{}", app.addr());
         let sandbox = app.sandbox_url().expect("sandbox mode");
-        let world = app.sandbox().expect("sandbox mode");
+        let control = app.sandbox_control_url().expect("sandbox mode");
+        assert_eq!(sandbox, world.base_url());
         let store = app.store();
         let inbox = app.subscribe_inbox();
         let engine = app.engine();
@@ -57,6 +101,7 @@ impl TestApp {
         TestApp {
             base,
             sandbox,
+            control,
             world,
             store,
             inbox,
@@ -76,7 +121,12 @@ impl TestApp {
 
     /// [`TestApp::spawn_ready`] with extra command-line flags (`--crm salesforce` connects Salesforce).
     pub async fn spawn_ready_with(extra: &[&str]) -> TestApp {
-        let app = TestApp::spawn_with(extra).await;
+        TestApp::spawn_with(extra).await.made_ready().await
+    }
+
+    /// Connects both systems as the admin, switches every flow on and registers the webhook.
+    pub async fn made_ready(self) -> TestApp {
+        let app = self;
         let admin = app.signed_in("admin").await;
         app.connect(&admin, "partner_center", "admin").await;
         let crm = app.engine.crm().as_code();
@@ -93,9 +143,11 @@ impl TestApp {
         app
     }
 
-    /// A browser-like client: keeps cookies, does not follow redirects (each hop is inspected).
+    /// A browser-like client: keeps cookies, does not follow redirects (each hop is inspected), and
+    /// trusts the sandbox's CA (the sign-in pages are served over HTTPS).
     pub fn client(&self) -> reqwest::Client {
-        reqwest::Client::builder()
+        cosell_sandbox::testing::client_builder(&self.world)
+            .timeout(CALL_LIMIT)
             .cookie_store(true)
             .redirect(reqwest::redirect::Policy::none())
             .build()
@@ -129,14 +181,7 @@ impl TestApp {
             html.contains(&format!(r#"data-user="{user}""#)),
             "picker lists {user}"
         );
-        let (action, query) = authorize_url.split_once('?').unwrap();
-        let mut form: Vec<(String, String)> = url::form_urlencoded::parse(query.as_bytes())
-            .into_owned()
-            .collect();
-        form.push(("user".into(), user.into()));
-        let r = browser.post(action).form(&form).send().await.unwrap();
-        assert_eq!(r.status(), StatusCode::FOUND, "emulator redirects back");
-        location(&r).unwrap()
+        cosell_sandbox::testing::pick(&browser, authorize_url, user).await
     }
 
     /// Delivers Entra's answer to the callback and reads where it leads.
@@ -187,6 +232,26 @@ impl TestApp {
         (r.status(), r.text().await.unwrap())
     }
 
+    /// Submits a page's form as a browser without JavaScript does (an HTML `Accept`, coming from
+    /// `from`): the server function answers with a redirect.
+    pub async fn submit(
+        &self,
+        client: &reqwest::Client,
+        from: &str,
+        action: &str,
+        fields: &[(String, String)],
+    ) -> reqwest::Response {
+        client
+            .post(self.url(action))
+            .header("accept", "text/html")
+            .header("origin", &self.base)
+            .header("referer", self.url(from))
+            .form(fields)
+            .send()
+            .await
+            .unwrap()
+    }
+
     /// Connects `system` ("partner_center", "dynamics365") through the consent flow as `user`, with the
     /// signed-in dashboard `client`. Returns where the server sent the browser back to.
     pub async fn connect(&self, client: &reqwest::Client, system: &str, user: &str) -> String {
@@ -203,6 +268,118 @@ impl TestApp {
         let landing = self.land(client, &callback).await;
         assert_eq!(landing.status, StatusCode::SEE_OTHER, "{}", landing.body);
         landing.location.expect("back to the Connections page")
+    }
+
+    /// How many Dataverse opportunities carry `referral_id`: one, once a referral is synced.
+    pub fn opportunities_for(&self, referral_id: &str) -> usize {
+        self.world
+            .dataverse()
+            .rows("opportunities")
+            .iter()
+            .filter(|o| o[cosell_sandbox::dataverse::columns::REFERRAL_ID] == referral_id)
+            .count()
+    }
+
+    /// Registers the webhook at this server with the four referral events, from the dashboard as
+    /// `admin` (replacing any registration): the answer's status and body.
+    pub async fn register_webhook_here(&self, admin: &reqwest::Client) -> (StatusCode, String) {
+        let callback = self.url("/webhooks/partner-center");
+        self.call(
+            admin,
+            "register_webhook",
+            &[
+                ("callback_url", callback.as_str()),
+                ("referral_created", "on"),
+                ("referral_updated", "on"),
+                ("related_referral_created", "on"),
+                ("related_referral_updated", "on"),
+                ("overwrite", "on"),
+            ],
+        )
+        .await
+    }
+
+    /// The diagnosis `system`'s stored connection carries.
+    pub async fn diagnosis_of(
+        &self,
+        system: cosell::domain::connection::System,
+    ) -> Option<cosell::domain::connection::Diagnosis> {
+        self.store
+            .connection(system, &self.engine_key())
+            .await
+            .unwrap()
+            .expect("connected")
+            .diagnosis
+    }
+
+    /// A seller shares a referral named after each of `names` while Partner Center cannot deliver to
+    /// cosell (the registration points where nothing listens, and Partner Center gives up after its
+    /// attempts); then the registration points here again. The referrals' ids: none reached cosell.
+    pub async fn shared_while_deliveries_fail(&self, names: &[&str]) -> Vec<String> {
+        self.control_ok(
+            "/partner-center/delivery-settings",
+            serde_json::json!({ "retry_base_ms": 1 }),
+        )
+        .await;
+        let events = ["referral-created", "referral-updated"];
+        cosell_sandbox::testing::register_webhook(
+            &self.world,
+            &self.url("/webhooks/nowhere"),
+            &events,
+            false,
+        )
+        .await;
+        let ids: Vec<String> = names
+            .iter()
+            .map(|name| {
+                self.world
+                    .partner_center()
+                    .seller_creates(serde_json::json!({ "name": name }))["id"]
+                    .as_str()
+                    .unwrap()
+                    .to_string()
+            })
+            .collect();
+        for id in &ids {
+            eventually("Partner Center gives up delivering", || async {
+                let attempts = self
+                    .world
+                    .partner_center()
+                    .deliveries()
+                    .into_iter()
+                    .filter(|a| a.resource_uri.contains(id.as_str()))
+                    .count();
+                (attempts as u32 == cosell_sandbox::partner_center::MAX_ATTEMPTS).then_some(())
+            })
+            .await;
+        }
+        cosell_sandbox::testing::register_webhook(
+            &self.world,
+            &self.url("/webhooks/partner-center"),
+            &events,
+            false,
+        )
+        .await;
+        ids
+    }
+
+    /// The newest run the filter lists that `wanted` accepts, once there is one (the engine works in
+    /// the background).
+    pub async fn run_where(
+        &self,
+        what: &str,
+        filter: cosell::store::RunFilter,
+        wanted: impl Fn(&cosell::store::Run) -> bool,
+    ) -> cosell::store::Run {
+        eventually(what, || async {
+            self.store
+                .list_runs(&filter, None, 20)
+                .await
+                .unwrap()
+                .into_iter()
+                .find(|r| wanted(r))
+        })
+        .await
     }
 
     /// Waits for the next run that reaches a final status.
@@ -257,10 +434,10 @@ impl TestApp {
 
     /// Acts as a Microsoft seller editing a referral (JSON Patch), through the sandbox's control API.
     pub async fn seller_updates(&self, referral_id: &str, ops: serde_json::Value) {
-        let r = reqwest::Client::new()
+        let r = plain_client()
             .patch(format!(
                 "{}/_control/partner-center/referrals/{referral_id}",
-                self.sandbox
+                self.control
             ))
             .json(&ops)
             .send()
@@ -286,7 +463,7 @@ impl TestApp {
 
     /// A page fetched by a client that presents only this session id (a replayed or planted cookie).
     pub async fn page_with_session(&self, session_id: &str, path: &str) -> String {
-        reqwest::Client::new()
+        plain_client()
             .get(self.url(path))
             .header("cookie", format!("cosell.sid={session_id}"))
             .send()
@@ -299,8 +476,8 @@ impl TestApp {
 
     /// Sets the Entra emulator's faults through its control API.
     pub async fn entra_faults(&self, faults: serde_json::Value) {
-        let r = reqwest::Client::new()
-            .post(format!("{}/_control/entra/faults", self.sandbox))
+        let r = plain_client()
+            .post(format!("{}/_control/entra/faults", self.control))
             .json(&faults)
             .send()
             .await
@@ -309,8 +486,8 @@ impl TestApp {
     }
 
     pub async fn control(&self, path: &str, body: serde_json::Value) -> serde_json::Value {
-        let r = reqwest::Client::new()
-            .post(format!("{}/_control{path}", self.sandbox))
+        let r = plain_client()
+            .post(format!("{}/_control{path}", self.control))
             .json(&body)
             .send()
             .await
@@ -321,8 +498,8 @@ impl TestApp {
 
     /// A control call that answers no body.
     pub async fn control_ok(&self, path: &str, body: serde_json::Value) {
-        let r = reqwest::Client::new()
-            .post(format!("{}/_control{path}", self.sandbox))
+        let r = plain_client()
+            .post(format!("{}/_control{path}", self.control))
             .json(&body)
             .send()
             .await
@@ -350,32 +527,68 @@ impl Drop for TestApp {
     }
 }
 
+/// How long any call a test makes may take: a server that never answers fails the test, saying where,
+/// instead of hanging the suite.
+/// The servers' logs go to the test that runs them (a server runs on its test's runtime, so on its
+/// thread): the output of a failing test says what the server did, the others' is dropped.
+/// `RUST_LOG` overrides the filter.
+pub fn capture_logs() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_test_writer()
+        .compact()
+        .try_init();
+}
+
+pub const CALL_LIMIT: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// A plain HTTP client (the control API, the webhook receiver), bounded by [`CALL_LIMIT`].
+pub fn plain_client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .timeout(CALL_LIMIT)
+        .build()
+        .expect("client")
+}
+
 /// 32 bytes, base64: the sealing key of test servers (so tests can open what they stored).
 pub const TEST_SEALING_KEY: &str = "Y29zZWxsLXRlc3Qtc2VhbGluZy1rZXktMzItYnl0ZXM=";
 
 /// Settings for a sandbox-mode server on free ports with this database, plus extra flags.
 pub fn sandbox_settings(database_url: &str, extra: &[&str]) -> Settings {
-    let mut args = vec![
-        "cosell",
-        "serve",
-        "--sandbox",
-        "--addr",
-        "127.0.0.1:0",
-        "--sandbox-addr",
-        "127.0.0.1:0",
+    let mut args = vec!["--sandbox", "--sandbox-addr", "127.0.0.1:0"];
+    args.extend_from_slice(extra);
+    settings(database_url, &args)
+}
+
+/// Settings for a test server with this database, on a free port unless `extra` names an `--addr`.
+pub fn settings(database_url: &str, extra: &[&str]) -> Settings {
+    let addr: &[&str] = if extra.contains(&"--addr") {
+        &[]
+    } else {
+        &["--addr", "127.0.0.1:0"]
+    };
+    let mut args = vec!["cosell", "serve"];
+    args.extend_from_slice(addr);
+    args.extend_from_slice(&[
         "--database-url",
         database_url,
         // Retries come quickly in tests (Retry-After still holds).
         "--retry-base-ms",
         "50",
-        // Tests read the CRM's change feed when they choose (engine.poll_changes), not on a timer.
-        "--crm-poll-ms",
-        "3600000",
         "--secret-key",
         TEST_SEALING_KEY,
-    ];
+    ]);
+    // Tests read the CRM's change feed when they choose (engine.poll_changes), not on a timer, unless
+    // they say otherwise.
+    if !extra.contains(&"--crm-poll-ms") {
+        args.extend_from_slice(&["--crm-poll-ms", "3600000"]);
+    }
     args.extend_from_slice(extra);
-    let Command::Serve(serve) = Cli::try_parse_from(args).expect("arguments parse").command;
+    let Command::Serve(serve) = Cli::try_parse_from(args).expect("arguments parse").command else {
+        panic!("a serve command")
+    };
     serve.into_settings().expect("settings")
 }
 
@@ -422,6 +635,45 @@ pub fn session_cookie(set_cookie: &[String]) -> Option<String> {
                 .trim_start_matches("cosell.sid=")
                 .to_string()
         })
+}
+
+/// Waits for state nothing announces (the store's rows): asks `probe` every 20 ms until it answers,
+/// for at most 20 s. Where an event exists (a run finishing, a call reaching the sandbox), wait on it
+/// instead.
+pub async fn eventually<T, F, Fut>(what: &str, mut probe: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        if let Some(found) = probe().await {
+            return found;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{what}: not within 20 s"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
+
+/// The checks a page shows (the Overview's, the Diagnostics page's), as (`data-check`, `data-state`)
+/// pairs in page order.
+pub fn checks(page: &str) -> Vec<(String, String)> {
+    page.split("data-check=\"")
+        .skip(1)
+        .map(|rest| {
+            let id = rest.split('"').next().unwrap().to_string();
+            let state = rest
+                .split("data-state=\"")
+                .nth(1)
+                .and_then(|s| s.split('"').next())
+                .unwrap()
+                .to_string();
+            (id, state)
+        })
+        .collect()
 }
 
 /// The `data-code` of the sign-in error page.

@@ -20,6 +20,7 @@ fn settled(record: &str, status: RunStatus) -> NewRun {
             event: "referral-created".into(),
             referral_id: record.into(),
             inbox_id: 0,
+            changed_at: None,
         },
         record_id: Some(record.to_string()),
         parent_run_id: None,
@@ -121,7 +122,7 @@ async fn a_failed_run_is_resubmitted_once_and_its_page_tells_the_story() {
     let admin = app.signed_in("admin").await;
     app.control(
         "/faults",
-        json!({ "method": "GET", "path_contains": "/engagements/referrals/", "status": 403, "times": 1 }),
+        json!({ "method": "GET", "path_contains": "/engagements/referrals/", "status": 400, "times": 1 }),
     )
     .await;
     let referral = app
@@ -140,7 +141,10 @@ async fn a_failed_run_is_resubmitted_once_and_its_page_tells_the_story() {
         page.contains("Get the referral from Partner Center"),
         "the failing step"
     );
-    assert!(page.contains("Referrals admin"), "the fix: {page}");
+    assert!(
+        page.contains("Correct the record, then resubmit the run"),
+        "the fix: {page}"
+    );
     assert!(page.contains("run_failed"), "its audit event");
 
     // A viewer cannot resubmit; the admin can, once.

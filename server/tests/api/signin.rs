@@ -90,6 +90,60 @@ async fn session_cookie_is_http_only_lax_and_rotated_at_sign_in() {
 }
 
 #[tokio::test]
+async fn an_idle_session_ends() {
+    use tower_sessions::SessionStore;
+    // Every flow on, so that a refused switch-off would show.
+    let app = TestApp::spawn_ready_with(&["--session-idle-minutes", "30"]).await;
+    let on = app.store.active_flows(app.engine.crm()).await.unwrap();
+    assert!(!on.is_empty());
+    let client = app.client();
+    let authorize = app.begin(&client, "/").await;
+    let callback = app.pick(&authorize, "admin").await;
+    let landing = app.land(&client, &callback).await;
+    let id = session_cookie(&landing.set_cookie).unwrap();
+    let cookie = landing
+        .set_cookie
+        .iter()
+        .find(|c| c.starts_with("cosell.sid="))
+        .unwrap();
+    assert!(cookie.contains("Max-Age=1800"), "{cookie}");
+    let sessions = app.store.session_backend().await.unwrap();
+    let session_id: tower_sessions::session::Id = id.parse().unwrap();
+    let mut record = sessions.load(&session_id).await.unwrap().expect("stored");
+    let idle_limit = record.expiry_date - time::OffsetDateTime::now_utc();
+    assert!(
+        idle_limit > time::Duration::minutes(29) && idle_limit <= time::Duration::minutes(30),
+        "{idle_limit}"
+    );
+    assert!(
+        app.page_with_session(&id, "/")
+            .await
+            .contains("Adele Vance")
+    );
+
+    // Thirty minutes without a request: the session is over, for pages and server functions alike.
+    record.expiry_date = time::OffsetDateTime::now_utc() - time::Duration::seconds(1);
+    sessions.save(&record).await.unwrap();
+    let page = app.page_with_session(&id, "/").await;
+    assert!(!page.contains("Adele Vance"));
+    assert!(page.contains("Sign in with Microsoft"));
+    let r = plain_client()
+        .post(app.url("/api/set_flow"))
+        .header("cookie", format!("cosell.sid={id}"))
+        .header("Origin", &app.base)
+        .form(&[("flow", "partner_center_to_crm"), ("active", "false")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        app.store.active_flows(app.engine.crm()).await.unwrap(),
+        on,
+        "nothing changed"
+    );
+}
+
+#[tokio::test]
 async fn sign_out_ends_the_session_on_the_server() {
     let app = TestApp::spawn().await;
     let client = app.client();

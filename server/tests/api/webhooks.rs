@@ -94,7 +94,7 @@ async fn captured(app: &TestApp) -> (HeaderMap, Vec<u8>) {
 }
 
 async fn post(app: &TestApp, headers: &HeaderMap, body: Vec<u8>) -> StatusCode {
-    let mut request = reqwest::Client::new()
+    let mut request = plain_client()
         .post(app.url("/webhooks/partner-center"))
         .body(body);
     for (name, value) in headers {
