@@ -29,6 +29,11 @@ export default defineConfig({
   timeout: 30_000,
   use: {
     baseURL: `http://127.0.0.1:${port}`,
+    // The sign-in and consent redirects take the browser to the sandbox's emulated Entra ID and
+    // Salesforce pages, which are served over HTTPS with a certificate from the sandbox's own CA, made at
+    // each start and in no browser's trust store. Every project (and every context a test opens) accepts
+    // it; cosell itself verifies that certificate against the sandbox's CA.
+    ignoreHTTPSErrors: true,
     trace: "off",
     launchOptions: {
       // Debian's chromium; Playwright never downloads a browser here.

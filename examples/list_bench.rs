@@ -217,6 +217,8 @@ async fn main() {
             sync: i % 3 == 0,
             state: OpportunityState::Open,
             version: Some(i.to_string()),
+            solutions: None,
+            fingerprint: None,
         });
     }
     let seeding = Instant::now();

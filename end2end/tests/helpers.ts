@@ -1,6 +1,9 @@
 import { expect, type Page, type TestInfo } from "@playwright/test";
 
-/** The sandbox emulators' base URL (the server under test puts them on the port after its own). */
+/**
+ * The sandbox's control API (the server under test puts the sandbox on the port after its own). Plain
+ * HTTP: the emulated APIs on the same port speak HTTPS only, the control API both.
+ */
 export const sandbox = `http://127.0.0.1:${Number(process.env.E2E_PORT ?? 3210) + 1}`;
 
 /** Signs in through the sandbox Entra ID page as one of its demo users: admin, viewer, norole, expired. */
@@ -13,7 +16,8 @@ export async function signIn(page: Page, user: string, from = "/") {
 
 /** With JavaScript on, waits until the page is hydrated; with it off, checks it never is. */
 export async function expectLive(page: Page, info: TestInfo) {
-  if (info.project.name === "js-on") {
+  // From the project's own setting: the Salesforce projects are named salesforce-js-on/-off.
+  if (info.project.use.javaScriptEnabled !== false) {
     await expect(page.locator("html")).toHaveAttribute("data-hydrated", "true");
   } else {
     await expect(page.locator("html")).not.toHaveAttribute("data-hydrated", "true");

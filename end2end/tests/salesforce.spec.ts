@@ -6,7 +6,7 @@ import { eventually, expectLive, signIn } from "./helpers";
 // opportunity switched on in the dashboard becomes a referral; one that is not ready shows what is
 // missing. Both projects (JavaScript on, then off) share that server and make records of their own.
 
-/** This server's sandbox: the port after its own. */
+/** This server's sandbox's control API (plain HTTP): the port after its own. */
 function sandboxOf(page: Page): string {
   const port = Number(new URL(page.url()).port);
   return `http://127.0.0.1:${port + 1}`;

@@ -49,9 +49,10 @@ test("a seller's referral becomes an opportunity; a failed run is resubmitted", 
   const opportunity = opportunities.find((o: { msp_referralid: string }) => o.msp_referralid === referral);
   expect(opportunity?.name).toBe(name);
 
-  // Partner Center refuses the next read (a removed role, say): the run fails and says what to fix.
+  // Partner Center refuses the next read as a bad request: the run fails and says what to fix. (A refusal
+  // only a person can cure — a 403 for a missing role — pauses the run instead: paused.rs.)
   const fault = await request.post(`${sandbox}/_control/faults`, {
-    data: { method: "GET", path_contains: "/engagements/referrals/", status: 403, times: 1 },
+    data: { method: "GET", path_contains: "/engagements/referrals/", status: 400, times: 1 },
   });
   expect(fault.ok()).toBe(true);
   const denied = await request.post(`${sandbox}/_control/partner-center/referrals`, {
@@ -64,7 +65,7 @@ test("a seller's referral becomes an opportunity; a failed run is resubmitted", 
   await expectLive(page, info);
   await page.locator('tr[data-status="failed"] a[href^="/runs/"]').first().click();
   await expect(page.getByTestId("run")).toHaveAttribute("data-status", "failed");
-  await expect(page.getByTestId("outcome")).toContainText("Referrals admin");
+  await expect(page.getByTestId("outcome")).toContainText("Correct the record, then resubmit the run");
   await expectLive(page, info);
 
   // Resubmit: a new run, linked to the failed one, that succeeds.

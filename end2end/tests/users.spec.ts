@@ -3,7 +3,11 @@ import { expectLive, signIn } from "./helpers";
 
 test("an admin signs a viewer out everywhere", async ({ browser, page }, info) => {
   // The viewer, in a browser of their own.
-  const viewerContext = await browser.newContext({ javaScriptEnabled: info.project.name === "js-on" });
+  const viewerContext = await browser.newContext({
+    javaScriptEnabled: info.project.use.javaScriptEnabled !== false,
+    // The sandbox's sign-in page is HTTPS with the sandbox's own CA (see playwright.config.ts).
+    ignoreHTTPSErrors: true,
+  });
   const viewer = await viewerContext.newPage();
   await signIn(viewer, "viewer");
   await expect(viewer.getByTestId("signed-in-name")).toHaveText("Megan Bowen");
