@@ -4,6 +4,6 @@
 CREATE TABLE own_writes (
     referral_id TEXT NOT NULL,
     changed_us  BIGINT NOT NULL,
-    written_at  TEXT NOT NULL,
+    written_at  TIMESTAMPTZ NOT NULL,
     PRIMARY KEY (referral_id, changed_us)
 );
