@@ -62,6 +62,7 @@ impl StepError {
 pub struct RunContext<'a> {
     engine: &'a Engine,
     run_id: i64,
+    flow: Flow,
     owner: String,
     record_id: Option<String>,
     actor: String,
@@ -89,6 +90,7 @@ impl<'a> RunContext<'a> {
     pub(crate) fn new(
         engine: &'a Engine,
         run_id: i64,
+        flow: Flow,
         owner: &str,
         record_id: Option<String>,
         actor: &str,
@@ -97,6 +99,7 @@ impl<'a> RunContext<'a> {
         RunContext {
             engine,
             run_id,
+            flow,
             owner: owner.to_string(),
             record_id,
             actor: actor.to_string(),
@@ -124,6 +127,7 @@ impl<'a> RunContext<'a> {
         outcome: StepOutcome,
         detail: &str,
         api_calls: i64,
+        system: Option<System>,
         started: Instant,
     ) -> Result<(), StepError> {
         self.engine
@@ -135,6 +139,7 @@ impl<'a> RunContext<'a> {
                     outcome,
                     detail: detail.to_string(),
                     api_calls,
+                    system,
                     duration_ms: started.elapsed().as_millis() as i64,
                     attempt: self.attempt,
                 },
@@ -151,7 +156,8 @@ impl<'a> RunContext<'a> {
         outcome: StepOutcome,
         detail: &str,
     ) -> Result<(), StepError> {
-        self.step(name, outcome, detail, 0, Instant::now()).await
+        self.step(name, outcome, detail, 0, None, Instant::now())
+            .await
     }
 
     /// Calls made as steps of this run.
@@ -258,6 +264,7 @@ impl<'a> RunContext<'a> {
         let ctx = RunContext::new(
             self.engine,
             child.id,
+            flow,
             &self.owner,
             self.record_id.clone(),
             &self.actor,
@@ -355,6 +362,7 @@ impl<'a> Calls<'a> {
     async fn step(
         &self,
         name: &str,
+        system: System,
         outcome: StepOutcome,
         detail: &str,
         calls: i64,
@@ -362,7 +370,7 @@ impl<'a> Calls<'a> {
     ) -> Result<(), CallFailure> {
         match self.run {
             Some(run) => run
-                .step(name, outcome, detail, calls, started)
+                .step(name, outcome, detail, calls, Some(system), started)
                 .await
                 .map_err(CallFailure::Stop),
             None => Ok(()),
@@ -391,7 +399,12 @@ impl<'a> Calls<'a> {
     pub async fn count_more(&self, system: System, calls: i64) -> Result<(), CallFailure> {
         self.engine
             .store
-            .count_api_calls(system.as_code(), calls, OffsetDateTime::now_utc())
+            .count_api_calls(
+                system.as_code(),
+                self.run.map(|run| run.flow),
+                calls,
+                OffsetDateTime::now_utc(),
+            )
             .await
             .map_err(CallFailure::store)
     }
@@ -421,7 +434,8 @@ impl<'a> Calls<'a> {
                         StepOutcome::Failed
                     };
                     let message = format!("{problem}. {}", problem.fix());
-                    self.step(name, outcome, &message, calls, started).await?;
+                    self.step(name, system, outcome, &message, calls, started)
+                        .await?;
                     return Err(CallFailure::NoToken(problem));
                 }
             };
@@ -431,6 +445,7 @@ impl<'a> Calls<'a> {
             {
                 self.step(
                     name,
+                    system,
                     StepOutcome::Failed,
                     "Not sent: another worker has taken the run over.",
                     calls,
@@ -451,17 +466,32 @@ impl<'a> Calls<'a> {
         };
         match result {
             Ok(value) => {
-                self.step(name, StepOutcome::Ok, "", calls, started).await?;
+                self.step(name, system, StepOutcome::Ok, "", calls, started)
+                    .await?;
                 Ok(value)
             }
             Err(e) if e.is_transient() => {
-                self.step(name, StepOutcome::Retry, &e.to_string(), calls, started)
-                    .await?;
+                self.step(
+                    name,
+                    system,
+                    StepOutcome::Retry,
+                    &e.to_string(),
+                    calls,
+                    started,
+                )
+                .await?;
                 Err(CallFailure::Transient(system, e))
             }
             Err(e) => {
-                self.step(name, StepOutcome::Failed, &e.to_string(), calls, started)
-                    .await?;
+                self.step(
+                    name,
+                    system,
+                    StepOutcome::Failed,
+                    &e.to_string(),
+                    calls,
+                    started,
+                )
+                .await?;
                 Err(CallFailure::Refused(system, e))
             }
         }

@@ -105,6 +105,7 @@ impl Bench {
         RunContext::new(
             &self.engine,
             run.id,
+            flow,
             "test",
             Some(record.into()),
             "engine",

@@ -430,7 +430,15 @@ impl Engine {
             .start_run(new, &owner, now + self.policy.lease, now)
             .await?;
         let (lease, _renewal) = self.hold_lease(run.id, &owner);
-        let ctx = RunContext::new(self, run.id, &owner, run.record_id.clone(), by, lease);
+        let ctx = RunContext::new(
+            self,
+            run.id,
+            run.flow,
+            &owner,
+            run.record_id.clone(),
+            by,
+            lease,
+        );
         let (status, outcome) = match self.execute(&ctx, &run).await {
             Ok(done) => done,
             Err(StepError::LeaseLost) => (
@@ -530,8 +538,16 @@ impl Engine {
             return Ok(false);
         };
         let (lease, renewal) = self.hold_lease(run.id, owner);
-        let ctx = RunContext::new(self, run.id, owner, run.record_id.clone(), "engine", lease)
-            .on_attempt(run.attempts);
+        let ctx = RunContext::new(
+            self,
+            run.id,
+            run.flow,
+            owner,
+            run.record_id.clone(),
+            "engine",
+            lease,
+        )
+        .on_attempt(run.attempts);
         let result = self.execute(&ctx, &run).await;
         drop(renewal);
         let now = OffsetDateTime::now_utc();

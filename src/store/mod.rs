@@ -4,6 +4,7 @@
 //! whichever pool is configured (see [`on_pool!`]). Callers never see sqlx types: errors are [`StoreError`].
 
 mod api_calls;
+pub use api_calls::FlowCalls;
 mod audit;
 mod change_feeds;
 mod connections;
@@ -24,7 +25,7 @@ pub use connections::{Connection, NewConnection};
 pub use diagnostics::{FailedRuns, FailedSince, StorageReport};
 pub use inbox::{InboxEvent, Recorded};
 pub use opportunities::{MirroredOpportunity, OpportunityCursor, SeenOpportunity};
-pub use runs::{NewRun, NewStep, RecordRuns, ResubmitRefusal, Run, RunFilter, Step};
+pub use runs::{NewRun, NewStep, RecordRuns, ResubmitRefusal, Run, RunCalls, RunFilter, Step};
 pub use sessions::SessionBackend;
 
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};

@@ -82,6 +82,17 @@ pub struct RunRow {
     pub resubmitted_from: Option<i64>,
     /// Failed or skipped, and not a child run: the dashboard offers "Resubmit".
     pub resubmittable: bool,
+    /// API calls the run made (as of its last end), to Partner Center and to the CRM.
+    pub partner_center_calls: i64,
+    pub crm_calls: i64,
+}
+
+/// One line of "API calls today": a flow (or cosell outside runs) and what it spent with one system.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FlowCallsRow {
+    pub flow: String,
+    pub system: String,
+    pub calls: i64,
 }
 
 #[cfg(feature = "ssr")]
@@ -111,6 +122,8 @@ impl RunRow {
                 && run.parent_run_id.is_none(),
             parent_run_id: run.parent_run_id,
             resubmitted_from: run.resubmitted_from,
+            partner_center_calls: run.calls.partner_center,
+            crm_calls: run.calls.crm,
         }
     }
 }
@@ -122,6 +135,8 @@ pub struct RunList {
     pub older: Option<i64>,
     /// The flows of this installation's CRM: (code, name), for the filter.
     pub flows: Vec<(String, String)>,
+    /// Today's (UTC) API calls by flow and system, most first.
+    pub calls_today: Vec<FlowCallsRow>,
 }
 
 #[server(endpoint = "list_runs")]
@@ -139,9 +154,26 @@ pub async fn list_runs(query: RunQuery, before: Option<i64>) -> Result<RunList, 
         .await
         .map_err(internal)?;
     let (runs, older) = crate::pages::page_of(runs, |r| r.id);
+    let calls_today = ctx
+        .store
+        .api_calls_by_flow(time::OffsetDateTime::now_utc())
+        .await
+        .map_err(internal)?
+        .into_iter()
+        .map(|c| FlowCallsRow {
+            flow: c.flow.map_or_else(
+                || "Outside runs (change feed, checks)".into(),
+                |f| f.name(crm),
+            ),
+            system: cosell::domain::connection::System::from_code(&c.system)
+                .map_or(c.system, |s| s.label().to_string()),
+            calls: c.calls,
+        })
+        .collect();
     Ok(RunList {
         rows: runs.into_iter().map(|r| RunRow::new(r, crm)).collect(),
         older,
+        calls_today,
         flows: activation_order(crm)
             .into_iter()
             .chain([cosell::domain::flows::Flow::Reconciliation])
@@ -310,6 +342,38 @@ fn ResubmitButton(action: ServerAction<ResubmitRun>, id: i64) -> impl IntoView {
     }
 }
 
+/// A run's calls in a few characters: "PC 1 · CRM 3", or "—" for none.
+fn calls_label(partner_center: i64, crm: i64) -> String {
+    match (partner_center, crm) {
+        (0, 0) => "—".into(),
+        (pc, 0) => format!("PC {pc}"),
+        (0, crm) => format!("CRM {crm}"),
+        (pc, crm) => format!("PC {pc} · CRM {crm}"),
+    }
+}
+
+/// Today's calls by flow: where the day's allocation went.
+#[component]
+fn CallsToday(rows: Vec<FlowCallsRow>) -> impl IntoView {
+    (!rows.is_empty()).then(|| {
+        view! {
+            <details class="card" data-testid="calls-today">
+                <summary>"API calls today (UTC), by flow"</summary>
+                <table class="list">
+                    <thead><tr>
+                        <th scope="col">"Flow"</th><th scope="col">"System"</th><th scope="col">"Calls"</th>
+                    </tr></thead>
+                    <tbody>
+                        {rows.into_iter().map(|c| view! {
+                            <tr><td>{c.flow}</td><td>{c.system}</td><td>{c.calls}</td></tr>
+                        }).collect_view()}
+                    </tbody>
+                </table>
+            </details>
+        }
+    })
+}
+
 /// Runs as a table; shared by the list and a run's related runs.
 #[component]
 fn RunTable(rows: Vec<RunRow>, resubmit: Option<ServerAction<ResubmitRun>>) -> impl IntoView {
@@ -318,7 +382,7 @@ fn RunTable(rows: Vec<RunRow>, resubmit: Option<ServerAction<ResubmitRun>>) -> i
             <thead><tr>
                 <th scope="col">"Run"</th><th scope="col">"Flow"</th><th scope="col">"Status"</th>
                 <th scope="col">"Record"</th><th scope="col">"Started"</th><th scope="col">"Trigger"</th>
-                <th scope="col">"Attempts"</th><th scope="col">"Outcome"</th>
+                <th scope="col">"Attempts"</th><th scope="col">"API calls"</th><th scope="col">"Outcome"</th>
             </tr></thead>
             <tbody>
                 {rows.into_iter().map(|r| {
@@ -336,6 +400,10 @@ fn RunTable(rows: Vec<RunRow>, resubmit: Option<ServerAction<ResubmitRun>>) -> i
                             <td>{r.created}</td>
                             <td>{r.trigger}</td>
                             <td>{r.attempts}</td>
+                            <td data-partner-center-calls=r.partner_center_calls.to_string()
+                                data-crm-calls=r.crm_calls.to_string()>
+                                {calls_label(r.partner_center_calls, r.crm_calls)}
+                            </td>
                             <td class="wrap">{r.outcome}" "{button}</td>
                         </tr>
                     }
@@ -414,6 +482,7 @@ pub fn RunsPage() -> impl IntoView {
                                 };
                                 view! {
                                     <FilterForm q flows=list.flows/>
+                                    <CallsToday rows=list.calls_today/>
                                     {all}
                                     {table}
                                     <nav class="pager" aria-label="Pages">{newest}{older}</nav>

@@ -392,7 +392,7 @@ async fn api_quota_shows_the_days_calls_and_warns_before_they_run_out() {
 
     // A busy day: 80% of the quota is a warning, all of it a failure with the waiting runs.
     app.store
-        .count_api_calls("partner_center", 8_000, now())
+        .count_api_calls("partner_center", None, 8_000, now())
         .await
         .unwrap();
     let (status, body) = app.call(&admin, "run_diagnostics", &[]).await;
@@ -400,7 +400,7 @@ async fn api_quota_shows_the_days_calls_and_warns_before_they_run_out() {
     let page = diagnostics(&app, &admin).await;
     assert_eq!(state_of(&page, "api-quota"), "attention");
     app.store
-        .count_api_calls("partner_center", 2_000, now())
+        .count_api_calls("partner_center", None, 2_000, now())
         .await
         .unwrap();
     let (status, body) = app.call(&admin, "run_diagnostics", &[]).await;

@@ -226,3 +226,81 @@ async fn a_change_by_someone_else_after_cosells_write_is_read() {
         .unwrap();
     assert_eq!(opportunity["estimatedvalue"], 52000.0);
 }
+
+/// Every call is counted once, where it is made: the runs' own totals (shown on the Runs page) and the
+/// day's totals by flow add up to what the emulators saw.
+#[tokio::test]
+async fn calls_are_counted_per_run_and_per_flow_as_the_apis_saw_them() {
+    let mut app = TestApp::spawn_ready().await;
+    let since = app.world.journal().last_seq();
+    let before = app
+        .store
+        .api_calls_by_flow(time::OffsetDateTime::now_utc())
+        .await
+        .unwrap();
+    app.world.partner_center().seller_creates(json!({
+        "name": "Counted",
+        "customerProfile": {
+            "name": "Wide World Importers",
+            "address": { "postalCode": "98101", "country": "US" },
+            "team": [{ "firstName": "Ada", "lastName": "Ng", "email": "ada@wideworld.example" }]
+        },
+        "details": { "dealValue": 5000, "currency": "USD", "closingDateTime": "2027-06-30T00:00:00Z" }
+    }));
+    let (run, echo) = app.run_and_echo().await;
+    assert_eq!(run.status, RunStatus::Succeeded, "{}", run.outcome);
+    assert_eq!(echo.status, RunStatus::Skipped, "{}", echo.outcome);
+
+    let runs = app
+        .store
+        .list_runs(&Default::default(), None, 50)
+        .await
+        .unwrap();
+    let partner_center: i64 = runs.iter().map(|r| r.calls.partner_center).sum();
+    let crm: i64 = runs.iter().map(|r| r.calls.crm).sum();
+    assert_eq!(
+        partner_center,
+        calls(&app, Api::PartnerCenter, since).len() as i64
+    );
+    assert_eq!(crm, calls(&app, Api::Dataverse, since).len() as i64);
+    assert_eq!(app.partner_center_calls(run.run_id).await, 2);
+
+    // The day's totals by flow grew by exactly what the runs made.
+    let after = app
+        .store
+        .api_calls_by_flow(time::OffsetDateTime::now_utc())
+        .await
+        .unwrap();
+    let in_flows = |rows: &[cosell::store::FlowCalls], system: &str| -> i64 {
+        rows.iter()
+            .filter(|c| c.flow.is_some() && c.system == system)
+            .map(|c| c.calls)
+            .sum()
+    };
+    assert_eq!(
+        in_flows(&after, "partner_center") - in_flows(&before, "partner_center"),
+        partner_center
+    );
+    assert_eq!(
+        in_flows(&after, "dynamics365") - in_flows(&before, "dynamics365"),
+        crm
+    );
+
+    // The Runs page shows both: each run's calls, and today's by flow.
+    let admin = app.signed_in("admin").await;
+    let (status, page) = app.page(&admin, "/runs").await;
+    assert_eq!(status, reqwest::StatusCode::OK);
+    let parent = runs.iter().find(|r| r.id == run.run_id).unwrap();
+    let cell = format!(
+        "data-partner-center-calls=\"{}\" data-crm-calls=\"{}\"",
+        parent.calls.partner_center, parent.calls.crm
+    );
+    assert!(page.contains(&cell), "{cell} in the page");
+    let today = page
+        .split_once("data-testid=\"calls-today\"")
+        .and_then(|(_, rest)| rest.split_once("</details>"))
+        .map(|(section, _)| section)
+        .expect("today's calls by flow");
+    assert!(today.contains("API calls today (UTC), by flow"), "{today}");
+    assert!(today.contains("Partner Center to Dynamics 365"), "{today}");
+}

@@ -410,26 +410,18 @@ impl TestApp {
         }
     }
 
-    /// Partner Center calls a run and its child runs made (steps that name Partner Center).
+    /// Partner Center calls a finished run and its child runs made, as their rows count them.
     pub async fn partner_center_calls(&self, run_id: i64) -> i64 {
-        let mut runs = vec![run_id];
-        runs.extend(
-            self.store
-                .related_runs(run_id)
-                .await
-                .unwrap()
-                .iter()
-                .map(|r| r.id),
-        );
-        let mut calls = 0;
-        for id in runs {
-            for s in self.store.run_steps(id).await.unwrap() {
-                if s.name.contains("Partner Center") {
-                    calls += s.api_calls;
-                }
-            }
-        }
-        calls
+        let run = self.store.run(run_id).await.unwrap().expect("the run");
+        let children = self.store.related_runs(run_id).await.unwrap();
+        std::iter::once(run)
+            .chain(
+                children
+                    .into_iter()
+                    .filter(|r| r.parent_run_id == Some(run_id)),
+            )
+            .map(|r| r.calls.partner_center)
+            .sum()
     }
 
     /// Acts as a Microsoft seller editing a referral (JSON Patch), through the sandbox's control API.

@@ -224,6 +224,7 @@ mod tests {
             outcome: crate::domain::runs::StepOutcome::Ok,
             detail: String::new(),
             api_calls,
+            system: Some(crate::domain::connection::System::PartnerCenter),
             duration_ms: 1,
             attempt,
         };

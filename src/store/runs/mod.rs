@@ -46,6 +46,15 @@ pub struct Run {
     pub finished_at: Option<OffsetDateTime>,
     /// The connection a paused run waits for.
     pub paused_for: Option<System>,
+    /// API calls the run made, as of when it last ended or went back to the queue.
+    pub calls: RunCalls,
+}
+
+/// API calls a run made (its child runs count their own), by the system they went to.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RunCalls {
+    pub partner_center: i64,
+    pub crm: i64,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -54,6 +63,8 @@ pub struct NewStep {
     pub outcome: StepOutcome,
     pub detail: String,
     pub api_calls: i64,
+    /// Where the calls went (none for a decision).
+    pub system: Option<System>,
     pub duration_ms: i64,
     /// The attempt of the run that made the step (1 for the first claim).
     pub attempt: i64,
@@ -91,10 +102,19 @@ struct Row {
     created_at: OffsetDateTime,
     finished_at: Option<OffsetDateTime>,
     paused_for: Option<String>,
+    partner_center_calls: i32,
+    crm_calls: i32,
 }
 
 const COLUMNS: &str = "id, flow, status, trigger_kind, input, record_id, parent_run_id, resubmitted_from, \
-                       attempts, outcome, created_at, finished_at, paused_for";
+                       attempts, outcome, created_at, finished_at, paused_for, partner_center_calls, crm_calls";
+
+/// Sets a run's call totals from its steps, in the UPDATE that ends it or puts it back in the queue:
+/// a list reads them from the run's row, and no call costs a write more than its step.
+pub(super) const SETTLE_CALLS: &str = "partner_center_calls = (SELECT COALESCE(SUM(s.api_calls), 0) \
+     FROM run_steps s WHERE s.run_id = runs.id AND s.system = 'partner_center'), \
+     crm_calls = (SELECT COALESCE(SUM(s.api_calls), 0) \
+     FROM run_steps s WHERE s.run_id = runs.id AND s.system <> 'partner_center')";
 
 /// How a status is stored: a paused run is a queued one with `paused_for` set (its own column, so the
 /// queue's indexes and the one-running-run rule stay as they are).
@@ -134,6 +154,10 @@ impl TryFrom<Row> for Run {
             created_at: r.created_at,
             finished_at: r.finished_at,
             paused_for,
+            calls: RunCalls {
+                partner_center: i64::from(r.partner_center_calls),
+                crm: i64::from(r.crm_calls),
+            },
         })
     }
 }

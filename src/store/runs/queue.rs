@@ -5,7 +5,7 @@
 //! that dies leaves its lease to expire, and the run is claimed again. Every write a worker makes about
 //! a run checks that it still holds the lease.
 
-use super::{COLUMNS, NewRun, NewStep, Row, Run, insert_run, is_unique_violation};
+use super::{COLUMNS, NewRun, NewStep, Row, Run, SETTLE_CALLS, insert_run, is_unique_violation};
 use crate::domain::connection::System;
 use crate::domain::flows::Flow;
 use crate::domain::runs::RunStatus;
@@ -104,17 +104,19 @@ impl Store {
         parent_id: i64,
         now: OffsetDateTime,
     ) -> Result<(), StoreError> {
-        on_pool!(self, |p| {
-            sqlx::query(
+        let sql = format!(
             "UPDATE runs SET status = 'failed', finished_at = $1, lease_owner = NULL, lease_until = NULL,
-                    outcome = 'The worker running it stopped before it ended; the parent run tries again.'
+                    outcome = 'The worker running it stopped before it ended; the parent run tries again.',
+                    {SETTLE_CALLS}
              WHERE parent_run_id = $2 AND status = 'running'"
-        )
-        .bind(now)
-        .bind(parent_id)
-        .execute(p)
-        .await
-        .map(|_| ())
+        );
+        on_pool!(self, |p| {
+            sqlx::query(&sql)
+                .bind(now)
+                .bind(parent_id)
+                .execute(p)
+                .await
+                .map(|_| ())
         })?;
         Ok(())
     }
@@ -146,9 +148,9 @@ impl Store {
     ) -> Result<(), StoreError> {
         on_pool!(self, |p| {
             sqlx::query(
-            "INSERT INTO run_steps (run_id, seq, name, outcome, detail, api_calls, duration_ms, at, attempt)
+            "INSERT INTO run_steps (run_id, seq, name, outcome, detail, api_calls, duration_ms, at, attempt, system)
              VALUES ($1, (SELECT COALESCE(MAX(seq), 0) + 1 FROM run_steps WHERE run_id = $1),
-                     $2, $3, $4, $5, $6, $7, $8)"
+                     $2, $3, $4, $5, $6, $7, $8, $9)"
         )
         .bind(run_id)
         .bind(&step.name)
@@ -158,6 +160,7 @@ impl Store {
         .bind(step.duration_ms)
         .bind(at)
         .bind(step.attempt as i32)
+        .bind(step.system.map(System::as_code))
         .execute(p)
         .await
         .map(|_| ())
@@ -174,19 +177,21 @@ impl Store {
         outcome: &str,
         at: OffsetDateTime,
     ) -> Result<bool, StoreError> {
-        let n = on_pool!(self, |p| {
-            sqlx::query(
-            "UPDATE runs SET status = $1, outcome = $2, finished_at = $3, lease_owner = NULL, lease_until = NULL
+        let sql = format!(
+            "UPDATE runs SET status = $1, outcome = $2, finished_at = $3, lease_owner = NULL, lease_until = NULL,
+                    {SETTLE_CALLS}
              WHERE id = $4 AND lease_owner = $5 AND status = 'running'"
-        )
-        .bind(status.as_code())
-        .bind(outcome)
-        .bind(at)
-        .bind(run_id)
-        .bind(owner)
-        .execute(p)
-        .await
-        .map(|r| r.rows_affected())
+        );
+        let n = on_pool!(self, |p| {
+            sqlx::query(&sql)
+                .bind(status.as_code())
+                .bind(outcome)
+                .bind(at)
+                .bind(run_id)
+                .bind(owner)
+                .execute(p)
+                .await
+                .map(|r| r.rows_affected())
         })?;
         Ok(n == 1)
     }
@@ -250,21 +255,22 @@ impl Store {
         given_back: i64,
         paused_for: Option<System>,
     ) -> Result<bool, StoreError> {
-        let n = on_pool!(self, |p| {
-            sqlx::query(
+        let sql = format!(
             "UPDATE runs SET status = 'queued', not_before = $1, outcome = $2, lease_owner = NULL, lease_until = NULL,
-                    attempts = attempts - $5, paused_for = $6
+                    attempts = attempts - $5, paused_for = $6, {SETTLE_CALLS}
              WHERE id = $3 AND lease_owner = $4 AND status = 'running'"
-        )
-        .bind(not_before)
-        .bind(outcome)
-        .bind(run_id)
-        .bind(owner)
-        .bind(given_back)
-        .bind(paused_for.map(System::as_code))
-        .execute(p)
-        .await
-        .map(|r| r.rows_affected())
+        );
+        let n = on_pool!(self, |p| {
+            sqlx::query(&sql)
+                .bind(not_before)
+                .bind(outcome)
+                .bind(run_id)
+                .bind(owner)
+                .bind(given_back)
+                .bind(paused_for.map(System::as_code))
+                .execute(p)
+                .await
+                .map(|r| r.rows_affected())
         })?;
         Ok(n == 1)
     }

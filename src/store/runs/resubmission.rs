@@ -186,6 +186,7 @@ mod tests {
                     outcome: StepOutcome::Retry,
                     detail: "429".into(),
                     api_calls: 1,
+                    system: Some(crate::domain::connection::System::PartnerCenter),
                     duration_ms: 12,
                     attempt: 1,
                 },
@@ -218,6 +219,7 @@ mod tests {
                     outcome: StepOutcome::Failed,
                     detail: "403".into(),
                     api_calls: 1,
+                    system: Some(crate::domain::connection::System::PartnerCenter),
                     duration_ms: 10,
                     attempt: 2,
                 },
@@ -231,6 +233,15 @@ mod tests {
             .unwrap();
         let steps = store.run_steps(id).await.unwrap();
         assert_eq!(steps.iter().map(|s| s.seq).collect::<Vec<_>>(), vec![1, 2]);
+        let ended = store.run(id).await.unwrap().unwrap();
+        assert_eq!(
+            ended.calls,
+            crate::store::RunCalls {
+                partner_center: 2,
+                crm: 0
+            },
+            "both attempts' calls, settled on the run's row"
+        );
         assert_eq!(steps[1].outcome, StepOutcome::Failed);
 
         let again = store.resubmit_run(id, retry_at).await.unwrap().unwrap();
