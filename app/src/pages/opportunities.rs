@@ -1,7 +1,7 @@
 //! Opportunities: the CRM's opportunities as the change feed keeps them, searchable by name, CRM id and
 //! referral id, by name with keyset pages; each with its "Sync with Partner Center" switch (written
-//! through to the CRM), its readiness (every failing rule with its fix), its referral, the last result
-//! and "Sync now". An opportunity's page tells its whole story (the audit timeline).
+//! through to the CRM), its readiness (the first failing rule with its fix; the opportunity's page has
+//! them all), its referral, the last result and "Sync now". An opportunity's page tells its whole story (the audit timeline).
 
 use crate::error::AppError;
 use crate::layout::Gate;
@@ -28,8 +28,11 @@ pub struct OpportunityRow {
     pub state: String,
     pub referral_id: Option<String>,
     pub referral_link: Option<String>,
-    /// None: never checked; empty: ready.
+    /// None: never checked; empty: ready. In a list, only the first failing rule (see `more_problems`).
     pub problems: Option<Vec<ProblemView>>,
+    /// Failing rules left out of `problems` (the list sends what a person reads first; the
+    /// opportunity's own page has them all).
+    pub more_problems: usize,
     pub last_result: Option<String>,
     pub last_run_id: Option<i64>,
     pub last_synced_at: Option<String>,
@@ -64,7 +67,20 @@ impl From<cosell::store::MirroredOpportunity> for OpportunityRow {
             last_result: m.last_result,
             last_run_id: m.last_run_id,
             last_synced_at: m.last_synced_at.map(crate::pages::when),
+            more_problems: 0,
         }
+    }
+}
+
+#[cfg(feature = "ssr")]
+impl OpportunityRow {
+    /// The row as a list shows it: the first failing rule, and how many more there are.
+    fn first_problem_only(mut self) -> Self {
+        if let Some(problems) = &mut self.problems {
+            self.more_problems = problems.len().saturating_sub(1);
+            problems.truncate(1);
+        }
+        self
     }
 }
 
@@ -94,7 +110,10 @@ pub async fn list_opportunities(
     let (rows, next) =
         crate::pages::page_of(rows, |o| (o.seen.name.clone(), o.seen.crm_id.clone()));
     Ok(OpportunityList {
-        rows: rows.into_iter().map(OpportunityRow::from).collect(),
+        rows: rows
+            .into_iter()
+            .map(|o| OpportunityRow::from(o).first_problem_only())
+            .collect(),
         next,
     })
 }
@@ -318,6 +337,14 @@ fn opportunity_row(
                 {p.into_iter().map(|p| view! {
                     <li data-rule=p.rule.clone()><strong>{p.field}</strong>": "{p.message}</li>
                 }).collect_view()}
+                {(o.more_problems > 0).then(|| view! {
+                    <li class="muted" data-more=o.more_problems.to_string()>
+                        <a href=format!("/opportunities/{}", o.crm_id)>{match o.more_problems {
+                            1 => "and 1 more rule".to_string(),
+                            n => format!("and {n} more rules"),
+                        }}</a>
+                    </li>
+                })}
             </ul>
             {check}
         }

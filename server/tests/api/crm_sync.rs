@@ -403,10 +403,24 @@ async fn the_opportunities_page_lists_searches_switches_sync_and_tells_the_story
         body.contains("“Deutschland”") && body.contains("Solution ID is required"),
         "{body}"
     );
+    // The list says the first failing rule and how many more; the opportunity's page says them all.
     let (_, page) = app.page(&viewer, "/opportunities?q=adatum").await;
+    assert!(page.contains("data-rule=\"solution_missing\""), "{page}");
+    assert!(!page.contains("data-rule=\"country_not_iso\""), "{page}");
+    assert!(page.contains("and 1 more rule"), "{page}");
+    let (_, page) = app
+        .page(
+            &viewer,
+            &format!(
+                "/opportunities/{}",
+                cosell_sandbox::dataverse::OPPORTUNITY_ADATUM
+            ),
+        )
+        .await;
     assert!(
         page.contains("data-rule=\"country_not_iso\"")
-            && page.contains("data-rule=\"solution_missing\"")
+            && page.contains("data-rule=\"solution_missing\""),
+        "{page}"
     );
 
     // The admin switches sync on from the dashboard: written to the CRM, and the run follows.
