@@ -1,7 +1,8 @@
 //! The request journal: every request that reaches an emulated API (never `/_control/…`), with the
 //! headers that matter, the status it was answered with and the fault rule applied to it, if any.
 //!
-//! Bodies are not kept, nor is the `Authorization` header (only whether there was one). The journal
+//! Bodies are not kept unless asked for ([`Journal::keep_bodies`], for a benchmark that replays the
+//! calls), nor is the `Authorization` header (only whether there was one). The journal
 //! holds the last [`Journal::CAPACITY`] entries, the oldest dropped first. Entries are numbered in the
 //! order their answers were made (`seq`, from 1, never reused, not even after [`Journal::clear`]), so
 //! [`JournalFilter::since`] with the last `seq` a test saw gives exactly what was answered after it.
@@ -86,6 +87,9 @@ pub struct JournalEntry {
     pub status: Option<u16>,
     /// The kind of the fault rule applied to this request, if one was.
     pub fault: Option<FaultTag>,
+    /// The request body, only while [`Journal::keep_bodies`] is on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub body: Option<String>,
 }
 
 /// Which entries to read; every field left out matches everything. As a query string:
@@ -157,6 +161,7 @@ pub struct Journal {
     clock: Clock,
     /// Woken at each new entry, for [`Journal::wait_for`].
     added: Arc<tokio::sync::Notify>,
+    bodies: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl Journal {
@@ -168,7 +173,13 @@ impl Journal {
             inner: Arc::default(),
             clock,
             added: Arc::default(),
+            bodies: Arc::default(),
         }
+    }
+
+    /// Keeps the bodies of the requests journaled from now on (off by default: they cost memory).
+    pub fn keep_bodies(&self, on: bool) {
+        self.bodies.store(on, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// The entries `filter` matches, oldest first.
@@ -282,6 +293,18 @@ pub async fn record(State(journal): State<Journal>, mut request: Request, next: 
     if path == "/_control" || path.starts_with("/_control/") {
         return next.run(request).await;
     }
+    let body = if journal.bodies.load(std::sync::atomic::Ordering::Relaxed) {
+        let (parts, body) = request.into_parts();
+        let bytes = axum::body::to_bytes(body, 64 << 20)
+            .await
+            .unwrap_or_default();
+        let kept = (!bytes.is_empty()).then(|| String::from_utf8_lossy(&bytes).into_owned());
+        request = Request::from_parts(parts, axum::body::Body::from(bytes));
+        kept
+    } else {
+        None
+    };
+    let path = request.uri().path();
     let headers = request.headers();
     let entry = JournalEntry {
         seq: 0,
@@ -297,6 +320,7 @@ pub async fn record(State(journal): State<Journal>, mut request: Request, next: 
         authorization: headers.contains_key(axum::http::header::AUTHORIZATION),
         status: None,
         fault: None,
+        body,
     };
     let slot = FaultSlot::default();
     request.extensions_mut().insert(slot.clone());
@@ -358,6 +382,7 @@ mod tests {
             authorization: false,
             status: Some(200),
             fault: None,
+            body: None,
         }
     }
 

@@ -8,14 +8,16 @@
 //! prints what the emulators hold and exits non-zero unless duplicates, missing write-backs and runs
 //! executed twice at once are all 0.
 
+mod common;
+
 use clap::Parser;
+use common::*;
 use cosell::store::Store;
 use cosell_sandbox::Sandbox;
 use cosell_sandbox::dataverse::columns as col;
 use serde_json::{Value, json};
 use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -44,9 +46,6 @@ struct Args {
     #[arg(long, default_value = "target/chaos")]
     work_dir: PathBuf,
 }
-
-/// Base64 of 32 bytes: the key every cosell of a phase shares, so a restarted one opens what it sealed.
-const SECRET_KEY: &str = "Y29zZWxsLWNoYW9zLXNlYWxpbmcta2V5LTMyYnl0ZXM=";
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
@@ -138,124 +137,10 @@ impl Report {
     }
 }
 
-/// One cosell process.
-struct Instance {
-    name: String,
-    args: Vec<String>,
-    base: String,
-    log: PathBuf,
-    child: Child,
-}
-
-impl Instance {
-    fn start(args: &Args, name: &str, sandbox: &str, database_url: &str) -> Instance {
-        let port = free_port();
-        let log = args.work_dir.join(format!("{name}.log"));
-        let cli = vec![
-            "serve".to_string(),
-            "--sandbox-url".into(),
-            sandbox.into(),
-            "--database-url".into(),
-            database_url.into(),
-            "--secret-key".into(),
-            SECRET_KEY.into(),
-            "--addr".into(),
-            format!("127.0.0.1:{port}"),
-            "--workers".into(),
-            "4".into(),
-            "--retry-base-ms".into(),
-            "200".into(),
-            "--crm-poll-ms".into(),
-            "500".into(),
-            "--run-lease-ms".into(),
-            "3000".into(),
-            "--log-format".into(),
-            "json".into(),
-        ];
-        let child = spawn(&args.cosell, &cli, &log);
-        Instance {
-            name: name.into(),
-            args: cli,
-            base: format!("http://127.0.0.1:{port}"),
-            log,
-            child,
-        }
-    }
-
-    /// SIGKILL: no shutdown, no flush, leases left behind.
-    fn kill(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-
-    fn restart(&mut self, cosell: &PathBuf) {
-        self.child = spawn(cosell, &self.args, &self.log);
-    }
-
-    async fn healthy(&mut self) {
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            if let Ok(Some(exit)) = self.child.try_wait() {
-                let log = std::fs::read_to_string(&self.log).unwrap_or_default();
-                let tail: Vec<&str> = log.lines().rev().take(5).collect();
-                panic!(
-                    "{} exited ({exit}) at start-up: {}",
-                    self.name,
-                    tail.join("\n")
-                );
-            }
-            if let Ok(r) = reqwest::get(format!("{}/healthz", self.base)).await
-                && r.status().is_success()
-            {
-                return;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "{} did not answer /healthz within 60 s (see {})",
-                self.name,
-                self.log.display()
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    }
-}
-
-impl Drop for Instance {
-    fn drop(&mut self) {
-        self.kill();
-    }
-}
-
-fn spawn(cosell: &PathBuf, cli: &[String], log: &PathBuf) -> Child {
-    let out = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(log)
-        .expect("log file");
-    Command::new(cosell)
-        .args(cli)
-        .stdout(Stdio::from(out.try_clone().expect("log")))
-        .stderr(Stdio::from(out))
-        .spawn()
-        .unwrap_or_else(|e| {
-            panic!(
-                "cannot start {}: {e} (build it: cargo build -p cosell-server)",
-                cosell.display()
-            )
-        })
-}
-
 /// A random moment in `range` milliseconds (the kills must not land on the same step every time).
 fn random_ms(range: std::ops::Range<u64>) -> Duration {
     let r = (uuid::Uuid::new_v4().as_u128() % u128::from(range.end - range.start)) as u64;
     Duration::from_millis(range.start + r)
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free port")
-        .port()
 }
 
 async fn phase(args: &Args, name: &str, database_url: &str, instances: usize) -> Report {
@@ -275,10 +160,12 @@ async fn phase(args: &Args, name: &str, database_url: &str, instances: usize) ->
     let mut cosells: Vec<Instance> = (0..instances)
         .map(|i| {
             Instance::start(
-                args,
+                &args.cosell,
+                &args.work_dir,
                 &format!("cosell-{tag}-{i}"),
                 &world.base_url(),
                 database_url,
+                &[],
             )
         })
         .collect();
@@ -339,107 +226,6 @@ async fn phase(args: &Args, name: &str, database_url: &str, instances: usize) ->
     report
 }
 
-/// Signs in as the demo admin, connects Partner Center and Dynamics 365, switches every flow on and
-/// registers `base`'s webhook URL, as an admin does on the dashboard.
-async fn make_ready(world: &Sandbox, base: &str) {
-    // The dashboard is plain HTTP; the sandbox's sign-in pages are HTTPS under its own CA.
-    let browser = || {
-        cosell_sandbox::testing::client_builder(world)
-            .cookie_store(true)
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .unwrap()
-    };
-    let dashboard = browser();
-    let r = dashboard
-        .get(format!("{base}/auth/sign-in?return_to=/"))
-        .send()
-        .await
-        .unwrap();
-    let authorize = location(&r);
-    let callback = cosell_sandbox::testing::pick(&browser(), &authorize, "admin").await;
-    let r = dashboard.get(&callback).send().await.unwrap();
-    assert_eq!(r.status(), 303, "signed in");
-    for system in ["partner_center", "dynamics365"] {
-        let r = dashboard
-            .post(format!("{base}/connections/{system}/connect"))
-            .header("Origin", base)
-            .send()
-            .await
-            .unwrap();
-        let callback = cosell_sandbox::testing::pick(&browser(), &location(&r), "admin").await;
-        let r = dashboard.get(&callback).send().await.unwrap();
-        assert_eq!(r.status(), 303, "{system} connected");
-    }
-    let r = dashboard
-        .post(format!("{base}/api/activate_all"))
-        .header("Origin", base)
-        .form(&[] as &[(&str, &str)])
-        .send()
-        .await
-        .unwrap();
-    assert!(
-        r.status().is_success(),
-        "activate all: {}",
-        r.text().await.unwrap()
-    );
-    cosell_sandbox::testing::register_webhook(
-        world,
-        &format!("{base}/webhooks/partner-center"),
-        &["referral-created", "referral-updated"],
-        false,
-    )
-    .await;
-}
-
-/// The person on the emulator's sign-in page picks `user`; returns the redirect back.
-fn location(r: &reqwest::Response) -> String {
-    r.headers()
-        .get("location")
-        .unwrap_or_else(|| panic!("a redirect, got {}", r.status()))
-        .to_str()
-        .unwrap()
-        .to_string()
-}
-
-/// `n` opportunities ready to share (a customer with a country, a solution, a value, a date), with
-/// "Sync with Partner Center" still off.
-fn seed_opportunities(world: &Sandbox, n: usize) -> Vec<String> {
-    let dataverse = world.dataverse();
-    (0..n)
-        .map(|i| {
-            let account = dataverse.insert(
-                "accounts",
-                json!({ "name": format!("Chaos customer {i}"), "address1_city": "Chicago",
-                        "address1_postalcode": format!("{:05}", 60000 + i), "address1_country": "US" }),
-            );
-            dataverse.insert(
-                "opportunities",
-                json!({
-                    "name": format!("Chaos opportunity {i}"), "estimatedvalue": 10000 + i, "estimatedclosedate": "2027-09-30",
-                    (col::SOLUTIONS): "SOL-DATA-PLAT",
-                    "customerid_account@odata.bind": format!("/accounts({account})"),
-                    "transactioncurrencyid@odata.bind": format!("/transactioncurrencies({})", cosell_sandbox::dataverse::CURRENCY_USD),
-                }),
-            )
-        })
-        .collect()
-}
-
-/// Switching sync on counts only after the change feed's first read has set its position.
-async fn wait_for_first_poll(store: &Store) {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while store
-        .change_feed("dynamics365/opportunities")
-        .await
-        .expect("change feed")
-        .is_none()
-    {
-        assert!(Instant::now() < deadline, "the change feed never read");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
 /// Sellers share `n` referrals while CRM users switch `opportunities` on, interleaved.
 async fn share(world: &Sandbox, n: usize, opportunities: &[String]) -> Vec<String> {
     let mut shared = Vec::with_capacity(n);
@@ -469,25 +255,6 @@ async fn share(world: &Sandbox, n: usize, opportunities: &[String]) -> Vec<Strin
             .expect("switch on");
     }
     shared
-}
-
-async fn nothing_pending(store: &Store) -> bool {
-    use cosell::domain::runs::RunStatus;
-    for status in [RunStatus::Queued, RunStatus::Running] {
-        let filter = cosell::store::RunFilter {
-            status: Some(status),
-            ..Default::default()
-        };
-        if !store
-            .list_runs(&filter, None, 1)
-            .await
-            .expect("runs")
-            .is_empty()
-        {
-            return false;
-        }
-    }
-    store.unprocessed_inbox().await.expect("inbox").is_empty()
 }
 
 /// What the outside world holds now.
@@ -566,21 +333,4 @@ async fn count(
         concurrent_runs: concurrent,
         ..Default::default()
     }
-}
-
-/// A database of its own on the server `admin` names: its URL and its name.
-async fn create_postgres_database(admin: &str) -> (String, String) {
-    let name = format!("cosell_chaos_{}", uuid::Uuid::new_v4().simple());
-    psql(admin, &format!("CREATE DATABASE {name}"));
-    let mut url = url::Url::parse(admin).expect("a PostgreSQL URL");
-    url.set_path(&name);
-    (url.to_string(), name)
-}
-
-fn psql(admin: &str, sql: &str) {
-    let status = Command::new("psql")
-        .args([admin, "-Atqc", sql])
-        .status()
-        .expect("psql");
-    assert!(status.success(), "psql {sql:?} failed on {admin}");
 }
