@@ -220,8 +220,6 @@ async fn measure(args: &Args, store_name: &str, database_url: &str) -> Figures {
             "200",
             "--run-lease-ms",
             "30000",
-            "--log-format",
-            "json",
         ],
     );
     cosell.healthy().await;

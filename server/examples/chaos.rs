@@ -165,7 +165,16 @@ async fn phase(args: &Args, name: &str, database_url: &str, instances: usize) ->
                 &format!("cosell-{tag}-{i}"),
                 &world.base_url(),
                 database_url,
-                &[],
+                &[
+                    "--workers",
+                    "4",
+                    "--retry-base-ms",
+                    "200",
+                    "--crm-poll-ms",
+                    "500",
+                    "--run-lease-ms",
+                    "3000",
+                ],
             )
         })
         .collect();

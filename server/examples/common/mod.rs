@@ -24,8 +24,8 @@ pub struct Instance {
 }
 
 impl Instance {
-    /// Starts `cosell serve` against the sandbox at `sandbox`, its log in `work_dir`, with the phase's
-    /// settings and `extra` flags (which come last, so they win).
+    /// Starts `cosell serve` against the sandbox at `sandbox`, its log in `work_dir`, with the driver's
+    /// `extra` flags (workers, intervals).
     pub fn start(
         cosell: &Path,
         work_dir: &Path,
@@ -46,14 +46,6 @@ impl Instance {
             SECRET_KEY.into(),
             "--addr".into(),
             format!("127.0.0.1:{port}"),
-            "--workers".into(),
-            "4".into(),
-            "--retry-base-ms".into(),
-            "200".into(),
-            "--crm-poll-ms".into(),
-            "500".into(),
-            "--run-lease-ms".into(),
-            "3000".into(),
             "--log-format".into(),
             "json".into(),
         ];
