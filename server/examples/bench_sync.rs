@@ -89,6 +89,8 @@ struct Direction {
     calls: Calls,
     replay_wall: Duration,
     replay_failed: usize,
+    /// The burst's calls by shape (method, path with ids left out, query option names), most first.
+    shapes: Vec<(String, usize)>,
 }
 
 #[derive(Debug, Default, Clone, Copy)]
@@ -194,6 +196,52 @@ fn print_table(results: &[Figures]) {
             r.store, r.rss_idle_mb, r.rss_end_mb
         );
     }
+    // Where the calls go: the same on every store, so the first one's.
+    if let Some(r) = results.first() {
+        for (name, d) in [
+            ("Partner Center→CRM", &r.to_crm),
+            ("CRM→Partner Center", &r.to_partner_center),
+        ] {
+            println!("\n{name}: calls per sync by shape");
+            for (shape, n) in &d.shapes {
+                println!("{:>8.2}  {shape}", *n as f64 / r.burst as f64);
+            }
+        }
+    }
+}
+
+/// Counts calls by shape: the method, the path with record ids left out, the query's option names.
+fn shapes(entries: &[JournalEntry]) -> Vec<(String, usize)> {
+    let mut counts: std::collections::HashMap<String, usize> = Default::default();
+    for e in entries.iter().filter(|e| e.api != Api::Entra) {
+        let path: String = e
+            .path
+            .split('/')
+            .map(|segment| match segment.split_once('(') {
+                Some((set, _)) => format!("{set}(…)"),
+                None if segment.len() >= 20 => "…".to_string(),
+                None => segment.to_string(),
+            })
+            .collect::<Vec<_>>()
+            .join("/");
+        let options: Vec<&str> = e
+            .query
+            .as_deref()
+            .unwrap_or_default()
+            .split('&')
+            .filter_map(|pair| pair.split('=').next())
+            .filter(|name| !name.is_empty())
+            .collect();
+        let shape = if options.is_empty() {
+            format!("{} {path}", e.method)
+        } else {
+            format!("{} {path}?{}", e.method, options.join("&"))
+        };
+        *counts.entry(shape).or_default() += 1;
+    }
+    let mut shapes: Vec<(String, usize)> = counts.into_iter().collect();
+    shapes.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+    shapes
 }
 
 async fn measure(args: &Args, store_name: &str, database_url: &str) -> Figures {
@@ -269,6 +317,7 @@ async fn measure(args: &Args, store_name: &str, database_url: &str) -> Figures {
         .journal()
         .entries(&JournalFilter::default().since(since));
     figures.to_crm.calls = per_sync(&made, args.burst);
+    figures.to_crm.shapes = shapes(&made);
 
     eprintln!("== {store_name}: a burst of {} switches", args.burst);
     let opportunities =
@@ -287,6 +336,7 @@ async fn measure(args: &Args, store_name: &str, database_url: &str) -> Figures {
         .journal()
         .entries(&JournalFilter::default().since(since));
     figures.to_partner_center.calls = per_sync(&switched, args.burst);
+    figures.to_partner_center.shapes = shapes(&switched);
     world.journal().keep_bodies(false);
     figures.rss_end_mb = rss_mb(pid);
     cosell.kill();

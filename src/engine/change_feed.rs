@@ -160,11 +160,15 @@ impl Engine {
             .await?
         {
             if position.is_some() {
-                for id in &accounts.changed {
-                    for crm_id in self.store.synced_opportunities_of(id).await? {
-                        if !acted_on.insert(crm_id.clone()) {
+                let crm = self.crm_port()?;
+                for account in &accounts.changed {
+                    for crm_id in self.store.synced_opportunities_of(&account.id).await? {
+                        if acted_on.contains(&crm_id)
+                            || created_with(crm, account, self.store.opportunity(&crm_id).await?)
+                        {
                             continue;
                         }
+                        acted_on.insert(crm_id.clone());
                         let flow = Flow::CrmToPartnerCenter;
                         if let Some(run) = self
                             .queue(&crm_id, RunTrigger::CrmChange, flow, active.contains(&flow))
@@ -389,6 +393,27 @@ enum Verdict {
     Nothing,
     /// A change to share through this flow.
     Share(Flow),
+}
+
+/// Whether an account change is the account cosell created with the opportunity, untouched since: the
+/// feed has not read the opportunity yet (its first sighting, an echo, is still to come: the two feeds
+/// are read one after the other, and a create can fall between them) and the account was written
+/// before cosell's write of the opportunity. A seller's fix to the new account comes after, and is
+/// shared.
+fn created_with(
+    crm: &dyn super::crm::CrmPort,
+    account: &super::crm::AccountChange,
+    opportunity: Option<MirroredOpportunity>,
+) -> bool {
+    let Some(opportunity) = opportunity else {
+        return false;
+    };
+    match (&account.version, &opportunity.written_version) {
+        (Some(account), Some(written)) => {
+            opportunity.seen.fingerprint.is_none() && crm.written_before(account, written)
+        }
+        _ => false,
+    }
 }
 
 fn verdict(before: Option<&MirroredOpportunity>, seen: &SeenOpportunity) -> Verdict {

@@ -304,3 +304,80 @@ async fn calls_are_counted_per_run_and_per_flow_as_the_apis_saw_them() {
     assert!(today.contains("API calls today (UTC), by flow"), "{today}");
     assert!(today.contains("Partner Center to Dynamics 365"), "{today}");
 }
+
+/// The change feed reads opportunities, then accounts. A referral's opportunity and new account made
+/// between the two reads show up as an account change first: that is cosell's own create, not a
+/// seller's fix, and costs no run. A seller's fix to the new account afterwards is shared.
+#[tokio::test]
+async fn an_account_created_with_an_opportunity_between_the_feeds_reads_is_no_change() {
+    let mut app = TestApp::spawn_ready().await;
+    app.engine.poll_changes().await.expect("first poll");
+    // The account feed's read waits 3 s; the opportunity feed's read before it does not.
+    let since = app.world.journal().last_seq();
+    app.control(
+        "/faults",
+        json!({ "method": "GET", "path_contains": "/api/data/v9.2/accounts", "delay_ms": 3000, "times": 1 }),
+    )
+    .await;
+    let engine = app.engine.clone();
+    let poll = tokio::spawn(async move { engine.poll_changes().await });
+    app.world
+        .journal()
+        .wait_for(
+            &JournalFilter::default()
+                .path_contains("/api/data/v9.2/opportunities")
+                .since(since),
+            std::time::Duration::from_secs(10),
+        )
+        .await;
+    let referral = app.world.partner_center().seller_creates(json!({
+        "name": "Between the reads",
+        "customerProfile": {
+            "name": "Proseware",
+            "address": { "postalCode": "98004", "country": "US" },
+            "team": [{ "firstName": "Ada", "lastName": "Ng", "email": "ada@proseware.example" }]
+        },
+        "details": { "dealValue": 9000, "currency": "USD", "closingDateTime": "2027-06-30T00:00:00Z" }
+    }));
+    let (run, _) = app.run_and_echo().await;
+    assert_eq!(run.status, RunStatus::Succeeded, "{}", run.outcome);
+    let report = poll.await.unwrap().expect("poll");
+    // The delay fell on the account feed's read, after the create: the case this test is about.
+    let delayed = app.world.journal().entries(
+        &JournalFilter::default()
+            .path_contains("/api/data/v9.2/accounts")
+            .faulted(true)
+            .since(since),
+    );
+    assert_eq!(delayed.len(), 1);
+    assert!(
+        delayed[0]
+            .query
+            .as_deref()
+            .unwrap_or_default()
+            .contains("deltatoken"),
+        "{delayed:?}"
+    );
+    assert!(report.queued.is_empty(), "{report:?}");
+    // The next poll reads the opportunity: cosell's own create, an echo.
+    let report = app.engine.poll_changes().await.expect("poll");
+    assert!(report.queued.is_empty(), "{report:?}");
+    assert_eq!(report.echoes, 1, "{report:?}");
+
+    // A seller then fixes the new account: that is news, and it is shared.
+    let id = referral["id"].as_str().unwrap();
+    let world = app.world.clone();
+    let opportunity = world
+        .dataverse()
+        .rows("opportunities")
+        .into_iter()
+        .find(|o| o[col::REFERRAL_ID] == id)
+        .expect("the opportunity");
+    let account = opportunity["_customerid_value"].as_str().unwrap();
+    world
+        .dataverse()
+        .update("accounts", account, json!({ "address1_city": "Bellevue" }))
+        .unwrap();
+    let report = app.engine.poll_changes().await.expect("poll");
+    assert_eq!(report.queued.len(), 1, "{report:?}");
+}

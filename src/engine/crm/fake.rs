@@ -370,12 +370,16 @@ impl CrmPort for FakeCrm {
         &self,
         _: &Calls<'_>,
         _position: Option<&str>,
-    ) -> Result<Changes<String>, CrmError> {
+    ) -> Result<Changes<super::AccountChange>, CrmError> {
         let s = self.lock();
         Ok(Changes {
             position: s.version.to_string(),
             ..Default::default()
         })
+    }
+
+    fn written_before(&self, earlier: &str, later: &str) -> bool {
+        matches!((earlier.parse::<u64>(), later.parse::<u64>()), (Ok(a), Ok(b)) if a < b)
     }
 
     async fn check(&self, _: &Calls<'_>) -> Result<String, CrmError> {

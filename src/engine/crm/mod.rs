@@ -234,6 +234,13 @@ impl From<CrmError> for StepError {
     }
 }
 
+/// An account the change feed saw changed, at its version then.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct AccountChange {
+    pub id: String,
+    pub version: Option<String>,
+}
+
 /// What changed in the CRM since a position, and where to resume.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Changes<T> {
@@ -413,12 +420,16 @@ pub trait CrmPort: Send + Sync {
         position: Option<&str>,
     ) -> Result<Changes<Opportunity>, CrmError>;
 
-    /// Ids of the accounts whose name or address changed since `position`.
+    /// The accounts whose name or address changed since `position`, with their versions.
     async fn account_changes(
         &self,
         calls: &Calls<'_>,
         position: Option<&str>,
-    ) -> Result<Changes<String>, CrmError>;
+    ) -> Result<Changes<AccountChange>, CrmError>;
+
+    /// Whether a record at version `earlier` was surely written before one at version `later` (each
+    /// CRM's versions have their own order; false when it cannot tell).
+    fn written_before(&self, earlier: &str, later: &str) -> bool;
 
     /// Who the connection's account is, and whether its role lets it run the connector; what was
     /// checked, in words, or the diagnosis.

@@ -613,7 +613,7 @@ impl CrmPort for DynamicsAdapter {
         &self,
         calls: &Calls<'_>,
         position: Option<&str>,
-    ) -> Result<Changes<String>, CrmError> {
+    ) -> Result<Changes<super::AccountChange>, CrmError> {
         let (set, restarted) = self
             .changes(calls, "accounts", ACCOUNT_FEED_COLUMNS, position)
             .await?;
@@ -621,12 +621,26 @@ impl CrmPort for DynamicsAdapter {
             changed: set
                 .rows
                 .iter()
-                .filter_map(|a| text(a, "accountid"))
+                .filter_map(|a| {
+                    Some(super::AccountChange {
+                        id: text(a, "accountid")?,
+                        version: crate::clients::dynamics::version_of(a),
+                    })
+                })
                 .collect(),
             deleted: set.deleted,
             position: set.delta_link,
             restarted,
         })
+    }
+
+    /// Row versions are one counter for the whole organization (a rowversion): a smaller one was
+    /// written first.
+    fn written_before(&self, earlier: &str, later: &str) -> bool {
+        match (earlier.parse::<u64>(), later.parse::<u64>()) {
+            (Ok(a), Ok(b)) => a < b,
+            _ => false,
+        }
     }
 
     async fn check(&self, calls: &Calls<'_>) -> Result<String, CrmError> {

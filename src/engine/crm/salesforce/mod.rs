@@ -718,7 +718,7 @@ impl CrmPort for SalesforceAdapter {
         &self,
         calls: &Calls<'_>,
         position: Option<&str>,
-    ) -> Result<Changes<String>, CrmError> {
+    ) -> Result<Changes<super::AccountChange>, CrmError> {
         let changes = self
             .changed_since(calls, "Account", "Id, SystemModstamp", position)
             .await?;
@@ -726,12 +726,23 @@ impl CrmPort for SalesforceAdapter {
             changed: changes
                 .changed
                 .iter()
-                .filter_map(|r| text(r, "Id"))
+                .filter_map(|r| {
+                    Some(super::AccountChange {
+                        id: text(r, "Id")?,
+                        version: records::version(r),
+                    })
+                })
                 .collect(),
             deleted: changes.deleted,
             position: changes.position,
             restarted: changes.restarted,
         })
+    }
+
+    /// Versions start with `SystemModstamp`, to the second (the same ISO form on every record): only
+    /// an earlier second is surely earlier; two writes in one second cannot be ordered.
+    fn written_before(&self, earlier: &str, later: &str) -> bool {
+        position::stamped_before(earlier, later)
     }
 
     async fn check(&self, calls: &Calls<'_>) -> Result<String, CrmError> {

@@ -44,8 +44,7 @@ impl Position {
             .filter(|(_, row)| !previous.is_some_and(|p| p.seen.contains(row)))
             .map(|(i, _)| i)
             .collect();
-        // A row's version may carry a digest after its stamp (`stamp#digest`): stamps come first.
-        let stamp_of = |v: &str| v.split('#').next().unwrap_or_default().to_string();
+        let stamp_of = |v: &str| stamp_of(v).to_string();
         let stamp = rows
             .iter()
             .map(|(_, v)| stamp_of(v))
@@ -61,6 +60,18 @@ impl Position {
             .collect();
         (fresh, Position { stamp, seen })
     }
+}
+
+/// A version's `SystemModstamp`: a version may carry a digest after it (`stamp#digest`).
+fn stamp_of(version: &str) -> &str {
+    version.split('#').next().unwrap_or_default()
+}
+
+/// Whether a record at version `earlier` was surely written before one at `later`: stamps are to the
+/// second, in one ISO form, so only an earlier second is surely earlier.
+pub(super) fn stamped_before(earlier: &str, later: &str) -> bool {
+    let (a, b) = (stamp_of(earlier), stamp_of(later));
+    !a.is_empty() && !b.is_empty() && a < b
 }
 
 impl std::fmt::Display for Position {
@@ -91,6 +102,18 @@ mod tests {
             minute.saturating_sub(2),
             &stamp[16..]
         )
+    }
+
+    #[test]
+    fn only_an_earlier_second_is_surely_written_before() {
+        let (a, b) = (row("a", "05:01").1, row("b", "05:02").1);
+        assert!(stamped_before(&format!("{a}#00ff"), &format!("{b}#0001")));
+        assert!(!stamped_before(&b, &a));
+        assert!(
+            !stamped_before(&format!("{a}#1"), &format!("{a}#2")),
+            "one second"
+        );
+        assert!(!stamped_before("", &b));
     }
 
     #[test]
