@@ -3,7 +3,7 @@
 
 use super::paging::{self, Cursor};
 use super::query::{self, Filter};
-use super::schema::{OPPORTUNITY, Table};
+use super::schema::{Kind, OPPORTUNITY, Table};
 use super::tables::{self, Actor, Annotations, Via};
 use super::{Dataverse, DvError, codes};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
@@ -311,9 +311,32 @@ pub(crate) fn list(call: &Call) -> Result<Response, DvError> {
     let mut descending: Vec<bool> = orderby.iter().map(|(_, d)| *d).collect();
     descending.push(false);
 
+    // Text columns are stored as rendered: rows whose stored text cannot match are passed over
+    // without rendering them (the filter still decides on the rendered row).
+    let required: Vec<(&str, Vec<String>)> = filter
+        .as_ref()
+        .map(Filter::required_texts)
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|(property, _)| {
+            table.columns.iter().any(|c| {
+                c.name == *property
+                    && matches!(c.kind, Kind::Text(_) | Kind::Memo(_))
+                    && !matches!(c.name, "createdon" | "modifiedon")
+            })
+        })
+        .collect();
     let state = dv.state();
     let mut rows: Vec<(Vec<Value>, Map<String, Value>)> = state
         .rows(table)
+        .filter(|(_, row)| {
+            required.iter().all(|(property, texts)| {
+                row.values
+                    .get(*property)
+                    .and_then(Value::as_str)
+                    .is_some_and(|v| texts.contains(&v.to_lowercase()))
+            })
+        })
         .map(|(id, row)| state.render(table, id, row, &annotations))
         .filter(|row| filter.as_ref().is_none_or(|f| f.matches(row)))
         .map(|row| {

@@ -504,6 +504,41 @@ fn timestamp(value: &Value) -> Option<i64> {
 
 impl Filter {
     /// Evaluates against a row as rendered (properties by their JSON names).
+    /// What every matching row must hold, as far as stored text decides it: for each top-level `and`
+    /// of `property eq 'text'` (or of `or`s of such on one property), the property and the texts any
+    /// of which will do, lowercased (comparisons ignore case). A list reads only the rows that hold
+    /// them before rendering any, as Dataverse's indexes would.
+    pub(crate) fn required_texts(&self) -> Vec<(&str, Vec<String>)> {
+        match self {
+            Filter::And(a, b) => {
+                let mut required = a.required_texts();
+                required.extend(b.required_texts());
+                required
+            }
+            other => other.alternatives().into_iter().collect(),
+        }
+    }
+
+    fn alternatives(&self) -> Option<(&str, Vec<String>)> {
+        match self {
+            Filter::Cmp {
+                property,
+                op: Op::Eq,
+                lit: Lit::Str(text),
+                ..
+            } => Some((property, vec![text.to_lowercase()])),
+            Filter::Or(a, b) => {
+                let (property, mut texts) = a.alternatives()?;
+                let (other, more) = b.alternatives()?;
+                (property == other).then(|| {
+                    texts.extend(more);
+                    (property, texts)
+                })
+            }
+            _ => None,
+        }
+    }
+
     pub(crate) fn matches(&self, row: &Map<String, Value>) -> bool {
         match self {
             Filter::And(a, b) => a.matches(row) && b.matches(row),
@@ -671,6 +706,28 @@ mod tests {
 
     fn row(v: Value) -> Map<String, Value> {
         v.as_object().unwrap().clone()
+    }
+
+    #[test]
+    fn the_texts_a_row_must_hold_are_the_top_level_equalities() {
+        let f = parse_filter(
+            &ACCOUNT,
+            "name eq 'Northwind' and (address1_postalcode eq '98052' or address1_postalcode eq 'x') and (name eq 'a' or address1_city eq 'b')",
+        )
+        .unwrap();
+        assert_eq!(
+            f.required_texts(),
+            vec![
+                ("name", vec!["northwind".to_string()]),
+                (
+                    "address1_postalcode",
+                    vec!["98052".to_string(), "x".to_string()]
+                ),
+            ],
+            "an `or` across two properties decides nothing alone"
+        );
+        let f = parse_filter(&ACCOUNT, "not (name eq 'a') or name ne 'b'").unwrap();
+        assert!(f.required_texts().is_empty());
     }
 
     #[test]
