@@ -132,8 +132,9 @@ impl<'a> RunContext<'a> {
     ) -> Result<(), StepError> {
         self.engine
             .store
-            .record_step(
+            .record_step_counted(
                 self.run_id,
+                Some(self.flow),
                 &NewStep {
                     name: name.to_string(),
                     outcome,
@@ -455,7 +456,10 @@ impl<'a> Calls<'a> {
                 return Err(CallFailure::Stop(StepError::LeaseLost));
             }
             calls += 1;
-            self.count_more(system, 1).await?;
+            // In a run, the call is counted with its step (one write); outside, on its own.
+            if self.run.is_none() {
+                self.count_more(system, 1).await?;
+            }
             match f(token).await {
                 Err(CallError::Unauthorized(_)) if calls == 1 => {
                     // An access token revoked early: get a fresh one, once.

@@ -16,9 +16,14 @@ pub struct FlowCalls {
     pub calls: i64,
 }
 
-fn day_of(at: OffsetDateTime) -> String {
+pub(super) fn day_of(at: OffsetDateTime) -> String {
     at.to_offset(time::UtcOffset::UTC).date().to_string()
 }
+
+/// Adds `$4` calls to `$1` (system) on `$2` (day) by `$3` (flow code, '' for none).
+pub(super) const COUNT_CALLS: &str =
+    "INSERT INTO api_calls (system, day, flow, calls) VALUES ($1, $2, $3, $4)
+     ON CONFLICT (system, day, flow) DO UPDATE SET calls = api_calls.calls + excluded.calls";
 
 impl Store {
     /// Counts API calls made with a connection, by UTC day and by the flow that made them.
@@ -32,17 +37,14 @@ impl Store {
         let day = day_of(at);
         let flow = flow.map(Flow::as_code).unwrap_or("");
         on_pool!(self, |p| {
-            sqlx::query(
-            "INSERT INTO api_calls (system, day, flow, calls) VALUES ($1, $2, $3, $4)
-             ON CONFLICT (system, day, flow) DO UPDATE SET calls = api_calls.calls + excluded.calls"
-        )
-        .bind(system)
-        .bind(&day)
-        .bind(flow)
-        .bind(calls)
-        .execute(p)
-        .await
-        .map(|_| ())
+            sqlx::query(COUNT_CALLS)
+                .bind(system)
+                .bind(&day)
+                .bind(flow)
+                .bind(calls)
+                .execute(p)
+                .await
+                .map(|_| ())
         })?;
         Ok(())
     }

@@ -146,7 +146,30 @@ impl Store {
         step: &NewStep,
         at: OffsetDateTime,
     ) -> Result<(), StoreError> {
+        self.record_step_counted(run_id, None, step, at).await
+    }
+
+    /// Records a step of `flow`'s run and counts its calls against the day's quota, in one
+    /// transaction: a call costs one write, not two.
+    pub async fn record_step_counted(
+        &self,
+        run_id: i64,
+        flow: Option<Flow>,
+        step: &NewStep,
+        at: OffsetDateTime,
+    ) -> Result<(), StoreError> {
+        let count = step.system.filter(|_| step.api_calls > 0);
         on_pool!(self, |p| {
+            let mut tx = p.begin().await?;
+            if let Some(system) = count {
+                sqlx::query(crate::store::api_calls::COUNT_CALLS)
+                    .bind(system.as_code())
+                    .bind(crate::store::api_calls::day_of(at))
+                    .bind(flow.map(Flow::as_code).unwrap_or(""))
+                    .bind(step.api_calls)
+                    .execute(&mut *tx)
+                    .await?;
+            }
             sqlx::query(
             "INSERT INTO run_steps (run_id, seq, name, outcome, detail, api_calls, duration_ms, at, attempt, system)
              VALUES ($1, (SELECT COALESCE(MAX(seq), 0) + 1 FROM run_steps WHERE run_id = $1),
@@ -161,9 +184,9 @@ impl Store {
         .bind(at)
         .bind(step.attempt as i32)
         .bind(step.system.map(System::as_code))
-        .execute(p)
-        .await
-        .map(|_| ())
+        .execute(&mut *tx)
+        .await?;
+            tx.commit().await
         })?;
         Ok(())
     }
