@@ -7,14 +7,10 @@
 //! `cargo run --release --features test-support --example list_bench -- [ROWS]`
 
 use cosell::domain::flows::Flow;
-use cosell::domain::opportunity::OpportunityState;
-use cosell::domain::runs::{Direction, RunStatus, RunTrigger};
-use cosell::store::test_support::TestDatabase;
-use cosell::store::{
-    AuditFilter, NewAuditEvent, NewRun, OpportunityCursor, RunFilter, SeenOpportunity, Store,
-};
+use cosell::domain::runs::RunStatus;
+use cosell::store::test_support::{TestDatabase, volume};
+use cosell::store::{AuditFilter, OpportunityCursor, RunFilter, Store};
 use std::time::{Duration, Instant};
-use time::OffsetDateTime;
 
 const ITERATIONS: usize = 25;
 const PAGE: i64 = 51; // the pages ask for one more row than they show, to know if there is another page
@@ -32,63 +28,9 @@ async fn main() {
         store.backend()
     );
 
-    // A month of traffic, oldest first: 2% failed, 1% skipped; 5 runs per referral; a registration
-    // run every 1,000.
-    let start = OffsetDateTime::now_utc() - time::Duration::days(30);
-    let step = time::Duration::seconds(30 * 24 * 3600) / rows.max(1) as f64;
     let seeding = Instant::now();
-    let mut batch = Vec::with_capacity(10_000);
-    for i in 0..rows {
-        let (flow, record) = if i % 1000 == 999 {
-            (Flow::WebhookRegistration, None)
-        } else {
-            (Flow::PartnerCenterToCrm, Some(format!("ref-{}", i / 5)))
-        };
-        let status = match i % 100 {
-            7 | 57 => RunStatus::Failed,
-            33 => RunStatus::Skipped,
-            _ => RunStatus::Succeeded,
-        };
-        batch.push((
-            NewRun {
-                flow,
-                trigger: RunTrigger::Webhook,
-                input: cosell::domain::runs::RunInput::referral(
-                    record.as_deref().unwrap_or_default(),
-                ),
-                record_id: record,
-                parent_run_id: None,
-                resubmitted_from: None,
-                settled: Some((status, format!("run {i}"))),
-            },
-            start + step * i as f64,
-        ));
-        if batch.len() == batch.capacity() {
-            store.seed_runs(&batch).await.expect("seed runs");
-            batch.clear();
-        }
-    }
-    store.seed_runs(&batch).await.expect("seed runs");
-    let mut events = Vec::with_capacity(10_000);
-    for i in 0..rows {
-        events.push((
-            NewAuditEvent {
-                direction: Some(Direction::ToCrm),
-                ..NewAuditEvent::new(
-                    cosell::domain::runs::AuditAction::OpportunityUnchanged,
-                    "opportunity",
-                    &format!("opp-{}", i / 5),
-                    format!("event {i}"),
-                )
-            },
-            start + step * i as f64,
-        ));
-        if events.len() == events.capacity() {
-            store.seed_audit(&events).await.expect("seed audit");
-            events.clear();
-        }
-    }
-    store.seed_audit(&events).await.expect("seed audit");
+    let volume = volume::seed_runs_and_audit(&store, rows).await;
+    let (start, step) = (volume.start, volume.step);
     println!("seeded in {:.1} s", seeding.elapsed().as_secs_f64());
 
     let newest = store
@@ -203,31 +145,8 @@ async fn main() {
     }
 
     // The Opportunities page: by name, a page far down, and each kind of search.
-    let mut mirror = Vec::with_capacity(rows);
-    for i in 0..rows {
-        mirror.push(SeenOpportunity {
-            crm_id: format!("{:08x}-0000-4000-8000-{:012x}", i, i),
-            name: format!(
-                "{} deal {i}",
-                ["Contoso", "Fabrikam", "Litware", "Adatum", "Tailspin"][i % 5]
-            ),
-            referral_id: (i % 3 == 0).then(|| format!("ref-{i}")),
-            referral_link: None,
-            customer_id: Some(format!("acc-{}", i / 10)),
-            sync: i % 3 == 0,
-            state: OpportunityState::Open,
-            version: Some(i.to_string()),
-            solutions: None,
-            fingerprint: None,
-        });
-    }
     let seeding = Instant::now();
-    for chunk in mirror.chunks(10_000) {
-        store
-            .seed_opportunities(chunk, start)
-            .await
-            .expect("seed opportunities");
-    }
+    let mirror = volume::seed_mirror(&store, rows, start).await;
     println!(
         "seeded {rows} opportunities in {:.1} s",
         seeding.elapsed().as_secs_f64()

@@ -133,24 +133,8 @@ pub fn free_port() -> u16 {
 /// Signs in as the demo admin, connects Partner Center and Dynamics 365, switches every flow on and
 /// registers `base`'s webhook URL, as an admin does on the dashboard.
 pub async fn make_ready(world: &Sandbox, base: &str) {
-    // The dashboard is plain HTTP; the sandbox's sign-in pages are HTTPS under its own CA.
-    let browser = || {
-        cosell_sandbox::testing::client_builder(world)
-            .cookie_store(true)
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .unwrap()
-    };
-    let dashboard = browser();
-    let r = dashboard
-        .get(format!("{base}/auth/sign-in?return_to=/"))
-        .send()
-        .await
-        .unwrap();
-    let authorize = location(&r);
-    let callback = cosell_sandbox::testing::pick(&browser(), &authorize, "admin").await;
-    let r = dashboard.get(&callback).send().await.unwrap();
-    assert_eq!(r.status(), 303, "signed in");
+    let (dashboard, _) = sign_in(world, base).await;
+    let browser = || browser(world);
     for system in ["partner_center", "dynamics365"] {
         let r = dashboard
             .post(format!("{base}/connections/{system}/connect"))
@@ -181,6 +165,40 @@ pub async fn make_ready(world: &Sandbox, base: &str) {
         false,
     )
     .await;
+}
+
+/// A browser for the dashboard (plain HTTP) and the sandbox's sign-in pages (HTTPS under its own CA).
+fn browser(world: &Sandbox) -> reqwest::Client {
+    cosell_sandbox::testing::client_builder(world)
+        .cookie_store(true)
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+}
+
+/// Signs in to the dashboard at `base` as the demo admin: the browser, and its session cookie
+/// (`name=value`, as a `Cookie` header sends it).
+pub async fn sign_in(world: &Sandbox, base: &str) -> (reqwest::Client, String) {
+    let dashboard = browser(world);
+    let r = dashboard
+        .get(format!("{base}/auth/sign-in?return_to=/"))
+        .send()
+        .await
+        .unwrap();
+    let authorize = location(&r);
+    let callback = cosell_sandbox::testing::pick(&browser(world), &authorize, "admin").await;
+    let r = dashboard.get(&callback).send().await.unwrap();
+    assert_eq!(r.status(), 303, "signed in");
+    let cookie = r
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|c| c.starts_with("cosell.sid="))
+        .and_then(|c| c.split(';').next())
+        .expect("a session cookie at sign-in")
+        .to_string();
+    (dashboard, cookie)
 }
 
 /// The person on the emulator's sign-in page picks `user`; returns the redirect back.

@@ -3,6 +3,8 @@
 //! With `TEST_DATABASE_URL=postgres://…/test`, each [`TestDatabase`] is a new database on that server,
 //! dropped again when the value is dropped. Without it, each is a new SQLite file in the temp directory.
 
+pub mod volume;
+
 use super::Backend;
 use sqlx::{Connection, PgConnection};
 
