@@ -396,16 +396,27 @@ impl<'a> Calls<'a> {
             .map_err(CallFailure::NoToken)
     }
 
-    /// Counts calls made beyond the one [`Calls::call`] counted (the further pages of one read).
+    /// Counts calls made beyond the one [`Calls::call`] counted (the further pages of one read): in a
+    /// run, as a step of their own, so the run's totals hold them too; outside, against the day's quota.
     pub async fn count_more(&self, system: System, calls: i64) -> Result<(), CallFailure> {
+        if calls <= 0 {
+            return Ok(());
+        }
+        if self.run.is_some() {
+            return self
+                .step(
+                    "Read the further pages",
+                    system,
+                    StepOutcome::Ok,
+                    "",
+                    calls,
+                    Instant::now(),
+                )
+                .await;
+        }
         self.engine
             .store
-            .count_api_calls(
-                system.as_code(),
-                self.run.map(|run| run.flow),
-                calls,
-                OffsetDateTime::now_utc(),
-            )
+            .count_api_calls(system.as_code(), None, calls, OffsetDateTime::now_utc())
             .await
             .map_err(CallFailure::store)
     }

@@ -43,18 +43,12 @@ impl Crm {
     /// A seeded opportunity that passes every rule once a seller switches sync on.
     pub fn ready_opportunity(self, app: &TestApp) -> &'static str {
         match self {
-            Crm::Dynamics365 => {
-                // Litware's account holds a free-text country: the seller fixes it first.
-                app.world
-                    .dataverse()
-                    .update(
-                        "accounts",
-                        cosell_sandbox::dataverse::ACCOUNT_LITWARE,
-                        json!({ "address1_country": "US" }),
-                    )
-                    .unwrap();
-                cosell_sandbox::dataverse::OPPORTUNITY_LITWARE
-            }
+            // Litware's account holds a free-text country: the seller fixes it first.
+            Crm::Dynamics365 => with_country_code(
+                app,
+                cosell_sandbox::dataverse::ACCOUNT_LITWARE,
+                cosell_sandbox::dataverse::OPPORTUNITY_LITWARE,
+            ),
             Crm::Salesforce => cosell_sandbox::salesforce::OPPORTUNITY_READY,
         }
     }
@@ -62,17 +56,11 @@ impl Crm {
     /// A seeded opportunity without a solution (and ready otherwise).
     pub fn opportunity_without_solution(self, app: &TestApp) -> &'static str {
         match self {
-            Crm::Dynamics365 => {
-                app.world
-                    .dataverse()
-                    .update(
-                        "accounts",
-                        cosell_sandbox::dataverse::ACCOUNT_ADATUM,
-                        json!({ "address1_country": "US" }),
-                    )
-                    .unwrap();
-                cosell_sandbox::dataverse::OPPORTUNITY_ADATUM
-            }
+            Crm::Dynamics365 => with_country_code(
+                app,
+                cosell_sandbox::dataverse::ACCOUNT_ADATUM,
+                cosell_sandbox::dataverse::OPPORTUNITY_ADATUM,
+            ),
             Crm::Salesforce => cosell_sandbox::salesforce::OPPORTUNITY_NO_SOLUTION,
         }
     }
@@ -235,4 +223,13 @@ pub async fn poll_one(crm: Crm, app: &mut TestApp) -> (Flow, cosell::engine::Run
     assert_eq!(report.queued.len(), 1, "{crm:?}: {report:?}");
     let run = app.run_finished(report.queued[0]).await;
     (run.flow, run)
+}
+
+/// Gives a seeded Dataverse account an ISO country code; the opportunity of that account.
+fn with_country_code(app: &TestApp, account: &str, opportunity: &'static str) -> &'static str {
+    app.world
+        .dataverse()
+        .update("accounts", account, json!({ "address1_country": "US" }))
+        .unwrap();
+    opportunity
 }
