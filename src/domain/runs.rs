@@ -196,6 +196,11 @@ pub enum RunInput {
         referral_id: Option<String>,
         #[serde(default, skip_serializing_if = "is_false")]
         check_only: bool,
+        /// The opportunity's version as the change feed read it, when the feed queued the run for the
+        /// opportunity's own change: the run tells cosell's own write (read before cosell had
+        /// recorded it as its own) from a seller's without a call.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        fed_version: Option<String>,
     },
     /// A referral to bring into the CRM (child runs name the account they work on).
     Referral {
@@ -249,6 +254,7 @@ impl RunInput {
             opportunity_id: id.to_string(),
             referral_id: None,
             check_only: false,
+            fed_version: None,
         }
     }
 
@@ -413,6 +419,7 @@ mod tests {
                     opportunity_id: "o1".into(),
                     referral_id: None,
                     check_only: true,
+                    fed_version: None,
                 },
             ),
             (
@@ -421,6 +428,16 @@ mod tests {
                     opportunity_id: "o1".into(),
                     referral_id: Some("r1".into()),
                     check_only: false,
+                    fed_version: None,
+                },
+            ),
+            (
+                json!({ "opportunity_id": "o1", "referral_id": "r1", "fed_version": "7" }),
+                RunInput::Opportunity {
+                    opportunity_id: "o1".into(),
+                    referral_id: Some("r1".into()),
+                    check_only: false,
+                    fed_version: Some("7".into()),
                 },
             ),
             (json!({ "referral_id": "r1" }), RunInput::referral("r1")),

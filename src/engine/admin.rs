@@ -254,6 +254,7 @@ impl Engine {
                 opportunity_id: crm_id.to_string(),
                 referral_id: None,
                 check_only: true,
+                fed_version: None,
             },
             record_id: Some(crm_id.to_string()),
             parent_run_id: None,

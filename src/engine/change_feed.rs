@@ -128,6 +128,7 @@ impl Engine {
                                 RunTrigger::CrmChange,
                                 flow,
                                 active.contains(&flow),
+                                Some(&seen),
                             )
                             .await?
                         {
@@ -171,7 +172,13 @@ impl Engine {
                         acted_on.insert(crm_id.clone());
                         let flow = Flow::CrmToPartnerCenter;
                         if let Some(run) = self
-                            .queue(&crm_id, RunTrigger::CrmChange, flow, active.contains(&flow))
+                            .queue(
+                                &crm_id,
+                                RunTrigger::CrmChange,
+                                flow,
+                                active.contains(&flow),
+                                None,
+                            )
                             .await?
                         {
                             report.queued.push(run);
@@ -220,20 +227,36 @@ impl Engine {
     ) -> Result<Option<i64>, StoreError> {
         let flow = Flow::CrmToPartnerCenter;
         let active = self.store.active_flows(self.crm).await?.contains(&flow);
-        self.queue(crm_id, trigger, flow, active).await
+        self.queue(crm_id, trigger, flow, active, None).await
     }
 
     /// [`Engine::queue_opportunity`] for `flow` ("CRM to Partner Center" or "Microsoft Solutions to
-    /// Partner Center"), knowing whether it is on.
+    /// Partner Center"), knowing whether it is on. `fed` is what the change feed read, when the run is
+    /// for the opportunity's own change: the run is told its version, to know cosell's own write.
     pub(super) async fn queue(
         &self,
         crm_id: &str,
         trigger: RunTrigger,
         flow: Flow,
         active: bool,
+        fed: Option<&SeenOpportunity>,
     ) -> Result<Option<i64>, StoreError> {
-        if active && self.waiting(flow, crm_id).await? {
-            return Ok(None);
+        let input = RunInput::Opportunity {
+            opportunity_id: crm_id.to_string(),
+            referral_id: fed.and_then(|s| s.referral_id.clone()),
+            check_only: false,
+            fed_version: fed.and_then(|s| s.version.clone()),
+        };
+        if active && let Some(waiting) = self.waiting(flow, crm_id).await? {
+            // The waiting run carries this change too. It may be a seller's, made after the change
+            // the run was queued for: the run no longer takes what it reads for cosell's own write.
+            if self
+                .store
+                .replace_queued_input(waiting, &RunInput::opportunity(crm_id))
+                .await?
+            {
+                return Ok(None);
+            }
         }
         let settled = (!active).then(|| {
             (
@@ -251,7 +274,7 @@ impl Engine {
                 &NewRun {
                     flow,
                     trigger,
-                    input: RunInput::opportunity(crm_id),
+                    input,
                     record_id: Some(crm_id.to_string()),
                     parent_run_id: None,
                     resubmitted_from: None,
@@ -279,16 +302,17 @@ impl Engine {
 
     /// Whether a run already waiting for the opportunity will carry this change too: one of the same
     /// flow, or, for a solutions change, one of "CRM to Partner Center" (which reads it whole).
-    async fn waiting(&self, flow: Flow, crm_id: &str) -> Result<bool, StoreError> {
-        if self.store.queued_run(flow, crm_id).await?.is_some() {
-            return Ok(true);
+    async fn waiting(&self, flow: Flow, crm_id: &str) -> Result<Option<i64>, StoreError> {
+        if let Some(id) = self.store.queued_run(flow, crm_id).await? {
+            return Ok(Some(id));
         }
-        Ok(flow == Flow::SolutionsToPartnerCenter
-            && self
+        if flow == Flow::SolutionsToPartnerCenter {
+            return self
                 .store
                 .queued_run(Flow::CrmToPartnerCenter, crm_id)
-                .await?
-                .is_some())
+                .await;
+        }
+        Ok(None)
     }
 
     async fn audit_feed(

@@ -43,6 +43,58 @@ pub(super) fn seen(o: &Opportunity) -> SeenOpportunity {
     }
 }
 
+/// How long a run for a change the feed read waits while "Partner Center to CRM" works on the
+/// opportunity's referral: that run's write is answered before it is noted as cosell's own, and the
+/// note comes within milliseconds.
+const WAIT_FOR_OWN_WRITE: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// Whether the change the feed read (`fed_version` of opportunity `id`) was cosell's own write, noted
+/// only after the feed read it: the CRM answers a create or an update before cosell can record the
+/// version as its own, and the feed may read it in between. Costs no call. While "Partner Center to
+/// CRM" is still working on the opportunity's referral the run waits, without spending an attempt;
+/// then the change is cosell's when the version it wrote is the one the feed read. A seller's change
+/// has a version of its own, and is shared.
+pub(super) async fn echo_of_own_write(
+    ctx: &RunContext<'_>,
+    id: &str,
+    referral_id: Option<&str>,
+    fed_version: &str,
+) -> Result<Option<(RunStatus, String)>, StepError> {
+    let store = &ctx.engine().store;
+    if let Some(referral) = referral_id
+        && store
+            .run_in_progress(Flow::PartnerCenterToCrm, referral)
+            .await
+            .map_err(StepError::store)?
+    {
+        return Err(StepError::Paused(
+            format!(
+                "Referral {referral} is being brought into the CRM right now, and the change read of opportunity {id} may be that run's own write"
+            ),
+            WAIT_FOR_OWN_WRITE,
+        ));
+    }
+    let written = store
+        .opportunity(id)
+        .await
+        .map_err(StepError::store)?
+        .and_then(|known| known.written_version);
+    if written.as_deref() != Some(fed_version) {
+        return Ok(None);
+    }
+    let why = format!(
+        "The change the CRM reported (version {fed_version} of opportunity {id}) was cosell's own write: nothing to share."
+    );
+    ctx.decide("Recognise cosell's own write", StepOutcome::Skipped, &why)
+        .await?;
+    ctx.record(NewAuditEvent {
+        direction: Some(Direction::ToPartnerCenter),
+        ..NewAuditEvent::new(AuditAction::EchoSuppressed, "opportunity", id, why.clone())
+    })
+    .await?;
+    Ok(Some((RunStatus::Skipped, why)))
+}
+
 /// `check_only` is "Check" on the Opportunities page: read and judge, send nothing, write nothing to
 /// the CRM.
 pub(super) async fn run(
@@ -142,6 +194,7 @@ pub(super) async fn run(
                     opportunity_id: id.clone(),
                     referral_id: opportunity.referral_id.clone(),
                     check_only: false,
+                    fed_version: None,
                 },
                 |child| {
                     let (ready, mapping) = (ready.clone(), mapping.clone());
@@ -230,6 +283,7 @@ pub(super) async fn solutions(
             opportunity_id: id.to_string(),
             referral_id: Some(referral_id),
             check_only: false,
+            fed_version: None,
         },
         |child| {
             let (opportunity, mapping) = (&opportunity, &mapping);

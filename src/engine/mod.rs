@@ -562,10 +562,10 @@ impl Engine {
                 return Ok(true);
             }
             Err(StepError::Paused(message, wait)) => {
-                let note = format!(
-                    "{message}. Next try in {} min.",
-                    wait.as_secs().div_ceil(60)
-                );
+                let note = match wait.as_secs() {
+                    s if s < 60 => format!("{message}. Next try in {} s.", s.max(1)),
+                    s => format!("{message}. Next try in {} min.", s.div_ceil(60)),
+                };
                 if self
                     .store
                     .pause_run(run.id, owner, now + wait, &note)
@@ -662,6 +662,25 @@ impl Engine {
             .await
             .map_err(StepError::store)?;
             return Ok((RunStatus::Skipped, why));
+        }
+        if let (
+            Flow::CrmToPartnerCenter | Flow::SolutionsToPartnerCenter,
+            RunInput::Opportunity {
+                opportunity_id,
+                referral_id,
+                fed_version: Some(fed),
+                ..
+            },
+        ) = (run.flow, &run.input)
+            && let Some(echo) = crm_to_partner_center::echo_of_own_write(
+                ctx,
+                opportunity_id,
+                referral_id.as_deref(),
+                fed,
+            )
+            .await?
+        {
+            return Ok(echo);
         }
         match (run.flow, run.input.clone()) {
             (

@@ -424,6 +424,26 @@ async fn updates(
             (None, Customer::Existing(account_id)) => account_id.clone(),
             (None, Customer::New(_)) => String::new(),
         };
+        // Known as cosell's own write at once, so the change feed does not take it for a seller's
+        // change (a feed that reads it before this is told by the run it queues).
+        store
+            .record_own_opportunity_write(
+                &crate::store::SeenOpportunity {
+                    crm_id: id.clone(),
+                    name: draft.name.clone(),
+                    referral_id: Some(draft.referral_id.clone()),
+                    referral_link: Some(draft.referral_link.clone()),
+                    customer_id: Some(account_id).filter(|a| !a.is_empty()),
+                    sync: true,
+                    state: OpportunityState::Open,
+                    version: Some(written.version.clone()),
+                    solutions: None,
+                    fingerprint: None,
+                },
+                time::OffsetDateTime::now_utc(),
+            )
+            .await
+            .map_err(StepError::store)?;
         if let Some(made) = &written.made {
             audit(
                 ctx,
@@ -453,30 +473,6 @@ async fn updates(
                 .await?;
             }
         }
-        // Known as cosell's own write, so the change feed does not take it for a seller's change.
-        let now = time::OffsetDateTime::now_utc();
-        store
-            .see_opportunity(
-                &crate::store::SeenOpportunity {
-                    crm_id: id.clone(),
-                    name: draft.name.clone(),
-                    referral_id: Some(draft.referral_id.clone()),
-                    referral_link: Some(draft.referral_link.clone()),
-                    customer_id: Some(account_id).filter(|a| !a.is_empty()),
-                    sync: true,
-                    state: OpportunityState::Open,
-                    version: Some(written.version.clone()),
-                    solutions: None,
-                    fingerprint: None,
-                },
-                now,
-            )
-            .await
-            .map_err(StepError::store)?;
-        store
-            .record_written_version(&id, &written.version)
-            .await
-            .map_err(StepError::store)?;
         audit(
             ctx,
             AuditAction::OpportunityCreated,

@@ -341,7 +341,7 @@ async fn compare_opportunity(
     let flow = Flow::CrmToPartnerCenter;
     Ok(
         match engine
-            .queue(&seen.crm_id, RunTrigger::Reconciliation, flow, true)
+            .queue(&seen.crm_id, RunTrigger::Reconciliation, flow, true, None)
             .await?
         {
             Some(_) => Found::Queued,

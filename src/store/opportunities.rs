@@ -161,6 +161,11 @@ macro_rules! upsert {
 /// Where a page of the opportunity list starts: after this (name, id).
 pub type OpportunityCursor = (String, String);
 
+/// The condition of the partial index `crm_opportunities_to_fix`, word for word: a planner uses a
+/// partial index only when the query's condition visibly implies the index's.
+pub(crate) const COUNT_TO_FIX: &str = "SELECT COUNT(*) FROM crm_opportunities
+     WHERE sync AND problems IS NOT NULL AND problems <> '[]'";
+
 impl Store {
     /// Records what was seen of an opportunity; returns what was known before, to tell what changed.
     pub async fn see_opportunity(
@@ -180,6 +185,26 @@ impl Store {
         at: OffsetDateTime,
     ) -> Result<(), StoreError> {
         on_pool!(self, |p| upsert!(o, at).execute(p).await.map(|_| ()))?;
+        Ok(())
+    }
+
+    /// Records an opportunity cosell has just written, and that its version is cosell's own, in one
+    /// transaction: the change feed, reading the mirror meanwhile, sees both or neither (a row without
+    /// its written version would pass for a seller's change).
+    pub async fn record_own_opportunity_write(
+        &self,
+        o: &SeenOpportunity,
+        at: OffsetDateTime,
+    ) -> Result<(), StoreError> {
+        on_pool!(self, |p| {
+            let mut tx = p.begin().await?;
+            upsert!(o, at).execute(&mut *tx).await?;
+            sqlx::query("UPDATE crm_opportunities SET written_version = version WHERE crm_id = $1")
+                .bind(&o.crm_id)
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await?;
+        });
         Ok(())
     }
 
@@ -418,13 +443,9 @@ impl Store {
 
     /// Synced opportunities whose last check found something to fix.
     pub async fn opportunities_to_fix(&self) -> Result<i64, StoreError> {
-        Ok(on_pool!(self, |p| sqlx::query_scalar(
-            "SELECT COUNT(*) FROM crm_opportunities
-             WHERE sync = $1 AND problems IS NOT NULL AND problems <> '[]'"
-        )
-        .bind(true)
-        .fetch_one(p)
-        .await)?)
+        Ok(on_pool!(self, |p| sqlx::query_scalar(COUNT_TO_FIX)
+            .fetch_one(p)
+            .await)?)
     }
 }
 
@@ -576,6 +597,25 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(store.opportunities_to_fix().await.unwrap(), 1);
+    }
+
+    #[tokio::test]
+    async fn cosells_own_write_is_recorded_with_its_version_as_its_own() {
+        let db = TestDatabase::new().await;
+        let store = Store::connect(db.url()).await.unwrap();
+        let now = OffsetDateTime::now_utc();
+        let written = SeenOpportunity {
+            sync: true,
+            version: Some("7".into()),
+            ..seen("a", "A")
+        };
+        store
+            .record_own_opportunity_write(&written, now)
+            .await
+            .unwrap();
+        let a = store.opportunity("a").await.unwrap().unwrap();
+        assert_eq!(a.seen, written);
+        assert_eq!(a.written_version.as_deref(), Some("7"));
     }
 
     #[tokio::test]

@@ -371,3 +371,117 @@ async fn an_account_created_with_an_opportunity_between_the_feeds_reads_is_no_ch
     let report = app.engine.poll_changes().await.expect("poll");
     assert_eq!(report.queued.len(), 1, "{report:?}");
 }
+
+/// Dataverse answers cosell's create before cosell can note the opportunity as its own, and the change
+/// feed may read it in between. The run the feed queues for it is told the version the feed read: it
+/// waits while cosell's run for the referral works, then settles as an echo without a call.
+#[tokio::test]
+async fn an_opportunity_the_feed_reads_before_cosell_noted_its_create_costs_no_call() {
+    let (mut app, opportunity, queued) = feed_reads_a_create_in_flight().await;
+    let shared = settled(&mut app, queued).await;
+    assert_eq!(shared.status, RunStatus::Skipped, "{}", shared.outcome);
+    assert!(
+        shared.outcome.contains("cosell's own write"),
+        "{}",
+        shared.outcome
+    );
+    let run = app.store.run(queued).await.unwrap().unwrap();
+    assert_eq!(run.calls.partner_center + run.calls.crm, 0, "{run:?}");
+    assert_eq!(run.attempts, 1, "waiting spends no attempt: {run:?}");
+    let read = app.world.journal().entries(
+        &JournalFilter::default()
+            .method("GET")
+            .path_contains(opportunity.as_str()),
+    );
+    assert!(read.is_empty(), "{}", listed(&read));
+}
+
+/// A seller's change read while that run waits is read and judged: the waiting run carries it, and no
+/// longer takes what it reads for cosell's own write.
+#[tokio::test]
+async fn a_sellers_change_read_while_the_run_waits_is_not_taken_for_cosells() {
+    let (mut app, opportunity, queued) = feed_reads_a_create_in_flight().await;
+    app.world
+        .dataverse()
+        .update(
+            "opportunities",
+            &opportunity,
+            json!({ "estimatedvalue": 77000 }),
+        )
+        .unwrap();
+    let since = app.world.journal().last_seq();
+    let report = app.engine.poll_changes().await.expect("poll");
+    // Carried by the waiting run, or (had it started meanwhile) by a run of its own.
+    let last = report.queued.last().copied().unwrap_or(queued);
+    let judged = settled(&mut app, last).await;
+    assert!(!judged.outcome.contains("own write"), "{}", judged.outcome);
+    // The opportunity has no Microsoft solution yet: read, judged, and not sent for that reason.
+    assert!(
+        judged.outcome.contains("Solution ID is required"),
+        "{}",
+        judged.outcome
+    );
+    let read = app.world.journal().entries(
+        &JournalFilter::default()
+            .method("GET")
+            .path_contains(opportunity.as_str())
+            .since(since),
+    );
+    assert!(!read.is_empty(), "the seller's change was read");
+}
+
+/// A referral arrives and its create's answer stalls mid-body for 4 s: Dataverse made the opportunity,
+/// cosell does not know it yet. The change feed reads it then, and queues a run for it. The app, the
+/// opportunity and that run.
+async fn feed_reads_a_create_in_flight() -> (TestApp, String, i64) {
+    let app = TestApp::spawn_ready().await;
+    app.engine.poll_changes().await.expect("first poll");
+    app.control(
+        "/faults",
+        json!({ "method": "POST", "path_contains": "/api/data/v9.2/opportunities", "kind": "slow_body", "delay_ms": 4000, "times": 1 }),
+    )
+    .await;
+    let since = app.world.journal().last_seq();
+    let referral = app.world.partner_center().seller_creates(json!({
+        "name": "Read in flight",
+        "customerProfile": { "name": "Fabrikam", "address": { "postalCode": "60601", "country": "US" } },
+        "details": { "dealValue": 30000, "currency": "USD", "closingDateTime": "2027-06-30T00:00:00Z" }
+    }));
+    let create = JournalFilter::default()
+        .method("POST")
+        .path_contains("/api/data/v9.2/opportunities")
+        .since(since);
+    let posted = app
+        .world
+        .journal()
+        .wait_for(&create, std::time::Duration::from_secs(20))
+        .await;
+    assert_eq!(posted.len(), 1, "the create is under way");
+    let id = referral["id"].as_str().unwrap();
+    let opportunity = app
+        .world
+        .dataverse()
+        .rows("opportunities")
+        .into_iter()
+        .find(|o| o[col::REFERRAL_ID] == id)
+        .expect("made before its answer arrives");
+    let opportunity = opportunity["opportunityid"].as_str().unwrap().to_string();
+    assert!(
+        app.store.opportunity(&opportunity).await.unwrap().is_none(),
+        "cosell has not noted it yet"
+    );
+    let report = app.engine.poll_changes().await.expect("poll");
+    assert_eq!(report.queued.len(), 1, "{report:?}");
+    (app, opportunity, report.queued[0])
+}
+
+/// Run `id` once it reaches a final status (a run waiting for cosell's own write is announced as
+/// queued meanwhile).
+async fn settled(app: &mut TestApp, id: i64) -> cosell::engine::RunFinished {
+    loop {
+        let run = app.run_finished(id).await;
+        if run.status != RunStatus::Queued {
+            return run;
+        }
+    }
+}

@@ -387,3 +387,56 @@ mod tests {
         );
     }
 }
+
+#[cfg(test)]
+mod plans {
+    use super::*;
+    use crate::store::Pool;
+    use crate::store::test_support::{TestDatabase, now};
+
+    /// SQLite's plan for a query, one detail per line.
+    async fn plan(store: &Store, sql: &str, bind: impl FnOnce(String) -> String) -> Option<String> {
+        let Pool::Sqlite(p) = &store.pool else {
+            // PostgreSQL plans by statistics (a seq scan wins on an empty table); the pages
+            // benchmark measures it at volume.
+            return None;
+        };
+        let rows: Vec<(i64, i64, i64, String)> =
+            sqlx::query_as(&bind(format!("EXPLAIN QUERY PLAN {sql}")))
+                .fetch_all(p)
+                .await
+                .unwrap();
+        Some(rows.into_iter().map(|r| r.3).collect::<Vec<_>>().join("\n"))
+    }
+
+    #[tokio::test]
+    async fn the_overview_counts_read_only_the_rows_they_count() {
+        let db = TestDatabase::new().await;
+        let store = Store::connect(db.url()).await.unwrap();
+        let failed_today = RunFilter {
+            status: Some(RunStatus::Failed),
+            since: Some(now()),
+            ..Default::default()
+        };
+        let sql = format!(
+            "SELECT COUNT(*) FROM runs WHERE {}",
+            filter_sql(&failed_today, 1)
+        );
+        let bound = |s: String| {
+            s.replacen("$1", "'failed'", 1).replacen(
+                "$2",
+                &format!("'{}'", crate::store::sqlite_time_bound(now())),
+                1,
+            )
+        };
+        if let Some(plan) = plan(&store, &sql, bound).await {
+            assert!(
+                plan.contains("COVERING INDEX runs_by_status_created"),
+                "{plan}"
+            );
+        }
+        if let Some(plan) = plan(&store, crate::store::opportunities::COUNT_TO_FIX, |s| s).await {
+            assert!(plan.contains("crm_opportunities_to_fix"), "{plan}");
+        }
+    }
+}

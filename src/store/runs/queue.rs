@@ -349,6 +349,38 @@ impl Store {
             .collect()
     }
 
+    /// Whether a run of `flow` is working on `record_id` right now.
+    pub async fn run_in_progress(&self, flow: Flow, record_id: &str) -> Result<bool, StoreError> {
+        let found: Option<i64> = on_pool!(self, |p| {
+            sqlx::query_scalar(
+                "SELECT id FROM runs WHERE record_id = $1 AND flow = $2 AND status = 'running' LIMIT 1",
+            )
+            .bind(record_id)
+            .bind(flow.as_code())
+            .fetch_optional(p)
+            .await
+        })?;
+        Ok(found.is_some())
+    }
+
+    /// Gives a run still waiting to start a new input (a waiting run that now carries a further
+    /// change); false when it has started meanwhile.
+    pub async fn replace_queued_input(
+        &self,
+        id: i64,
+        input: &crate::domain::runs::RunInput,
+    ) -> Result<bool, StoreError> {
+        let done = on_pool!(self, |p| {
+            sqlx::query("UPDATE runs SET input = $2 WHERE id = $1 AND status = 'queued'")
+                .bind(id)
+                .bind(input.to_value().to_string())
+                .execute(p)
+                .await
+                .map(|r| r.rows_affected())
+        })?;
+        Ok(done == 1)
+    }
+
     /// A run of `flow` for `record_id` still waiting to start, if any (so a change seen twice queues
     /// one run).
     pub async fn queued_run(&self, flow: Flow, record_id: &str) -> Result<Option<i64>, StoreError> {
@@ -407,6 +439,54 @@ mod tests {
     use crate::store::RunFilter;
     use crate::store::test_support::{TestDatabase, new_connection, new_run, now};
     use time::Duration;
+
+    #[tokio::test]
+    async fn a_waiting_runs_input_is_replaced_until_it_starts() {
+        use crate::domain::runs::RunInput;
+        let db = TestDatabase::new().await;
+        let store = Store::connect(db.url()).await.unwrap();
+        let now = now();
+        let id = store.enqueue_run(&new_run("r1"), now).await.unwrap();
+        assert!(
+            !store
+                .run_in_progress(Flow::PartnerCenterToCrm, "r1")
+                .await
+                .unwrap()
+        );
+        let plain = RunInput::opportunity("o1");
+        assert!(store.replace_queued_input(id, &plain).await.unwrap());
+        assert_eq!(store.run(id).await.unwrap().unwrap().input, plain);
+
+        store
+            .claim_run("a", now, now + Duration::seconds(60))
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(
+            store
+                .run_in_progress(Flow::PartnerCenterToCrm, "r1")
+                .await
+                .unwrap()
+        );
+        assert!(
+            !store
+                .run_in_progress(Flow::CrmToPartnerCenter, "r1")
+                .await
+                .unwrap()
+        );
+        assert!(
+            !store
+                .run_in_progress(Flow::PartnerCenterToCrm, "r2")
+                .await
+                .unwrap()
+        );
+        let started = RunInput::opportunity("o2");
+        assert!(
+            !store.replace_queued_input(id, &started).await.unwrap(),
+            "a started run keeps the input it started from"
+        );
+        assert_eq!(store.run(id).await.unwrap().unwrap().input, plain);
+    }
 
     #[tokio::test]
     async fn a_run_is_claimed_once_and_a_lost_lease_is_taken_over() {
