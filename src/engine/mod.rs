@@ -352,6 +352,17 @@ impl Engine {
 
     /// Starts `n` workers; they stop when `stop` turns true.
     pub fn spawn_workers(self: &Arc<Self>, n: usize, stop: watch::Receiver<bool>) {
+        // Runs other instances queue (PostgreSQL) wake these workers at once.
+        tokio::spawn({
+            let engine = self.clone();
+            let mut stop = stop.clone();
+            async move {
+                tokio::select! {
+                    _ = engine.store.on_runs_queued(|| engine.nudge()) => {}
+                    _ = stop.wait_for(|stopped| *stopped) => {}
+                }
+            }
+        });
         for i in 0..n {
             let engine = self.clone();
             let mut stop = stop.clone();
@@ -406,7 +417,8 @@ impl Engine {
     }
 
     /// How long an idle worker may wait before the next queued run is due (at most the poll interval:
-    /// other instances may queue runs this one hears nothing of).
+    /// another instance's run is announced on PostgreSQL, but a notification lost with a dropped
+    /// connection is found by the poll).
     async fn idle_wait(&self) -> Duration {
         let poll = self.policy.poll_interval;
         match self.store.next_run_due().await {

@@ -4,6 +4,7 @@
 //! ([`history`]) and an admin resubmits failed ones ([`resubmission`]).
 
 mod history;
+mod notify;
 mod progress;
 mod queue;
 mod resubmission;
