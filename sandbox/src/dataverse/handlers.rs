@@ -327,8 +327,12 @@ pub(crate) fn list(call: &Call) -> Result<Response, DvError> {
         })
         .collect();
     let state = dv.state();
-    let mut rows: Vec<(Vec<Value>, Map<String, Value>)> = state
-        .rows(table)
+    // An equality on a text column reads only its rows, through the text index.
+    let candidates: Box<dyn Iterator<Item = _>> = match required.first() {
+        Some((property, texts)) => Box::new(state.rows_with_text(table, property, texts)),
+        None => Box::new(state.rows(table)),
+    };
+    let mut rows: Vec<(Vec<Value>, Map<String, Value>)> = candidates
         .filter(|(_, row)| {
             required.iter().all(|(property, texts)| {
                 row.values

@@ -115,9 +115,7 @@ impl State {
     }
 
     /// Takes back a row made earlier in the same transaction (no deletion is logged: it never was).
-    fn discard(&mut self, set: &str, id: &str) {
-        if let Some(rows) = self.rows.get_mut(set) {
-            rows.remove(id);
-        }
+    fn discard(&mut self, set: &'static str, id: &str) {
+        self.take(set, id);
     }
 }

@@ -7,6 +7,7 @@ mod deep_insert;
 mod rendering;
 mod seed;
 mod state_machine;
+mod text_index;
 mod validation;
 
 pub(crate) use rendering::Annotations;
@@ -70,6 +71,7 @@ pub(crate) struct Actor<'a> {
 #[derive(Debug)]
 pub(crate) struct State {
     rows: BTreeMap<&'static str, BTreeMap<String, Row>>,
+    text_index: text_index::TextIndex,
     version: u64,
     deleted: Vec<Deletion>,
     /// Whether a PATCH of `statecode` to Won/Lost closes the opportunity (default: rejected, the actions
@@ -124,6 +126,7 @@ impl State {
         }
         State {
             rows,
+            text_index: Default::default(),
             // Real organizations' row versions are large numbers; start somewhere plausible.
             version: 1_000_000,
             deleted: Vec::new(),
@@ -142,6 +145,41 @@ impl State {
 
     pub(crate) fn rows(&self, table: &Table) -> impl Iterator<Item = (&String, &Row)> {
         self.rows.get(table.set).into_iter().flat_map(|r| r.iter())
+    }
+
+    /// The rows of `table` whose text `column` is one of `texts` (lowercased), in id order.
+    pub(crate) fn rows_with_text<'a>(
+        &'a self,
+        table: &Table,
+        column: &str,
+        texts: &[String],
+    ) -> impl Iterator<Item = (&'a String, &'a Row)> {
+        let rows = self.rows.get(table.set);
+        self.text_index
+            .ids(table.set, column, texts)
+            .into_iter()
+            .filter_map(move |id| rows.and_then(|r| r.get_key_value(id)))
+    }
+
+    /// Stores a row, new or changed (every write ends here, so the text index stays true).
+    fn put(&mut self, set: &'static str, id: String, row: Row) {
+        let rows = self.rows.get_mut(set).expect("every table has rows");
+        if let Some(old) = rows.get(&id) {
+            self.text_index.remove(set, &id, old);
+        }
+        self.text_index.add(set, &id, &row);
+        rows.insert(id, row);
+    }
+
+    /// Removes a row; whether it was there.
+    fn take(&mut self, set: &'static str, id: &str) -> bool {
+        match self.rows.get_mut(set).and_then(|rows| rows.remove(id)) {
+            Some(old) => {
+                self.text_index.remove(set, id, &old);
+                true
+            }
+            None => false,
+        }
     }
 
     pub(crate) fn get(&self, table: &Table, id: &str) -> Option<&Row> {
@@ -244,10 +282,7 @@ impl State {
         apply(&mut row, changes);
         self.derive(table, &mut row);
         row.version = self.next_version();
-        self.rows
-            .get_mut(table.set)
-            .expect("every table has rows")
-            .insert(id.clone(), row);
+        self.put(table.set, id.clone(), row);
         Ok(id)
     }
 
@@ -279,10 +314,7 @@ impl State {
         self.derive(table, &mut row);
         row.modified = actor.now;
         row.version = self.next_version();
-        self.rows
-            .get_mut(table.set)
-            .expect("every table has rows")
-            .insert(id, row);
+        self.put(table.set, id, row);
         Ok(())
     }
 
@@ -290,12 +322,7 @@ impl State {
     /// may instead cascade the delete or restrict it (simplified; unconfirmed per relationship).
     pub(crate) fn delete(&mut self, table: &Table, id: &str, now: OffsetDateTime) -> bool {
         let id = id.to_ascii_lowercase();
-        let removed = self
-            .rows
-            .get_mut(table.set)
-            .and_then(|rows| rows.remove(&id))
-            .is_some();
-        if !removed {
+        if !self.take(table.set, &id) {
             return false;
         }
         let version = self.next_version();

@@ -192,10 +192,7 @@ impl State {
         self.derive(table, &mut row);
         row.modified = now;
         row.version = self.next_version();
-        self.rows
-            .get_mut(table.set)
-            .expect("every table has rows")
-            .insert(id, row);
+        self.put(table.set, id, row);
         Ok(())
     }
 }
