@@ -3,6 +3,9 @@ use cosell_server::config::{Cli, Command};
 use cosell_server::startup::Application;
 use cosell_server::telemetry;
 
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
