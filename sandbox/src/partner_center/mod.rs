@@ -59,6 +59,11 @@ struct Cursor {
 struct State_ {
     /// In creation order.
     referrals: Vec<Value>,
+    /// Where each referral is in `referrals`, by id, and the referrals of each engagement: both fields
+    /// are the service's own and never change (a PATCH of them is refused), so a lookup reads one
+    /// referral, not all of them, however many a benchmark shares.
+    positions: HashMap<String, usize>,
+    engagements: HashMap<String, Vec<usize>>,
     skiptokens: HashMap<String, Cursor>,
     request_ids: HashMap<String, String>,
     etag_counter: u64,
@@ -191,6 +196,13 @@ impl PartnerCenter {
             },
         });
         coerce_deal_value(&mut r);
+        let position = state.referrals.len();
+        state.positions.insert(id.to_string(), position);
+        state
+            .engagements
+            .entry(engagement)
+            .or_default()
+            .push(position);
         state.referrals.push(r.clone());
         r
     }
@@ -199,7 +211,8 @@ impl PartnerCenter {
     pub fn referral(&self, id: &str) -> Option<Value> {
         let now = self.now();
         let mut state = self.state();
-        let r = state.referrals.iter_mut().find(|r| r["id"] == id)?;
+        let position = *state.positions.get(id)?;
+        let r = &mut state.referrals[position];
         Self::expire(r, now);
         Some(r.clone())
     }
@@ -261,10 +274,9 @@ impl PartnerCenter {
     ) -> Result<Value, (StatusCode, String)> {
         let now = self.now();
         let mut state = self.state();
-        let position = state
-            .referrals
-            .iter()
-            .position(|r| r["id"] == id)
+        let position = *state
+            .positions
+            .get(id)
             .ok_or((StatusCode::NOT_FOUND, format!("referral {id} not found")))?;
         Self::expire(&mut state.referrals[position], now);
         let current = state.referrals[position].clone();

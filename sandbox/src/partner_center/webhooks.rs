@@ -135,13 +135,18 @@ impl PartnerCenter {
                 OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339).ok()
             })
             .unwrap_or_else(|| self.now());
-        let related: Vec<String> = self
-            .state()
-            .referrals
-            .iter()
-            .filter(|r| r["engagementId"] == engagement && r["id"] != referral["id"])
-            .filter_map(|r| r["id"].as_str().map(str::to_string))
-            .collect();
+        let related: Vec<String> = {
+            let state = self.state();
+            engagement
+                .as_str()
+                .and_then(|e| state.engagements.get(e))
+                .into_iter()
+                .flatten()
+                .map(|&position| &state.referrals[position])
+                .filter(|r| r["id"] != referral["id"])
+                .filter_map(|r| r["id"].as_str().map(str::to_string))
+                .collect()
+        };
         self.notify(
             &format!("referral-{action}"),
             &format!("https://{}/engagements/v1/referrals/{id}", self.host()),
