@@ -151,6 +151,17 @@ fn names(a: &Answer, column: &str) -> Vec<String> {
         .collect()
 }
 
+/// The names of the accounts `filter` selects, by name.
+async fn account_names(api: &Api, filter: String) -> Vec<String> {
+    let a = api
+        .get(&format!(
+            "accounts?$select=name&$filter={filter}&$orderby=name"
+        ))
+        .await;
+    assert_eq!(a.status, StatusCode::OK, "{filter}: {a:?}");
+    names(&a, "name")
+}
+
 /// The opportunities the sandbox starts with (demo data for the dashboard).
 const SEEDED_OPPORTUNITIES: usize = 3;
 
@@ -625,16 +636,7 @@ async fn delete_answers_204_then_404() {
 async fn text_equalities_follow_every_write() {
     let sb = sandbox().await;
     let api = Api::new(&sb).await;
-    let named = |name: &'static str| {
-        let api = &api;
-        async move {
-            let a = api
-                .get(&format!("accounts?$select=name&$filter=name eq '{name}'"))
-                .await;
-            assert_eq!(a.status, StatusCode::OK, "{a:?}");
-            names(&a, "name")
-        }
-    };
+    let named = |name: &str| account_names(&api, format!("name eq '{name}'"));
     let id = api.create("accounts", json!({ "name": "Before" })).await;
     assert_eq!(named("before").await, ["Before"]);
     api.patch(&format!("accounts({id})"), &[], json!({ "name": "After" }))
@@ -661,18 +663,7 @@ async fn text_equalities_follow_every_write() {
 async fn filters_compare_case_insensitively_with_the_documented_operators() {
     let sb = sandbox().await;
     let api = Api::new(&sb).await;
-    let names_for = |filter: &'static str| {
-        let api = &api;
-        async move {
-            let a = api
-                .get(&format!(
-                    "accounts?$select=name&$filter={filter}&$orderby=name"
-                ))
-                .await;
-            assert_eq!(a.status, StatusCode::OK, "{filter}: {a:?}");
-            names(&a, "name")
-        }
-    };
+    let names_for = |filter: &'static str| account_names(&api, filter.to_string());
     assert_eq!(
         names_for("name eq 'FABRIKAM, INC.'").await,
         ["Fabrikam, Inc."]

@@ -14,8 +14,8 @@ const RELISTEN_AFTER: Duration = Duration::from_secs(2);
 
 impl Store {
     /// Calls `wake` whenever any instance queues a run, until dropped; returns at once on SQLite.
-    /// `wake` is also called each time listening (re)starts: what was queued while nobody listened is
-    /// found by the look it causes.
+    /// `wake` is also called each time listening starts or the connection is made again: what was
+    /// queued while nobody listened is found by the look it causes.
     pub async fn on_runs_queued(&self, wake: impl Fn()) {
         let Pool::Postgres(pool) = &self.pool else {
             return;
@@ -29,16 +29,16 @@ impl Store {
             match listener.await {
                 Ok(mut listener) => {
                     wake();
-                    // `recv` reconnects by itself after a lost connection; an error is a failed
-                    // reconnection.
-                    while let Some(_queued) = match listener.recv().await {
-                        Ok(n) => Some(n),
-                        Err(e) => {
-                            tracing::warn!(error = %e, "lost the notifications of queued runs");
-                            None
+                    loop {
+                        // Ok(None): the connection was lost and is made again (notifications sent
+                        // meanwhile are gone, so look); an error is a failed reconnection.
+                        match listener.try_recv().await {
+                            Ok(_) => wake(),
+                            Err(e) => {
+                                tracing::warn!(error = %e, "lost the notifications of queued runs");
+                                break;
+                            }
                         }
-                    } {
-                        wake();
                     }
                 }
                 Err(e) => tracing::warn!(error = %e, "could not listen for queued runs"),
@@ -50,8 +50,8 @@ impl Store {
 
 #[cfg(test)]
 mod tests {
-    use crate::store::Store;
     use crate::store::test_support::{TestDatabase, new_run, now};
+    use crate::store::{Pool, Store};
     use std::time::Duration;
 
     #[tokio::test]
@@ -97,6 +97,23 @@ mod tests {
         elsewhere.enqueue_run(&new_run("r2"), now()).await.unwrap();
         next(&mut wakes).await;
         assert!(wakes.try_recv().is_err(), "a settled run wakes nobody");
+
+        // The listening connection is cut (a restarted server, a reaped connection): what was queued
+        // meanwhile is looked for, and runs queued afterwards are heard again.
+        let Pool::Postgres(pool) = &elsewhere.pool else {
+            unreachable!("PostgreSQL here")
+        };
+        let cut: Vec<bool> = sqlx::query_scalar(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+             WHERE datname = current_database() AND query LIKE 'LISTEN%' AND pid <> pg_backend_pid()",
+        )
+        .fetch_all(pool)
+        .await
+        .unwrap();
+        assert_eq!(cut, [true], "one listening connection");
+        next(&mut wakes).await;
+        elsewhere.enqueue_run(&new_run("r3"), now()).await.unwrap();
+        next(&mut wakes).await;
         listening.abort();
     }
 }
