@@ -12,6 +12,7 @@ mod diagnostics;
 mod flows;
 mod inbox;
 mod opportunities;
+mod overview;
 mod own_writes;
 mod runs;
 mod sessions;
@@ -25,6 +26,7 @@ pub use connections::{Connection, NewConnection};
 pub use diagnostics::{FailedRuns, FailedSince, StorageReport};
 pub use inbox::{InboxEvent, Recorded};
 pub use opportunities::{MirroredOpportunity, OpportunityCursor, SeenOpportunity};
+pub use overview::{ConnectionStanding, LastRegistration, OverviewFacts};
 pub use runs::{NewRun, NewStep, RecordRuns, ResubmitRefusal, Run, RunCalls, RunFilter, Step};
 pub use sessions::SessionBackend;
 

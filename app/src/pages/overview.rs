@@ -25,13 +25,18 @@ pub struct HealthCheck {
 pub async fn health() -> Result<Vec<HealthCheck>, AppError> {
     use crate::auth::server::{context, internal, require};
     use cosell::domain::connection::{DAILY_CALL_QUOTA, QuotaStanding, System};
-    use cosell::domain::flows::{Flow, activation_order};
+    use cosell::domain::flows::activation_order;
     use cosell::domain::runs::RunStatus;
-    use cosell::store::RunFilter;
     require(Access::Viewer).await?;
     let ctx = context()?;
     let now = time::OffsetDateTime::now_utc();
+    let since = now - time::Duration::hours(24);
     let crm = ctx.engine.crm();
+    let facts = ctx
+        .store
+        .overview(crm, &ctx.engine.opportunity_feed(), now, since)
+        .await
+        .map_err(internal)?;
     let check = |key: &str, label: &str, state: &str, detail: String, href: &str, action: &str| {
         HealthCheck {
             key: key.into(),
@@ -44,17 +49,14 @@ pub async fn health() -> Result<Vec<HealthCheck>, AppError> {
     };
     let mut checks = Vec::new();
 
-    for system in [System::PartnerCenter, System::Crm(crm)] {
-        let connection = ctx
-            .store
-            .connection(system, &ctx.sealing_key)
-            .await
-            .map_err(internal)?;
-        let calls = ctx
-            .store
-            .api_calls_on(system.as_code(), now)
-            .await
-            .map_err(internal)?;
+    for (system, connection, calls) in [
+        (
+            System::PartnerCenter,
+            &facts.partner_center,
+            facts.partner_center_calls,
+        ),
+        (System::Crm(crm), &facts.crm, facts.crm_calls),
+    ] {
         let label = system.label();
         checks.push(match connection {
             None => check(
@@ -125,7 +127,7 @@ pub async fn health() -> Result<Vec<HealthCheck>, AppError> {
 
     // Work waiting for a person: it resumes by itself once the connection works, so the one thing to
     // do is to reconnect.
-    for (system, n) in ctx.store.paused_runs().await.map_err(internal)? {
+    for &(system, n) in &facts.paused {
         let label = system.label();
         checks.push(check(
             "paused",
@@ -143,8 +145,10 @@ pub async fn health() -> Result<Vec<HealthCheck>, AppError> {
     }
 
     let catalog = activation_order(crm);
-    let active = ctx.store.active_flows(crm).await.map_err(internal)?;
-    let on = catalog.iter().filter(|f| active.contains(f)).count();
+    let on = catalog
+        .iter()
+        .filter(|f| facts.active_flows.contains(f))
+        .count();
     checks.push(check(
         "flows",
         "Flows",
@@ -162,21 +166,7 @@ pub async fn health() -> Result<Vec<HealthCheck>, AppError> {
         },
     ));
 
-    let registration = ctx
-        .store
-        .list_runs(
-            &RunFilter {
-                flow: Some(Flow::WebhookRegistration),
-                ..Default::default()
-            },
-            None,
-            1,
-        )
-        .await
-        .map_err(internal)?
-        .into_iter()
-        .next();
-    checks.push(match registration {
+    checks.push(match &facts.last_registration {
         None => check(
             "webhook",
             "Partner Center webhook",
@@ -189,33 +179,39 @@ pub async fn health() -> Result<Vec<HealthCheck>, AppError> {
             "webhook",
             "Partner Center webhook",
             "ok",
-            format!("Registered {}.", crate::pages::when(r.created_at)),
+            format!("Registered {}.", crate::pages::when(r.at)),
             "/flows",
             "Open Flows",
         ),
+        Some(r)
+            if matches!(
+                r.status,
+                RunStatus::Queued | RunStatus::Running | RunStatus::Paused
+            ) =>
+        {
+            check(
+                "webhook",
+                "Partner Center webhook",
+                "warn",
+                "A registration is under way.".into(),
+                "/flows",
+                "Open Flows",
+            )
+        }
         Some(r) => check(
             "webhook",
             "Partner Center webhook",
             "bad",
             format!(
                 "The last registration failed: {}",
-                r.outcome.unwrap_or_default()
+                r.outcome.clone().unwrap_or_default()
             ),
             "/flows",
             "Register again",
         ),
     });
 
-    let since = now - time::Duration::hours(24);
-    let failed = ctx
-        .store
-        .count_runs(&RunFilter {
-            status: Some(RunStatus::Failed),
-            since: Some(since),
-            ..Default::default()
-        })
-        .await
-        .map_err(internal)?;
+    let failed = facts.failed_since;
     let from = since
         .format(time::macros::format_description!(
             "[year]-[month]-[day]T[hour]:[minute]"
@@ -238,12 +234,7 @@ pub async fn health() -> Result<Vec<HealthCheck>, AppError> {
         },
     ));
 
-    let to_fix = ctx.store.opportunities_to_fix().await.map_err(internal)?;
-    let polled = ctx
-        .store
-        .change_feed_polled_at(&ctx.engine.opportunity_feed())
-        .await
-        .map_err(internal)?;
+    let (to_fix, polled) = (facts.opportunities_to_fix, facts.crm_feed_polled_at);
     checks.push(check(
         "opportunities",
         "Opportunities",
