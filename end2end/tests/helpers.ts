@@ -42,3 +42,44 @@ export async function eventually(page: Page, path: string, check: () => Promise<
     await check();
   }).toPass({ timeout: 20_000 });
 }
+
+/**
+ * Makes the connector ready to sync as an admin would: both systems connected, every flow on, the
+ * webhook registered here for the four events. Accepts what an earlier test already did.
+ */
+export async function setUpConnector(page: Page) {
+  await page.goto("/connections");
+  await connect(page, "partner_center");
+  await connect(page, "dynamics365");
+  await page.goto("/flows");
+  await page.getByRole("button", { name: "Activate all in order" }).click();
+  await expect(page.locator('tr[data-flow][data-active="false"]')).toHaveCount(0);
+  const registration = page.getByRole("region", { name: "Partner Center Webhook Registration" });
+  await registration.getByLabel("Overwrite an existing registration").check();
+  await registration.getByRole("button", { name: "Run registration" }).click();
+  await expect(registration.getByTestId("last-registration")).toHaveAttribute("data-status", "succeeded");
+}
+
+/**
+ * What is wider than its box on the page: the page itself, or any element whose content overflows it (a
+ * table's scrolling wrapper included). Text shortened on purpose by a CSS ellipsis is not counted when
+ * its title holds the whole of it, as `.id` does; one without is.
+ */
+export async function overflowing(page: Page): Promise<string[]> {
+  return page.evaluate(() => {
+    const found: string[] = [];
+    const root = document.documentElement;
+    if (root.scrollWidth > root.clientWidth) {
+      found.push(`the page: ${root.scrollWidth} px in ${root.clientWidth}`);
+    }
+    for (const el of Array.from(document.body.querySelectorAll<HTMLElement>("*"))) {
+      // Inline boxes and hidden elements have no width of their own to overflow.
+      if (el.clientWidth === 0 || el.scrollWidth <= el.clientWidth + 1) continue;
+      const style = getComputedStyle(el);
+      if (style.textOverflow === "ellipsis" && el.title !== "" && el.title === el.textContent) continue;
+      const name = el.tagName.toLowerCase() + (el.className ? `.${String(el.className).replace(/ /g, ".")}` : "");
+      found.push(`${name}: ${el.scrollWidth} px in ${el.clientWidth} (${(el.textContent ?? "").trim().slice(0, 60)})`);
+    }
+    return found;
+  });
+}

@@ -107,6 +107,8 @@ const DIAGNOSTICS_EVERY: Duration = Duration::from_secs(60 * 60);
 
 /// How often an instance asks whether the daily reconciliation is due (one is queued, whichever asks).
 const RECONCILIATION_CHECK_EVERY: Duration = Duration::from_secs(10 * 60);
+/// How often history older than its retention is removed.
+const PRUNE_EVERY: Duration = Duration::from_secs(60 * 60);
 
 impl Application {
     pub async fn build(settings: Settings) -> Result<Application, StartError> {
@@ -356,6 +358,7 @@ impl Application {
             .spawn_change_feed(self.crm_poll, stopped.clone());
         self.engine
             .spawn_reconciliation_schedule(RECONCILIATION_CHECK_EVERY, stopped.clone());
+        self.engine.spawn_retention(PRUNE_EVERY, stopped.clone());
         self.engine.spawn_diagnostics_schedule(
             callback_url(&self.public_url),
             DIAGNOSTICS_EVERY,

@@ -9,6 +9,7 @@ pub mod mapping;
 pub mod notification;
 pub mod opportunity;
 pub mod referral;
+pub mod retention;
 pub mod runs;
 pub mod system;
 

@@ -119,6 +119,7 @@ coded_enum!(
         FlowActivated = "flow_activated",
         FlowDeactivated = "flow_deactivated",
         MappingChanged = "mapping_changed",
+        RetentionChanged = "retention_changed",
         CoSellFieldsRenamed = "cosell_fields_renamed",
         RunResubmitted = "run_resubmitted",
         ConnectionConnected = "connection_connected",

@@ -58,7 +58,7 @@ impl Engine {
         Ok(kinds)
     }
 
-    async fn audit_by(
+    pub(crate) async fn audit_by(
         &self,
         by: &str,
         event: NewAuditEvent,

@@ -19,6 +19,7 @@ mod echoes;
 mod flow_tests;
 mod partner_center_to_crm;
 pub mod reconciliation;
+pub mod retention;
 pub mod retry;
 pub mod tokens;
 pub mod webhook_deliveries;

@@ -14,6 +14,7 @@ mod inbox;
 mod opportunities;
 mod overview;
 mod own_writes;
+mod retention;
 mod runs;
 mod sessions;
 mod settings;

@@ -4,7 +4,7 @@
 
 use crate::error::AppError;
 use crate::layout::Gate;
-use crate::pages::query_string;
+use crate::pages::{ShortId, query_string};
 use cosell::domain::Access;
 use leptos::prelude::*;
 use leptos_router::hooks::use_query_map;
@@ -215,19 +215,19 @@ pub fn AuditTable(rows: Vec<AuditRow>) -> impl IntoView {
             <tbody>
                 {rows.into_iter().map(|e| view! {
                     <tr data-action=e.action.clone() data-outcome=e.outcome.clone()>
-                        <td>{e.at}</td>
-                        <td>
+                        <td data-label="When">{e.at}</td>
+                        <td data-label="What">
                             <span class=format!("badge {}", e.outcome)>{outcome_label(&e.outcome)}</span>" "
                             {action_label(&e.action)}
                         </td>
-                        <td>
+                        <td data-label="Record">
                             <span class="kind">{e.record_kind}</span>" "
-                            <a href=format!("/audit{}", query_string(&[("record", &e.record_id)]))>{e.record_id.clone()}</a>
+                            <a href=format!("/audit{}", query_string(&[("record", &e.record_id)]))><ShortId id=e.record_id.clone()/></a>
                         </td>
-                        <td>{direction_label(e.direction.as_deref())}</td>
-                        <td class="wrap">{e.detail}<Changes changes=e.changes/></td>
-                        <td>{e.run_id.map(|id| view! { <a href=format!("/runs/{id}")>{format!("#{id}")}</a> })}</td>
-                        <td>{e.actor}</td>
+                        <td data-label="Direction">{direction_label(e.direction.as_deref())}</td>
+                        <td data-label="Detail" class="wrap">{e.detail}<Changes changes=e.changes/></td>
+                        <td data-label="Run">{e.run_id.map(|id| view! { <a href=format!("/runs/{id}")>{format!("#{id}")}</a> })}</td>
+                        <td data-label="By">{e.actor}</td>
                     </tr>
                 }).collect_view()}
             </tbody>

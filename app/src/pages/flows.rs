@@ -254,12 +254,12 @@ pub fn FlowsPage() -> impl IntoView {
                                             });
                                             view! {
                                             <tr data-flow=f.code.clone() data-active=f.active.to_string()>
-                                                <td>{f.order}</td>
-                                                <td>{f.name.clone()}</td>
-                                                <td>{f.trigger.clone()}</td>
-                                                <td>{if f.calls.is_empty() { "—".to_string() } else { f.calls.join("; ") }}</td>
-                                                <td>{f.connections.join(", ")}</td>
-                                                <td>
+                                                <td data-label="#">{f.order}</td>
+                                                <td data-label="Flow">{f.name.clone()}</td>
+                                                <td data-label="Trigger">{f.trigger.clone()}</td>
+                                                <td data-label="Calls">{if f.calls.is_empty() { "—".to_string() } else { f.calls.join("; ") }}</td>
+                                                <td data-label="Connections">{f.connections.join(", ")}</td>
+                                                <td data-label="State" class="nowrap">
                                                     <span class=if f.active { "badge on" } else { "badge off" }>{if f.active { "On" } else { "Off" }}</span>
                                                     {form}
                                                 </td>

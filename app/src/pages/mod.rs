@@ -8,6 +8,7 @@ pub mod overview;
 pub mod runs;
 pub mod users;
 
+use leptos::prelude::*;
 use time::OffsetDateTime;
 
 /// Rows per page of a list (runs, audit events).
@@ -117,4 +118,12 @@ mod tests {
             "?record=a%20b%26c&before=42"
         );
     }
+}
+
+/// A long id (a GUID, a CRM record id) as tables show it: shortened to fit by the style sheet, whole on
+/// hover (the title) and whole when selected and copied.
+#[component]
+pub fn ShortId(id: String) -> impl IntoView {
+    let title = id.clone();
+    view! { <span class="id" title=title>{id}</span> }
 }

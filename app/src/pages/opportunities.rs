@@ -6,7 +6,7 @@
 use crate::error::AppError;
 use crate::layout::Gate;
 use crate::pages::audit::{AuditRow, AuditTable};
-use crate::pages::query_string;
+use crate::pages::{ShortId, query_string};
 use cosell::domain::Access;
 use leptos::prelude::*;
 use leptos_router::hooks::{use_params_map, use_query_map};
@@ -352,21 +352,21 @@ fn opportunity_row(
     };
     view! {
         <tr data-opportunity=o.crm_id.clone() data-sync=o.sync.to_string()>
-            <td class="wrap">
+            <td data-label="Opportunity" class="wrap">
                 <a href=format!("/opportunities/{}", o.crm_id)>{o.name.clone()}</a>
                 {(o.state != "Open").then(|| view! { " " <span class="badge">{o.state.clone()}</span> })}
             </td>
-            <td>
+            <td data-label="Sync with Partner Center">
                 <span class=if o.sync { "badge on" } else { "badge off" }>{if o.sync { "On" } else { "Off" }}</span>" "
                 {toggle}
             </td>
-            <td class="wrap">{readiness}</td>
-            <td>{match (o.referral_id, o.referral_link) {
-                (Some(id), Some(link)) => view! { <a href=link rel="external" data-testid="referral-link">{id}</a> }.into_any(),
-                (Some(id), None) => view! { <span>{id}</span> }.into_any(),
+            <td data-label="Readiness" class="wrap">{readiness}</td>
+            <td data-label="Referral">{match (o.referral_id, o.referral_link) {
+                (Some(id), Some(link)) => view! { <a href=link rel="external" data-testid="referral-link"><ShortId id/></a> }.into_any(),
+                (Some(id), None) => view! { <ShortId id/> }.into_any(),
                 _ => view! { <span class="muted">"—"</span> }.into_any(),
             }}</td>
-            <td class="wrap">
+            <td data-label="Last result" class="wrap">
                 {o.last_result.clone().unwrap_or_else(|| "—".into())}
                 {o.last_run_id.map(|id| view! { " " <a href=format!("/runs/{id}")>{format!("run #{id}")}</a> })}
                 {o.last_synced_at.map(|t| view! { <span class="muted">{format!(" ({t})")}</span> })}

@@ -5,7 +5,7 @@
 use crate::error::AppError;
 use crate::layout::Gate;
 use crate::pages::audit::{AuditRow, AuditTable};
-use crate::pages::query_string;
+use crate::pages::{ShortId, query_string};
 use cosell::domain::Access;
 use leptos::prelude::*;
 use leptos_router::hooks::{use_params_map, use_query_map};
@@ -365,7 +365,7 @@ fn CallsToday(rows: Vec<FlowCallsRow>) -> impl IntoView {
                     </tr></thead>
                     <tbody>
                         {rows.into_iter().map(|c| view! {
-                            <tr><td>{c.flow}</td><td>{c.system}</td><td>{c.calls}</td></tr>
+                            <tr><td data-label="Flow">{c.flow}</td><td data-label="System">{c.system}</td><td data-label="Calls" class="num">{c.calls}</td></tr>
                         }).collect_view()}
                     </tbody>
                 </table>
@@ -391,20 +391,20 @@ fn RunTable(rows: Vec<RunRow>, resubmit: Option<ServerAction<ResubmitRun>>) -> i
                         .map(|action| view! { <ResubmitButton action id=r.id/> });
                     view! {
                         <tr data-run=r.id.to_string() data-status=r.status.clone()>
-                            <td><a href=format!("/runs/{}", r.id)>{format!("#{}", r.id)}</a></td>
-                            <td>{r.flow}</td>
-                            <td><span class=format!("badge {}", r.status)>{status_label(&r.status)}</span></td>
-                            <td>{r.record_id.map(|id| view! {
-                                <a href=format!("/runs{}", query_string(&[("record", &id)]))>{id.clone()}</a>
+                            <td data-label="Run"><a href=format!("/runs/{}", r.id)>{format!("#{}", r.id)}</a></td>
+                            <td data-label="Flow">{r.flow}</td>
+                            <td data-label="Status"><span class=format!("badge {}", r.status)>{status_label(&r.status)}</span></td>
+                            <td data-label="Record">{r.record_id.map(|id| view! {
+                                <a href=format!("/runs{}", query_string(&[("record", &id)]))><ShortId id=id.clone()/></a>
                             })}</td>
-                            <td>{r.created}</td>
-                            <td>{r.trigger}</td>
-                            <td>{r.attempts}</td>
-                            <td data-partner-center-calls=r.partner_center_calls.to_string()
+                            <td data-label="Started">{r.created}</td>
+                            <td data-label="Trigger">{r.trigger}</td>
+                            <td data-label="Attempts" class="num">{r.attempts}</td>
+                            <td data-label="API calls" data-partner-center-calls=r.partner_center_calls.to_string()
                                 data-crm-calls=r.crm_calls.to_string()>
                                 {calls_label(r.partner_center_calls, r.crm_calls)}
                             </td>
-                            <td class="wrap">{r.outcome}" "{button}</td>
+                            <td data-label="Outcome" class="wrap">{r.outcome}" "{button}</td>
                         </tr>
                     }
                 }).collect_view()}
@@ -651,10 +651,10 @@ fn run_detail_view(d: RunView, resubmit: Option<ServerAction<ResubmitRun>>) -> i
                     <tbody>
                         {d.steps.into_iter().map(|s| view! {
                             <tr data-outcome=s.outcome.clone()>
-                                <td>{s.seq}</td><td>{s.name}</td>
-                                <td><span class=format!("badge {}", s.outcome)>{s.outcome.clone()}</span></td>
-                                <td class="wrap">{s.detail}</td><td>{s.api_calls}</td>
-                                <td>{format!("{} ms", s.duration_ms)}</td><td>{s.at}</td>
+                                <td data-label="#">{s.seq}</td><td data-label="Step">{s.name}</td>
+                                <td data-label="Result"><span class=format!("badge {}", s.outcome)>{s.outcome.clone()}</span></td>
+                                <td data-label="Detail" class="wrap">{s.detail}</td><td data-label="API calls" class="num">{s.api_calls}</td>
+                                <td data-label="Took" class="nowrap">{format!("{} ms", s.duration_ms)}</td><td data-label="At">{s.at}</td>
                             </tr>
                         }).collect_view()}
                     </tbody>

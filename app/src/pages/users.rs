@@ -60,11 +60,11 @@ pub fn UsersPage() -> impl IntoView {
                                     <tbody>
                                         {list.into_iter().map(|u| view! {
                                             <tr data-user=u.username.clone()>
-                                                <td>{u.name.clone()}</td>
-                                                <td>{u.username.clone()}</td>
-                                                <td>{u.access.label()}</td>
-                                                <td>{when(u.last_sign_in_at)}</td>
-                                                <td>
+                                                <td data-label="Name">{u.name.clone()}</td>
+                                                <td data-label="Account">{u.username.clone()}</td>
+                                                <td data-label="Role">{u.access.label()}</td>
+                                                <td data-label="Last sign-in">{when(u.last_sign_in_at)}</td>
+                                                <td data-label="Sessions">
                                                     {u.sessions_revoked_at.map(|at| format!("Ended {}", when(at)))}
                                                     {is_admin.then(|| view! {
                                                         <ActionForm action=end attr:class="inline">
