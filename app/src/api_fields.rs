@@ -65,6 +65,8 @@ pub const FIELDS: &[(&str, &[&str])] = &[
     ("test_connection", &["system"]),
     ("disconnect", &["system"]),
     ("get_mapping", &[]),
+    ("get_retention", &[]),
+    ("save_retention", &["runs_days", "audit_days"]),
     ("diagnostics", &[]),
     ("run_diagnostics", &[]),
     ("diagnostics_summary", &[]),

@@ -73,6 +73,7 @@ fn Header(me: Option<Me>) -> impl IntoView {
                     <A href="/audit">"Audit"</A>
                     <A href="/diagnostics">"Diagnostics"</A>
                     <A href="/users">"Users"</A>
+                    <A href="/settings">"Settings"</A>
                 </nav>
             })}
             {me.map(|me| view! {

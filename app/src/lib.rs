@@ -8,6 +8,7 @@ pub mod api_fields;
 pub mod auth;
 pub mod error;
 mod layout;
+pub mod live;
 pub mod pages;
 mod shell;
 

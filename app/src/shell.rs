@@ -8,6 +8,7 @@ use crate::pages::{
     opportunities::{OpportunitiesPage, OpportunityPage},
     overview::OverviewPage,
     runs::{RunPage, RunsPage},
+    settings::SettingsPage,
     users::UsersPage,
 };
 use leptos::prelude::*;
@@ -42,12 +43,17 @@ pub struct MeResource(pub Resource<Result<Option<crate::auth::Me>, crate::error:
 pub fn App() -> impl IntoView {
     provide_meta_context();
     provide_context(MeResource(Resource::new(|| (), |_| whoami())));
+    let live = crate::live::Live::provide();
     // Effects run only in the browser, after hydration: the marker tells people and tests that the page
     // is live (JavaScript on) rather than a server-rendered document (JavaScript off).
-    Effect::new(|_| {
+    Effect::new(move |_| {
         if let Some(root) = document().document_element() {
             let _ = root.set_attribute("data-hydrated", "true");
         }
+        #[cfg(feature = "hydrate")]
+        live.listen();
+        #[cfg(not(feature = "hydrate"))]
+        let _ = live;
     });
     view! {
         <Stylesheet id="leptos" href="/pkg/cosell.css"/>
@@ -66,6 +72,7 @@ pub fn App() -> impl IntoView {
                 <Route path=path!("/audit") view=AuditPage ssr=SsrMode::Async/>
                 <Route path=path!("/diagnostics") view=DiagnosticsPage ssr=SsrMode::Async/>
                 <Route path=path!("/users") view=UsersPage ssr=SsrMode::Async/>
+                <Route path=path!("/settings") view=SettingsPage ssr=SsrMode::Async/>
             </Routes>
         </Router>
     }

@@ -54,7 +54,7 @@ test("nothing is wider than the page at 1280 pixels, with 200 rows behind every 
   }).toPass({ timeout: 30_000 });
   await expect(notReady.locator("li[data-more]")).toContainText(/and \d+ more rules?/);
 
-  const pages = ["/", "/runs", "/flows", "/audit", "/opportunities", "/users", "/diagnostics", "/connections"];
+  const pages = ["/", "/runs", "/flows", "/audit", "/opportunities", "/users", "/diagnostics", "/connections", "/mapping", "/settings"];
   await page.goto("/runs");
   const firstRun = await page.locator("tr[data-run] a").first().getAttribute("href");
   await page.goto("/opportunities");

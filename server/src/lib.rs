@@ -7,6 +7,7 @@ pub mod config;
 mod connections;
 mod detached;
 mod error_page;
+pub mod live;
 mod ops;
 mod pending;
 pub mod sandbox_link;

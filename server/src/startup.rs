@@ -48,6 +48,7 @@ pub struct AppState {
     pub inbox: broadcast::Sender<webhooks::InboxNotice>,
     pub engine: Arc<Engine>,
     pub sealing_key: SealingKey,
+    pub live: crate::live::Live,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -86,6 +87,7 @@ pub struct Application {
     engine: Arc<Engine>,
     workers: usize,
     crm_poll: std::time::Duration,
+    live: crate::live::Live,
 }
 
 const SESSION_COOKIE: &str = "cosell.sid";
@@ -212,6 +214,7 @@ impl Application {
             .site_pkg_dir("pkg")
             .site_addr(addr)
             .build();
+        let live = crate::live::Live::default();
         let state = AppState {
             leptos_options: leptos_options.clone(),
             store: store.clone(),
@@ -221,6 +224,7 @@ impl Application {
             inbox: inbox.clone(),
             engine: engine.clone(),
             sealing_key: settings.sealing_key.clone(),
+            live: live.clone(),
         };
         let server_context = ServerContext {
             store: store.clone(),
@@ -250,6 +254,7 @@ impl Application {
             )
             .merge(signin::routes())
             .merge(connections::routes())
+            .merge(crate::live::routes())
             .leptos_routes_with_context(&state, routes, context.clone(), {
                 let options = leptos_options.clone();
                 move || shell(options.clone())
@@ -278,6 +283,7 @@ impl Application {
             .with_state(state);
 
         Ok(Application {
+            live,
             listener,
             router,
             addr,
@@ -365,6 +371,14 @@ impl Application {
             stopped.clone(),
         );
         self.engine.spawn_workers(self.workers, stopped);
+        self.live
+            .spawn_watch(self.store.clone(), crate::live::LIVE_EVERY);
+        // Open live-page streams end as shutdown begins, or the server would wait on them forever.
+        let live = self.live.clone();
+        let shutdown = async move {
+            shutdown.await;
+            live.close();
+        };
         let result = axum::serve(self.listener, self.router.into_make_service())
             .with_graceful_shutdown(shutdown)
             .await;

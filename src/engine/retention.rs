@@ -89,6 +89,18 @@ impl Engine {
         Ok(pruned)
     }
 
+    /// Prunes now, without waiting for it (an admin just shortened the time history is kept).
+    pub fn prune_in_background(self: &Arc<Self>) {
+        let engine = self.clone();
+        tokio::spawn(async move { engine.prune_logged().await });
+    }
+
+    async fn prune_logged(&self) {
+        if let Err(e) = self.prune_history(OffsetDateTime::now_utc()).await {
+            tracing::warn!(error = %e, "could not remove old history");
+        }
+    }
+
     /// Prunes at start-up, then every `every`, until `stop` turns true.
     pub fn spawn_retention(self: &Arc<Self>, every: Duration, mut stop: watch::Receiver<bool>) {
         let engine = self.clone();
@@ -97,9 +109,7 @@ impl Engine {
                 if *stop.borrow() {
                     break;
                 }
-                if let Err(e) = engine.prune_history(OffsetDateTime::now_utc()).await {
-                    tracing::warn!(error = %e, "could not remove old history");
-                }
+                engine.prune_logged().await;
                 tokio::select! {
                     _ = tokio::time::sleep(every) => {}
                     _ = stop.changed() => {}

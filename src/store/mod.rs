@@ -3,6 +3,8 @@
 //! Queries are written once with `$n` placeholders, which both SQLite and PostgreSQL accept, and run on
 //! whichever pool is configured (see [`on_pool!`]). Callers never see sqlx types: errors are [`StoreError`].
 
+mod activity;
+pub use activity::ActivityMark;
 mod api_calls;
 pub use api_calls::FlowCalls;
 mod audit;

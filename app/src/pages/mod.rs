@@ -6,6 +6,7 @@ pub mod mapping;
 pub mod opportunities;
 pub mod overview;
 pub mod runs;
+pub mod settings;
 pub mod users;
 
 use leptos::prelude::*;

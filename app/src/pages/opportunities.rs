@@ -232,9 +232,10 @@ pub fn OpportunitiesPage() -> impl IntoView {
                 switch.version().get(),
                 now.version().get(),
                 checking.version().get(),
+                crate::live::changes(),
             )
         },
-        |(q, name, id, _, _, _)| list_opportunities(q, name, id),
+        |(q, name, id, _, _, _, _)| list_opportunities(q, name, id),
     );
     view! {
         <Gate needed=Access::Viewer title="Opportunities" content=move |me: crate::auth::Me| {
@@ -251,7 +252,7 @@ pub fn OpportunitiesPage() -> impl IntoView {
                     <button type="submit">"Search"</button>
                     <a href="/opportunities">"Clear"</a>
                 </form>
-                <Suspense fallback=|| view! { <p class="loading">"Loading…"</p> }>
+                <Transition fallback=|| view! { <p class="loading">"Loading…"</p> }>
                     {move || Suspend::new(async move {
                         match list.await {
                             Err(e) => view! { <p class="error" role="alert">{e.to_string()}</p> }.into_any(),
@@ -284,7 +285,7 @@ pub fn OpportunitiesPage() -> impl IntoView {
                             }
                         }
                     })}
-                </Suspense>
+                </Transition>
             }.into_any()
         }/>
     }
@@ -440,14 +441,15 @@ pub fn OpportunityPage() -> impl IntoView {
             (
                 params.with(|p| p.get("id").unwrap_or_default()),
                 query.with(|q| q.get("before").and_then(|b| b.parse::<i64>().ok())),
+                crate::live::changes(),
             )
         },
-        |(id, before)| opportunity_timeline(id, before),
+        |(id, before, _)| opportunity_timeline(id, before),
     );
     view! {
         <Gate needed=Access::Viewer title="Opportunity" content=move |_me| view! {
             <p><a href="/opportunities">"← All opportunities"</a></p>
-            <Suspense fallback=|| view! { <p class="loading">"Loading…"</p> }>
+            <Transition fallback=|| view! { <p class="loading">"Loading…"</p> }>
                 {move || Suspend::new(async move {
                     match timeline.await {
                         Err(e) => view! { <p class="error" role="alert">{e.to_string()}</p> }.into_any(),
@@ -494,7 +496,7 @@ pub fn OpportunityPage() -> impl IntoView {
                         }
                     }
                 })}
-            </Suspense>
+            </Transition>
         }.into_any()/>
     }
 }

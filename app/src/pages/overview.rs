@@ -272,13 +272,13 @@ pub fn OverviewPage() -> impl IntoView {
     view! {
         <Gate needed=Access::Viewer title="Overview" content=move |me: crate::auth::Me| {
             // Asked for only once someone with a role is signed in (a signed-out visit stays a 200 page).
-            let checks = Resource::new(|| (), |_| health());
+            let checks = Resource::new(crate::live::changes, |_| health());
             let can = match me.user.access {
                 Access::Admin => "You may change everything: connections, flows, mappings, and resubmitting runs.",
                 _ => "You may read everything here; changes need the referrals admin role.",
             };
             view! {
-                <Suspense fallback=|| view! { <p class="loading">"Loading…"</p> }>
+                <Transition fallback=|| view! { <p class="loading">"Loading…"</p> }>
                     {move || Suspend::new(async move {
                         match checks.await {
                             Err(e) => view! { <p class="error" role="alert">{e.to_string()}</p> }.into_any(),
@@ -300,7 +300,7 @@ pub fn OverviewPage() -> impl IntoView {
                             }.into_any(),
                         }
                     })}
-                </Suspense>
+                </Transition>
                 <crate::pages::diagnostics::DiagnosticsLine/>
                 <section class="card" data-testid="identity">
                     <h2>"Signed in"</h2>

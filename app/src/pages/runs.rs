@@ -433,9 +433,10 @@ pub fn RunsPage() -> impl IntoView {
                 param("before").parse::<i64>().ok(),
                 resubmit.version().get(),
                 resubmit_all.version().get(),
+                crate::live::changes(),
             )
         },
-        |(q, before, _, _)| list_runs(q, before),
+        |(q, before, _, _, _)| list_runs(q, before),
     );
     view! {
         <Gate needed=Access::Viewer title="Runs" content=move |me: crate::auth::Me| {
@@ -444,7 +445,7 @@ pub fn RunsPage() -> impl IntoView {
                 <p>"Every run of every flow, newest first. A failed run says why; once the cause is fixed, resubmit it."</p>
                 {move || crate::pages::action_result(resubmit.value().get())}
                 {move || crate::pages::action_result(resubmit_all.value().get())}
-                <Suspense fallback=|| view! { <p class="loading">"Loading…"</p> }>
+                <Transition fallback=|| view! { <p class="loading">"Loading…"</p> }>
                     {move || Suspend::new(async move {
                         let q = query();
                         match runs.await {
@@ -490,7 +491,7 @@ pub fn RunsPage() -> impl IntoView {
                             }
                         }
                     })}
-                </Suspense>
+                </Transition>
             }.into_any()
         }/>
     }
@@ -543,9 +544,10 @@ pub fn RunPage() -> impl IntoView {
             (
                 params.with(|p| p.get("id").unwrap_or_default()),
                 resubmit.version().get(),
+                crate::live::changes(),
             )
         },
-        |(id, _)| async move {
+        |(id, _, _)| async move {
             match id.parse::<i64>() {
                 Ok(id) => run_detail(id).await,
                 Err(_) => Err(AppError::Invalid(format!("“{id}” is not a run number."))),
@@ -568,14 +570,14 @@ pub fn RunPage() -> impl IntoView {
             view! {
                 <p><a href="/runs">"← All runs"</a></p>
                 {move || crate::pages::action_result(resubmit.value().get())}
-                <Suspense fallback=|| view! { <p class="loading">"Loading…"</p> }>
+                <Transition fallback=|| view! { <p class="loading">"Loading…"</p> }>
                     {move || Suspend::new(async move {
                         match detail.await {
                             Err(e) => view! { <p class="error" role="alert">{e.to_string()}</p> }.into_any(),
                             Ok(d) => run_detail_view(d, admin.then_some(resubmit)).into_any(),
                         }
                     })}
-                </Suspense>
+                </Transition>
             }.into_any()
         }/>
     }

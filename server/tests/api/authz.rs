@@ -218,6 +218,7 @@ const VIEWER_MAY_CALL: &[&str] = &[
     "list_connections",
     "list_flows",
     "get_mapping",
+    "get_retention",
     "list_opportunities",
     "opportunity_timeline",
     "list_runs",
@@ -287,6 +288,8 @@ async fn every_admin_server_function_refuses_a_viewer_with_403_and_changes_nothi
         ("record", ""),
         ("from", ""),
         ("to", ""),
+        ("runs_days", "7"),
+        ("audit_days", "7"),
     ];
     let mut admin_functions = Vec::new();
     for path in &paths {
@@ -400,7 +403,7 @@ fn the_field_list_is_what_each_function_takes() {
     use cosell_app::auth::*;
     use cosell_app::pages::{
         audit::*, connections::*, diagnostics::*, flows::*, mapping::*, opportunities::*,
-        overview::*, runs::*, users::*,
+        overview::*, runs::*, settings::*, users::*,
     };
     let s = || "x".to_string();
     let encoded: Vec<(&str, String)> = vec![
@@ -534,6 +537,18 @@ fn the_field_list_is_what_each_function_takes() {
             serde_qs::to_string(&Disconnect { system: s() }).unwrap(),
         ),
         ("get_mapping", serde_qs::to_string(&GetMapping {}).unwrap()),
+        (
+            "get_retention",
+            serde_qs::to_string(&GetRetention {}).unwrap(),
+        ),
+        (
+            "save_retention",
+            serde_qs::to_string(&SaveRetention {
+                runs_days: s(),
+                audit_days: s(),
+            })
+            .unwrap(),
+        ),
         (
             "save_mapping",
             serde_qs::to_string(&SaveMapping {
