@@ -7,6 +7,8 @@ import { join } from "node:path";
 // one with Dynamics 365 as its CRM, one with Salesforce (each runs its own sandbox on the port after it).
 const port = Number(process.env.E2E_PORT ?? 3210);
 const salesforcePort = port + 2;
+// The guided setup starts from nothing: a fresh server for each project (JavaScript on, then off).
+const setupPorts = [port + 4, port + 6];
 const dataDir = mkdtempSync(join(tmpdir(), "cosell-e2e-"));
 const server = (at: number, extra: string) => ({
   command:
@@ -50,8 +52,18 @@ export default defineConfig({
     },
   },
   projects: [
-    { name: "js-on", use: { javaScriptEnabled: true }, testIgnore: /salesforce/ },
-    { name: "js-off", use: { javaScriptEnabled: false }, testIgnore: /salesforce/ },
+    { name: "js-on", use: { javaScriptEnabled: true }, testIgnore: /salesforce|setup/ },
+    { name: "js-off", use: { javaScriptEnabled: false }, testIgnore: /salesforce|setup/ },
+    {
+      name: "setup-js-on",
+      use: { javaScriptEnabled: true, baseURL: `http://127.0.0.1:${setupPorts[0]}` },
+      testMatch: /setup/,
+    },
+    {
+      name: "setup-js-off",
+      use: { javaScriptEnabled: false, baseURL: `http://127.0.0.1:${setupPorts[1]}` },
+      testMatch: /setup/,
+    },
     {
       name: "salesforce-js-on",
       use: { javaScriptEnabled: true, baseURL: `http://127.0.0.1:${salesforcePort}` },
@@ -63,5 +75,9 @@ export default defineConfig({
       testMatch: /salesforce/,
     },
   ],
-  webServer: [server(port, ""), server(salesforcePort, "--crm salesforce")],
+  webServer: [
+    server(port, ""),
+    server(salesforcePort, "--crm salesforce"),
+    ...setupPorts.map((at) => server(at, "")),
+  ],
 });

@@ -42,6 +42,33 @@ struct Consent {
     system: System,
     verifier: String,
     started_at: i64,
+    /// Where the admin started from, and goes back to.
+    #[serde(default)]
+    back: Back,
+}
+
+/// The page a consent goes back to: the Connections page, or the Overview's guided setup.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum Back {
+    #[default]
+    Connections,
+    Overview,
+}
+
+impl Back {
+    fn path(self) -> &'static str {
+        match self {
+            Back::Connections => "/connections",
+            Back::Overview => "/",
+        }
+    }
+}
+
+/// `?return_to=overview`: the guided setup's Connect buttons.
+#[derive(Debug, Default, Deserialize)]
+struct ConnectParams {
+    return_to: Option<String>,
 }
 
 impl pending::Started for Consent {
@@ -60,8 +87,13 @@ struct CallbackParams {
 
 /// Back to the Connections page with a message for the admin (the page shows it).
 fn back(query: &[(&str, &str)]) -> Response {
+    back_to(Back::Connections, query)
+}
+
+/// Back to where the admin started, with a message for them (both pages show it).
+fn back_to(to: Back, query: &[(&str, &str)]) -> Response {
     let q = serde_urlencoded::to_string(query).unwrap_or_default();
-    Redirect::to(&format!("/connections?{q}")).into_response()
+    Redirect::to(&format!("{}?{q}", to.path())).into_response()
 }
 
 fn consent_now() -> i64 {
@@ -94,7 +126,13 @@ async fn connect(
     State(app): State<AppState>,
     session: Session,
     Path(system): Path<String>,
+    Query(params): Query<ConnectParams>,
 ) -> Response {
+    let to = match params.return_to.as_deref() {
+        Some("overview") => Back::Overview,
+        _ => Back::Connections,
+    };
+    let back = |query: &[(&str, &str)]| back_to(to, query);
     let Some(user) = admin(&session).await else {
         return back(&[(
             "error",
@@ -118,7 +156,7 @@ async fn connect(
         )]);
     }
     if system == System::SALESFORCE {
-        return connect_salesforce(&app, &session, &user).await;
+        return connect_salesforce(&app, &session, &user, to).await;
     }
     let Some(scopes) = scopes(&app, system) else {
         return back(&[(
@@ -132,6 +170,7 @@ async fn connect(
         system,
         verifier: start.pkce_verifier.expose().to_string(),
         started_at: now,
+        back: to,
     };
     if let Err(e) = PENDING
         .push(&session, start.state.clone(), consent, now)
@@ -146,7 +185,13 @@ async fn connect(
 
 /// Salesforce's own web server flow with PKCE (crm-apis.md §3.2): the consent in flight is kept like
 /// Entra's, under its `state`.
-async fn connect_salesforce(app: &AppState, session: &Session, user: &SignedInUser) -> Response {
+async fn connect_salesforce(
+    app: &AppState,
+    session: &Session,
+    user: &SignedInUser,
+    to: Back,
+) -> Response {
+    let back = |query: &[(&str, &str)]| back_to(to, query);
     let Some(oauth) = app.engine.tokens().salesforce() else {
         return back(&[(
             "error",
@@ -159,6 +204,7 @@ async fn connect_salesforce(app: &AppState, session: &Session, user: &SignedInUs
         system: System::SALESFORCE,
         verifier: start.verifier.expose().to_string(),
         started_at: now,
+        back: to,
     };
     if let Err(e) = PENDING
         .push(session, start.state.clone(), consent, now)
@@ -236,6 +282,8 @@ async fn callback(
         )]);
     };
     let system = p.system;
+    let to = p.back;
+    let back = |query: &[(&str, &str)]| back_to(to, query);
     if system == System::SALESFORCE {
         if let Some(error) = q.error {
             tracing::warn!(%error, "Salesforce consent refused");
@@ -256,7 +304,7 @@ async fn callback(
         return match salesforce_connection(&app, &code, Secret::new(p.verifier), &user.object_id)
             .await
         {
-            Ok(connection) => save_and_check(&app, &user, connection).await,
+            Ok(connection) => save_and_check(&app, &user, connection, to).await,
             Err(why) => back(&[("system", system.as_code()), ("error", &why)]),
         };
     }
@@ -320,7 +368,7 @@ async fn callback(
         refresh_token,
         connected_by: user.object_id.clone(),
     };
-    save_and_check(&app, &user, connection).await
+    save_and_check(&app, &user, connection, to).await
 }
 
 /// Keeps a new connection (its refresh token sealed), audits it and tests it at once, so a missing
@@ -329,7 +377,9 @@ async fn save_and_check(
     app: &AppState,
     user: &SignedInUser,
     connection: NewConnection,
+    to: Back,
 ) -> Response {
+    let back = |query: &[(&str, &str)]| back_to(to, query);
     let now = OffsetDateTime::now_utc();
     let system = connection.system;
     let username = connection.account_username.clone();

@@ -21,8 +21,27 @@ pub struct HealthCheck {
     pub action: String,
 }
 
+/// One step of the guided setup, in the order it must be done.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SetupStep {
+    /// `partner_center`, the CRM's code, `flows` or `webhook`.
+    pub key: String,
+    pub label: String,
+    pub done: bool,
+}
+
+/// The Overview: its checks, and while anything is missing, the setup steps.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OverviewView {
+    pub checks: Vec<HealthCheck>,
+    /// Empty once everything is set up.
+    pub setup: Vec<SetupStep>,
+    /// Where Partner Center must send this instance's webhooks.
+    pub callback_url: String,
+}
+
 #[server(endpoint = "health")]
-pub async fn health() -> Result<Vec<HealthCheck>, AppError> {
+pub async fn health() -> Result<OverviewView, AppError> {
     use crate::auth::server::{context, internal, require};
     use cosell::domain::connection::{DAILY_CALL_QUOTA, QuotaStanding, System};
     use cosell::domain::flows::activation_order;
@@ -48,6 +67,7 @@ pub async fn health() -> Result<Vec<HealthCheck>, AppError> {
         }
     };
     let mut checks = Vec::new();
+    let setup = setup_steps(&facts, crm);
 
     for (system, connection, calls) in [
         (
@@ -264,25 +284,94 @@ pub async fn health() -> Result<Vec<HealthCheck>, AppError> {
         "/opportunities",
         "Open Opportunities",
     ));
-    Ok(checks)
+    Ok(OverviewView {
+        checks,
+        setup,
+        callback_url: ctx.callback_url.clone(),
+    })
+}
+
+/// The four steps from nothing to the first synced referral, each done or not; none once all are.
+#[cfg(feature = "ssr")]
+fn setup_steps(
+    facts: &cosell::store::OverviewFacts,
+    crm: cosell::domain::system::Crm,
+) -> Vec<SetupStep> {
+    use cosell::domain::connection::System;
+    use cosell::domain::flows::activation_order;
+    use cosell::domain::runs::RunStatus;
+    let works = |c: &Option<cosell::store::ConnectionStanding>| {
+        c.as_ref().is_some_and(|c| c.diagnosis.is_none())
+    };
+    let catalog = activation_order(crm);
+    let steps = vec![
+        SetupStep {
+            key: System::PartnerCenter.as_code().into(),
+            label: "Connect Partner Center".into(),
+            done: works(&facts.partner_center),
+        },
+        SetupStep {
+            key: System::Crm(crm).as_code().into(),
+            label: format!("Connect {}", crm.label()),
+            done: works(&facts.crm),
+        },
+        SetupStep {
+            key: "flows".into(),
+            label: format!("Switch the {} flows on, in order", catalog.len()),
+            done: catalog.iter().all(|f| facts.active_flows.contains(f)),
+        },
+        SetupStep {
+            key: "webhook".into(),
+            label: "Register this server for Partner Center's four referral events".into(),
+            done: facts
+                .last_registration
+                .as_ref()
+                .is_some_and(|r| r.status == RunStatus::Succeeded),
+        },
+    ];
+    if steps.iter().all(|s| s.done) {
+        Vec::new()
+    } else {
+        steps
+    }
 }
 
 #[component]
 pub fn OverviewPage() -> impl IntoView {
+    use crate::pages::flows::{ActivateAll, RegisterWebhook};
+    let activate = ServerAction::<ActivateAll>::new();
+    let register = ServerAction::<RegisterWebhook>::new();
+    let query = leptos_router::hooks::use_query_map();
     view! {
         <Gate needed=Access::Viewer title="Overview" content=move |me: crate::auth::Me| {
             // Asked for only once someone with a role is signed in (a signed-out visit stays a 200 page).
-            let checks = Resource::new(crate::live::changes, |_| health());
+            let overview = Resource::new(
+                move || (crate::live::changes(), activate.version().get(), register.version().get()),
+                |_| health(),
+            );
+            let admin = me.user.access == Access::Admin;
             let can = match me.user.access {
                 Access::Admin => "You may change everything: connections, flows, mappings, and resubmitting runs.",
                 _ => "You may read everything here; changes need the referrals admin role.",
             };
+            // What a connection just made (or refused) says, back from the consent page.
+            let connected = query.with_untracked(|q| q.get("connected"))
+                .and_then(|c| cosell::domain::connection::System::from_code(&c))
+                .map(|s| format!("{} is connected and works.", s.label()));
+            let refused = query.with_untracked(|q| q.get("error"));
             view! {
+                {connected.map(|m| view! { <p class="notice" role="status">{m}</p> })}
+                {refused.map(|m| view! { <p class="error" role="alert">{m}</p> })}
+                {move || crate::pages::action_result(activate.value().get())}
+                {move || crate::pages::action_result(register.value().get())}
                 <Transition fallback=|| view! { <p class="loading">"Loading…"</p> }>
                     {move || Suspend::new(async move {
-                        match checks.await {
+                        match overview.await {
                             Err(e) => view! { <p class="error" role="alert">{e.to_string()}</p> }.into_any(),
-                            Ok(checks) => view! {
+                            Ok(OverviewView { checks, setup, callback_url }) => view! {
+                                {(!setup.is_empty()).then(|| view! {
+                                    <Setup steps=setup callback_url admin activate register/>
+                                })}
                                 <ul class="health" data-testid="health" aria-label="Health">
                                     {checks.into_iter().map(|c| view! {
                                         <li class=format!("check {}", c.state) data-check=c.key.clone() data-state=c.state.clone()>
@@ -314,5 +403,73 @@ pub fn OverviewPage() -> impl IntoView {
                 </section>
             }.into_any()
         }/>
+    }
+}
+
+/// The guided setup: the steps from nothing to the first synced referral, in order, each done in place
+/// (a plain form each, so it works without JavaScript) and ticked once done.
+#[component]
+fn Setup(
+    steps: Vec<SetupStep>,
+    callback_url: String,
+    admin: bool,
+    activate: ServerAction<crate::pages::flows::ActivateAll>,
+    register: ServerAction<crate::pages::flows::RegisterWebhook>,
+) -> impl IntoView {
+    let next = steps.iter().position(|s| !s.done);
+    let destination =
+        admin.then(|| format!("Partner Center will send referral events to {callback_url}."));
+    view! {
+        <section class="card setup" aria-label="Set up cosell" data-testid="setup">
+            <h2>"Set up cosell"</h2>
+            <p>"Four steps, in this order, and Partner Center's referrals start arriving as opportunities."</p>
+            <ol class="steps">
+                {steps.into_iter().enumerate().map(|(i, s)| {
+                    let callback_url = callback_url.clone();
+                    let label = s.label.clone();
+                    let key = s.key.clone();
+                    let action = (admin && !s.done).then(move || {
+                        // Only the next step is the primary button: the order matters.
+                        let class = if Some(i) == next { "primary" } else { "" };
+                        match key.as_str() {
+                            "flows" => view! {
+                                <ActionForm action=activate attr:class="inline">
+                                    <button type="submit" class=class>{label.clone()}</button>
+                                </ActionForm>
+                            }.into_any(),
+                            "webhook" => view! {
+                                <ActionForm action=register attr:class="inline">
+                                    <input type="hidden" name="callback_url" value=callback_url/>
+                                    {["referral_created", "referral_updated", "related_referral_created", "related_referral_updated"]
+                                        .into_iter()
+                                        .map(|event| view! { <input type="hidden" name=event value="on"/> })
+                                        .collect_view()}
+                                    <input type="hidden" name="overwrite" value="on"/>
+                                    <button type="submit" class=class>{label.clone()}</button>
+                                </ActionForm>
+                            }.into_any(),
+                            system => view! {
+                                <form method="post" class="inline"
+                                    action=format!("/connections/{system}/connect?return_to=overview")>
+                                    <button type="submit" class=class>{label.clone()}</button>
+                                </form>
+                            }.into_any(),
+                        }
+                    });
+                    view! {
+                        <li data-step=s.key.clone() data-done=s.done.to_string()>
+                            {if s.done {
+                                view! { <span class="badge ok">"Done"</span>" "{s.label.clone()} }.into_any()
+                            } else if admin {
+                                action.into_any()
+                            } else {
+                                view! { {s.label.clone()}<span class="muted">" (a referrals admin does this)"</span> }.into_any()
+                            }}
+                        </li>
+                    }
+                }).collect_view()}
+            </ol>
+            {destination.map(|d| view! { <p class="muted">{d}</p> })}
+        </section>
     }
 }

@@ -255,8 +255,15 @@ impl TestApp {
     /// Connects `system` ("partner_center", "dynamics365") through the consent flow as `user`, with the
     /// signed-in dashboard `client`. Returns where the server sent the browser back to.
     pub async fn connect(&self, client: &reqwest::Client, system: &str, user: &str) -> String {
+        self.connect_via(client, &format!("/connections/{system}/connect"), user)
+            .await
+    }
+
+    /// [`TestApp::connect`] through the form at `path` (the Overview's guided setup adds
+    /// `?return_to=overview`).
+    pub async fn connect_via(&self, client: &reqwest::Client, path: &str, user: &str) -> String {
         let r = client
-            .post(self.url(&format!("/connections/{system}/connect")))
+            .post(self.url(path))
             .header("Origin", &self.base)
             .send()
             .await

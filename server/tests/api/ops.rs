@@ -185,3 +185,87 @@ async fn healthz_answers_503_when_the_database_does_not() {
     assert_eq!(body["status"], "unavailable");
     assert_eq!(body["checks"]["database"], "unavailable");
 }
+
+/// The guided setup's steps on the Overview, as (`data-step`, `data-done`) pairs.
+fn setup_steps(page: &str) -> Vec<(String, String)> {
+    page.split("<li data-step=\"")
+        .skip(1)
+        .filter_map(|rest| {
+            let (step, rest) = rest.split_once('"')?;
+            let done = rest.split_once("data-done=\"")?.1.split_once('"')?.0;
+            Some((step.to_string(), done.to_string()))
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn the_overview_guides_a_newcomer_through_setup_and_steps_aside_when_done() {
+    let app = TestApp::spawn().await;
+    let admin = app.signed_in("admin").await;
+    let viewer = app.signed_in("viewer").await;
+    let steps = |done: [bool; 4]| {
+        ["partner_center", "dynamics365", "flows", "webhook"]
+            .iter()
+            .zip(done)
+            .map(|(s, d)| (s.to_string(), d.to_string()))
+            .collect::<Vec<_>>()
+    };
+    let (_, page) = app.page(&admin, "/").await;
+    assert_eq!(setup_steps(&page), steps([false; 4]));
+    assert!(page.contains(r#"action="/connections/partner_center/connect?return_to=overview""#));
+    // A viewer sees what is missing, and no button.
+    let (_, seen) = app.page(&viewer, "/").await;
+    assert_eq!(setup_steps(&seen), steps([false; 4]));
+    assert!(!seen.contains("return_to=overview") && seen.contains("a referrals admin does this"));
+
+    // Each connection comes back to the Overview, saying so, its step ticked.
+    let back = app
+        .connect_via(
+            &admin,
+            "/connections/partner_center/connect?return_to=overview",
+            "admin",
+        )
+        .await;
+    assert_eq!(back, "/?connected=partner_center");
+    let back = app
+        .connect_via(
+            &admin,
+            "/connections/dynamics365/connect?return_to=overview",
+            "admin",
+        )
+        .await;
+    assert_eq!(back, "/?connected=dynamics365");
+    let (_, page) = app.page(&admin, &back).await;
+    assert!(
+        page.contains("Dynamics 365 is connected and works."),
+        "{page}"
+    );
+    assert_eq!(setup_steps(&page), steps([true, true, false, false]));
+
+    // The flows, then the webhook, as the card's forms post them without JavaScript.
+    let r = app.submit(&admin, "/", "/api/activate_all", &[]).await;
+    assert!(r.status().is_redirection(), "{}", r.status());
+    let (_, page) = app.page(&admin, "/").await;
+    assert_eq!(setup_steps(&page), steps([true, true, true, false]));
+    let callback = app.url("/webhooks/partner-center");
+    let mut fields = vec![("callback_url".to_string(), callback)];
+    for event in [
+        "referral_created",
+        "referral_updated",
+        "related_referral_created",
+        "related_referral_updated",
+        "overwrite",
+    ] {
+        fields.push((event.to_string(), "on".to_string()));
+    }
+    let r = app
+        .submit(&admin, "/", "/api/register_webhook", &fields)
+        .await;
+    assert!(r.status().is_redirection(), "{}", r.status());
+    let (_, page) = app.page(&admin, "/").await;
+    assert!(
+        !page.contains(r#"data-testid="setup""#),
+        "all done: no card"
+    );
+    assert!(checks(&page).contains(&("webhook".to_string(), "ok".to_string())));
+}
