@@ -66,6 +66,7 @@ pub const FIELDS: &[(&str, &[&str])] = &[
     ("disconnect", &["system"]),
     ("get_mapping", &[]),
     ("get_retention", &[]),
+    ("overview_charts", &[]),
     ("save_retention", &["runs_days", "audit_days"]),
     ("diagnostics", &[]),
     ("run_diagnostics", &[]),

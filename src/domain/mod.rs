@@ -1,12 +1,14 @@
 //! Domain types. Parse at the edge into these; once you hold one, it is valid.
 
 pub mod access;
+pub mod charts;
 pub mod codes;
 pub mod connection;
 pub mod diagnostics;
 pub mod flows;
 pub mod mapping;
 pub mod notification;
+pub mod numbers;
 pub mod opportunity;
 pub mod referral;
 pub mod retention;

@@ -59,6 +59,39 @@ impl RunStatus {
 }
 
 coded_enum!(
+    /// Why a run failed, for the Overview's chart of failures (and for whoever reads the run).
+    FailureCause {
+        /// A record's data does not fit: a missing customer name, a currency the CRM lacks, a
+        /// referral that no longer exists.
+        Data = "data",
+        /// An API refused the call (a 4xx other than sign-in): Partner Center's validation, a conflict.
+        Refused = "refused",
+        /// A connection needs a person: not connected, consent withdrawn, a missing role.
+        Connection = "connection",
+        /// A system kept failing (5xx, time-outs, throttling) until the attempts were spent.
+        Unavailable = "unavailable",
+        /// The worker running it stopped, or lost it to another.
+        Interrupted = "interrupted",
+        /// Anything else (cosell's own error).
+        Other = "other",
+    }
+);
+
+impl FailureCause {
+    /// As the Overview's chart names it.
+    pub fn label(self) -> &'static str {
+        match self {
+            FailureCause::Data => "Data to fix",
+            FailureCause::Refused => "Refused by an API",
+            FailureCause::Connection => "Connection needs a person",
+            FailureCause::Unavailable => "System unavailable",
+            FailureCause::Interrupted => "Interrupted",
+            FailureCause::Other => "Other",
+        }
+    }
+}
+
+coded_enum!(
     /// What started a run.
     RunTrigger {
         Webhook = "webhook",

@@ -7,7 +7,9 @@ use crate::clients::http::CallError;
 use crate::crypto::Secret;
 use crate::domain::connection::{Diagnosis, System};
 use crate::domain::flows::Flow;
-use crate::domain::runs::{AuditAction, Direction, RunInput, RunStatus, RunTrigger, StepOutcome};
+use crate::domain::runs::{
+    AuditAction, Direction, FailureCause, RunInput, RunStatus, RunTrigger, StepOutcome,
+};
 use crate::store::{NewAuditEvent, NewRun, NewStep, StoreError};
 use std::future::Future;
 use std::sync::Arc;
@@ -21,7 +23,7 @@ pub enum StepError {
     /// Try the run again later (after at least the duration, if the server said).
     Transient(String, Option<Duration>),
     /// The run fails; the message says what to do.
-    Permanent(String),
+    Permanent(FailureCause, String),
     /// The system's daily API allocation is spent: the run waits (at least the duration) without
     /// spending an attempt.
     Paused(String, Duration),
@@ -47,11 +49,29 @@ impl StepError {
         StepError::Transient(format!("the database failed: {e}"), None)
     }
 
+    /// Why, and in what words, a run ends failed with this error where nobody waits for it to be tried
+    /// again (a run on the admin's page, a child inside its parent's attempt, the last attempt).
+    pub fn ended(&self) -> (FailureCause, String) {
+        match self {
+            StepError::Permanent(cause, m) => (*cause, m.clone()),
+            StepError::Transient(m, _) | StepError::Paused(m, _) => {
+                (FailureCause::Unavailable, m.clone())
+            }
+            StepError::AwaitingPerson { message, .. } => {
+                (FailureCause::Connection, message.clone())
+            }
+            StepError::LeaseLost => (
+                FailureCause::Interrupted,
+                "Stopped: another worker took the run over".to_string(),
+            ),
+        }
+    }
+
     /// What went wrong, in the words the run would record.
     pub fn message(&self) -> &str {
         match self {
             StepError::Transient(m, _)
-            | StepError::Permanent(m)
+            | StepError::Permanent(_, m)
             | StepError::Paused(m, _)
             | StepError::AwaitingPerson { message: m, .. } => m,
             StepError::LeaseLost => "another worker has taken the run over",
@@ -274,27 +294,23 @@ impl<'a> RunContext<'a> {
         // A child runs inside its parent's attempt: its steps say which.
         .on_attempt(self.attempt);
         let result = body(ctx).await;
-        let (status, outcome) = match &result {
-            Ok((_, outcome)) => (RunStatus::Succeeded, outcome.clone()),
-            Err(StepError::LeaseLost) => (
-                RunStatus::Failed,
-                "Stopped: another worker took the run over".to_string(),
-            ),
-            Err(
-                StepError::Transient(m, _)
-                | StepError::Paused(m, _)
-                | StepError::AwaitingPerson { message: m, .. },
-            ) => (
-                RunStatus::Failed,
-                format!("{m} (the parent run will try again)"),
-            ),
-            Err(StepError::Permanent(m)) => (RunStatus::Failed, m.clone()),
+        let (status, cause, outcome) = match &result {
+            Ok((_, outcome)) => (RunStatus::Succeeded, None, outcome.clone()),
+            Err(failure) => {
+                let (cause, message) = failure.ended();
+                let message = match failure {
+                    StepError::Permanent(..) | StepError::LeaseLost => message,
+                    _ => format!("{message} (the parent run will try again)"),
+                };
+                (RunStatus::Failed, Some(cause), message)
+            }
         };
         store
             .finish_run(
                 child.id,
                 &self.owner,
                 status,
+                cause,
                 &outcome,
                 OffsetDateTime::now_utc(),
             )
@@ -596,7 +612,9 @@ impl CallFailure {
                     message: refusal_message(system, &e),
                 }
             }
-            CallFailure::Refused(system, e) => StepError::Permanent(refusal_message(system, &e)),
+            CallFailure::Refused(system, e) => {
+                StepError::Permanent(FailureCause::Refused, refusal_message(system, &e))
+            }
         }
     }
 }

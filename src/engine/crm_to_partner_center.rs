@@ -22,7 +22,7 @@ use crate::domain::flows::Flow;
 use crate::domain::mapping::{self, Change, Mapping};
 use crate::domain::opportunity::{Opportunity, OpportunityState, Problem, Purpose, Ready, check};
 use crate::domain::referral::link_for;
-use crate::domain::runs::{AuditAction, Direction, RunInput, RunStatus, StepOutcome};
+use crate::domain::runs::{AuditAction, Direction, FailureCause, RunInput, RunStatus, StepOutcome};
 use crate::store::{NewAuditEvent, SeenOpportunity};
 use serde_json::{Map, Value, json};
 use time::OffsetDateTime;
@@ -106,6 +106,7 @@ pub(super) async fn run(
     let engine = ctx.engine();
     if id.is_empty() {
         return Err(StepError::Permanent(
+            FailureCause::Other,
             "The run's input names no opportunity.".into(),
         ));
     }
@@ -231,6 +232,7 @@ pub(super) async fn solutions(
     let engine = ctx.engine();
     if id.is_empty() {
         return Err(StepError::Permanent(
+            FailureCause::Other,
             "The run's input names no opportunity.".into(),
         ));
     }
@@ -458,7 +460,7 @@ async fn create(
             // Refused for good: nothing was made.
             pending.end().await?;
             result(ctx, &o.id, &[], &why, None).await?;
-            return Err(StepError::Permanent(why));
+            return Err(StepError::Permanent(FailureCause::Refused, why));
         }
         Err(e) => return Err(e.into_step_error()),
     };
@@ -638,7 +640,7 @@ async fn update(
                 return Ok((why.clone(), why));
             }
             if let Patched::Refused(why) = first {
-                return Err(StepError::Permanent(why));
+                return Err(StepError::Permanent(FailureCause::Refused, why));
             }
             let theirs: Vec<Value> = owned
                 .iter()
@@ -673,7 +675,9 @@ async fn update(
             }
             match patch(ctx, &referral_id, &fresh_tag, &fresh, &merged).await? {
                 Patched::Done(updated) => (updated, merged),
-                Patched::Refused(why) => return Err(StepError::Permanent(why)),
+                Patched::Refused(why) => {
+                    return Err(StepError::Permanent(FailureCause::Refused, why));
+                }
                 Patched::Stale => {
                     return Err(StepError::Transient(
                         format!(
@@ -759,9 +763,12 @@ async fn patch(
         Err(CallFailure::Refused(system, e @ CallError::Rejected { .. })) => Ok(Patched::Refused(
             super::context::refusal_message(system, &e),
         )),
-        Err(CallFailure::Refused(_, CallError::NotFound(_))) => Err(StepError::Permanent(format!(
-            "Referral {referral_id} no longer exists in Partner Center. Clear the opportunity's Referral Identifier to share it as a new referral."
-        ))),
+        Err(CallFailure::Refused(_, CallError::NotFound(_))) => Err(StepError::Permanent(
+            FailureCause::Data,
+            format!(
+                "Referral {referral_id} no longer exists in Partner Center. Clear the opportunity's Referral Identifier to share it as a new referral."
+            ),
+        )),
         Err(e) => Err(e.into_step_error()),
     }
 }
@@ -785,9 +792,12 @@ async fn read_referral(
             let tag = r["eTag"].as_str().unwrap_or_default().to_string();
             Ok((r, tag))
         }
-        Err(CallFailure::Refused(_, CallError::NotFound(_))) => Err(StepError::Permanent(format!(
-            "Referral {referral_id} no longer exists in Partner Center. Clear the opportunity's Referral Identifier to share it as a new referral."
-        ))),
+        Err(CallFailure::Refused(_, CallError::NotFound(_))) => Err(StepError::Permanent(
+            FailureCause::Data,
+            format!(
+                "Referral {referral_id} no longer exists in Partner Center. Clear the opportunity's Referral Identifier to share it as a new referral."
+            ),
+        )),
         Err(e) => Err(e.into_step_error()),
     }
 }

@@ -8,6 +8,7 @@
 
 pub mod admin;
 pub mod change_feed;
+mod charts;
 pub mod connection_check;
 pub mod context;
 pub mod crm;
@@ -32,7 +33,7 @@ use crate::clients::salesforce::SalesforceClient;
 use crate::clients::tls::TlsTrust;
 use crate::domain::connection::Diagnosis;
 use crate::domain::flows::Flow;
-use crate::domain::runs::{AuditAction, Direction, RunInput, RunStatus, RunTrigger};
+use crate::domain::runs::{AuditAction, Direction, FailureCause, RunInput, RunStatus, RunTrigger};
 use crate::domain::system::Crm;
 use crate::store::{NewAuditEvent, NewRun, Run, Store, StoreError};
 use context::{Calls, LeaseWatch, RunContext, StepError};
@@ -452,22 +453,22 @@ impl Engine {
             by,
             lease,
         );
-        let (status, outcome) = match self.execute(&ctx, &run).await {
-            Ok(done) => done,
-            Err(StepError::LeaseLost) => (
-                RunStatus::Failed,
-                "Stopped: another worker took the run over.".to_string(),
-            ),
-            Err(StepError::Transient(message, _) | StepError::Paused(message, _)) => (
-                RunStatus::Failed,
-                format!("{message}. Try again in a moment."),
-            ),
-            // The admin is there: they see what to fix now rather than a paused run.
-            Err(StepError::Permanent(message) | StepError::AwaitingPerson { message, .. }) => {
-                (RunStatus::Failed, message)
+        let (status, cause, outcome) = match self.execute(&ctx, &run).await {
+            Ok((status, outcome)) => (status, None, outcome),
+            Err(failure) => {
+                // The admin is there: they see what to fix now rather than a paused run.
+                let (cause, message) = failure.ended();
+                let message = match failure {
+                    StepError::Transient(..) | StepError::Paused(..) => {
+                        format!("{message}. Try again in a moment.")
+                    }
+                    StepError::LeaseLost => format!("{message}."),
+                    _ => message,
+                };
+                (RunStatus::Failed, Some(cause), message)
             }
         };
-        self.settle(&ctx, &run, status, outcome).await
+        self.settle(&ctx, &run, status, cause, outcome).await
     }
 
     async fn settle(
@@ -475,6 +476,7 @@ impl Engine {
         ctx: &RunContext<'_>,
         run: &Run,
         status: RunStatus,
+        cause: Option<FailureCause>,
         outcome: String,
     ) -> Result<RunFinished, StoreError> {
         let now = OffsetDateTime::now_utc();
@@ -486,7 +488,7 @@ impl Engine {
         };
         if self
             .store
-            .finish_run(run.id, ctx.owner(), status, &done.outcome, now)
+            .finish_run(run.id, ctx.owner(), status, cause, &done.outcome, now)
             .await?
         {
             if status == RunStatus::Failed {
@@ -564,8 +566,8 @@ impl Engine {
         let result = self.execute(&ctx, &run).await;
         drop(renewal);
         let now = OffsetDateTime::now_utc();
-        let (status, outcome) = match result {
-            Ok((status, outcome)) => (status, outcome),
+        let (status, cause, outcome) = match result {
+            Ok((status, outcome)) => (status, None, outcome),
             Err(StepError::LeaseLost) => {
                 // Its new holder runs it; whatever this worker wrote now is refused by the lease check.
                 tracing::warn!(
@@ -637,14 +639,15 @@ impl Engine {
             }
             Err(StepError::Transient(message, _)) => (
                 RunStatus::Failed,
+                Some(FailureCause::Unavailable),
                 format!(
                     "Gave up after {} attempts: {message}. Resubmit the run once the cause is fixed.",
                     run.attempts
                 ),
             ),
-            Err(StepError::Permanent(message)) => (RunStatus::Failed, message),
+            Err(StepError::Permanent(cause, message)) => (RunStatus::Failed, Some(cause), message),
         };
-        self.settle(&ctx, &run, status, outcome).await?;
+        self.settle(&ctx, &run, status, cause, outcome).await?;
         Ok(true)
     }
 
@@ -742,14 +745,17 @@ impl Engine {
                 | Flow::CrmToPartnerCenter
                 | Flow::SolutionsToPartnerCenter),
                 input,
-            ) => Err(StepError::Permanent(format!(
-                "The run's input does not fit “{}”: {input:?}",
-                flow.name(self.crm)
-            ))),
-            (other, _) => Err(StepError::Permanent(format!(
-                "“{}” cannot be run on its own.",
-                other.name(self.crm)
-            ))),
+            ) => Err(StepError::Permanent(
+                FailureCause::Other,
+                format!(
+                    "The run's input does not fit “{}”: {input:?}",
+                    flow.name(self.crm)
+                ),
+            )),
+            (other, _) => Err(StepError::Permanent(
+                FailureCause::Other,
+                format!("“{}” cannot be run on its own.", other.name(self.crm)),
+            )),
         }
     }
 }

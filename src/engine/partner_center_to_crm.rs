@@ -15,7 +15,7 @@ use crate::domain::connection::System;
 use crate::domain::flows::Flow;
 use crate::domain::opportunity::{Opportunity, OpportunityState, Person};
 use crate::domain::referral::{OpportunityDraft, Referral, Standing};
-use crate::domain::runs::{AuditAction, Direction, RunInput, RunStatus, StepOutcome};
+use crate::domain::runs::{AuditAction, Direction, FailureCause, RunInput, RunStatus, StepOutcome};
 use serde_json::json;
 
 pub(super) async fn run(
@@ -27,6 +27,7 @@ pub(super) async fn run(
     let engine = ctx.engine();
     if referral_id.is_empty() {
         return Err(StepError::Permanent(
+            FailureCause::Other,
             "The run's input names no referral.".into(),
         ));
     }
@@ -285,10 +286,13 @@ async fn helper(
     let calls = ctx.calls();
     let profile = &referral.customer_profile;
     if profile.name.trim().is_empty() {
-        return Err(StepError::Permanent(format!(
-            "Referral {} has no customer name, so no account can be matched or created. Ask the Microsoft seller to complete it, then resubmit.",
-            referral.id
-        )));
+        return Err(StepError::Permanent(
+            FailureCause::Data,
+            format!(
+                "Referral {} has no customer name, so no account can be matched or created. Ask the Microsoft seller to complete it, then resubmit.",
+                referral.id
+            ),
+        ));
     }
     let postal = profile.address.postal_code.clone().unwrap_or_default();
     let matched = crm.match_account(&calls, &profile.name, &postal).await?;
@@ -384,11 +388,14 @@ async fn updates(
         Some(code) => match ctx.engine().currency_id(crm, &calls, code).await? {
             Some(id) => Some(id),
             None => {
-                return Err(StepError::Permanent(format!(
-                    "The currency {code} of referral {} is not set up in {label}. {}",
-                    referral.id,
-                    crm.currency_fix()
-                )));
+                return Err(StepError::Permanent(
+                    FailureCause::Data,
+                    format!(
+                        "The currency {code} of referral {} is not set up in {label}. {}",
+                        referral.id,
+                        crm.currency_fix()
+                    ),
+                ));
             }
         },
     };

@@ -6,7 +6,7 @@ use super::context::{CallFailure, RunContext, StepError};
 use crate::clients::partner_center::webhook_registration::{AUDIENCE, Registration};
 use crate::domain::connection::System;
 pub use crate::domain::runs::RegistrationInput;
-use crate::domain::runs::{AuditAction, Direction, RunStatus, StepOutcome};
+use crate::domain::runs::{AuditAction, Direction, FailureCause, RunStatus, StepOutcome};
 
 /// The events the co-sell flows need (partner-center.md §2).
 pub const REFERRAL_EVENTS: [&str; 4] = [
@@ -48,7 +48,7 @@ pub(super) async fn run(
                 existing.webhook_events.join(", ")
             );
             ctx.decide("Register", StepOutcome::Failed, &why).await?;
-            return Err(StepError::Permanent(why));
+            return Err(StepError::Permanent(FailureCause::Refused, why));
         }
     }
     let saved = ctx

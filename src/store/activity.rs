@@ -106,7 +106,7 @@ mod tests {
             .unwrap();
         moved(&store, &mut last, "progress").await;
         store
-            .finish_run(id, "w", RunStatus::Succeeded, "done", t)
+            .finish_run(id, "w", RunStatus::Succeeded, None, "done", t)
             .await
             .unwrap();
         moved(&store, &mut last, "a run ended").await;

@@ -6,6 +6,7 @@
 mod activity;
 pub use activity::ActivityMark;
 mod api_calls;
+mod charts;
 pub use api_calls::FlowCalls;
 mod audit;
 mod change_feeds;

@@ -184,7 +184,7 @@ mod tests {
             .unwrap();
         assert_eq!(claimed.id, id);
         store
-            .finish_run(id, "w", status, "it says why", at)
+            .finish_run(id, "w", status, None, "it says why", at)
             .await
             .unwrap();
     }

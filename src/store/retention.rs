@@ -99,7 +99,10 @@ mod tests {
             attempt: 1,
         };
         store.record_step(id, &step, at).await.unwrap();
-        store.finish_run(id, "w", status, "done", at).await.unwrap();
+        store
+            .finish_run(id, "w", status, None, "done", at)
+            .await
+            .unwrap();
         id
     }
 

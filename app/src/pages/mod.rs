@@ -1,4 +1,5 @@
 pub mod audit;
+pub mod charts;
 pub mod connections;
 pub mod diagnostics;
 pub mod flows;

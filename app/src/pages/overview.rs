@@ -349,6 +349,7 @@ pub fn OverviewPage() -> impl IntoView {
                 move || (crate::live::changes(), activate.version().get(), register.version().get()),
                 |_| health(),
             );
+            let charts = Resource::new(crate::live::changes, |_| crate::pages::charts::overview_charts());
             let admin = me.user.access == Access::Admin;
             let can = match me.user.access {
                 Access::Admin => "You may change everything: connections, flows, mappings, and resubmitting runs.",
@@ -391,6 +392,14 @@ pub fn OverviewPage() -> impl IntoView {
                     })}
                 </Transition>
                 <crate::pages::diagnostics::DiagnosticsLine/>
+                <Transition fallback=|| ()>
+                    {move || Suspend::new(async move {
+                        match charts.await {
+                            Err(e) => view! { <p class="error" role="alert">{e.to_string()}</p> }.into_any(),
+                            Ok(charts) => view! { <crate::pages::charts::Charts charts/> }.into_any(),
+                        }
+                    })}
+                </Transition>
                 <section class="card" data-testid="identity">
                     <h2>"Signed in"</h2>
                     <dl>

@@ -219,6 +219,7 @@ const VIEWER_MAY_CALL: &[&str] = &[
     "list_flows",
     "get_mapping",
     "get_retention",
+    "overview_charts",
     "list_opportunities",
     "opportunity_timeline",
     "list_runs",
@@ -402,8 +403,8 @@ async fn every_server_function_refuses_extra_repeated_oversized_and_garbage_name
 fn the_field_list_is_what_each_function_takes() {
     use cosell_app::auth::*;
     use cosell_app::pages::{
-        audit::*, connections::*, diagnostics::*, flows::*, mapping::*, opportunities::*,
-        overview::*, runs::*, settings::*, users::*,
+        audit::*, charts::*, connections::*, diagnostics::*, flows::*, mapping::*,
+        opportunities::*, overview::*, runs::*, settings::*, users::*,
     };
     let s = || "x".to_string();
     let encoded: Vec<(&str, String)> = vec![
@@ -540,6 +541,10 @@ fn the_field_list_is_what_each_function_takes() {
         (
             "get_retention",
             serde_qs::to_string(&GetRetention {}).unwrap(),
+        ),
+        (
+            "overview_charts",
+            serde_qs::to_string(&OverviewCharts {}).unwrap(),
         ),
         (
             "save_retention",

@@ -3,6 +3,7 @@
 
 mod authz;
 mod both_crms;
+mod charts;
 mod connections;
 mod crm;
 mod crm_sync;

@@ -41,7 +41,7 @@ async fn ended_run(app: &TestApp, record: &str, age: Duration) -> i64 {
         .unwrap()
         .id;
     store
-        .finish_run(id, "test", RunStatus::Succeeded, "done", at)
+        .finish_run(id, "test", RunStatus::Succeeded, None, "done", at)
         .await
         .unwrap();
     id

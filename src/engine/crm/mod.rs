@@ -19,6 +19,7 @@ use crate::domain::codes::CurrencyCode;
 use crate::domain::connection::Diagnosis;
 use crate::domain::opportunity::{Opportunity, Person};
 use crate::domain::referral::{Address, OpportunityChanges, OpportunityDraft};
+use crate::domain::runs::FailureCause;
 use crate::domain::system::{Crm, System};
 use std::time::Duration;
 
@@ -129,7 +130,7 @@ impl CrmError {
                 message,
                 retry_after,
             },
-            CallFailure::Stop(StepError::Permanent(message)) => CrmError::Permanent(message),
+            CallFailure::Stop(StepError::Permanent(_, message)) => CrmError::Permanent(message),
             CallFailure::Stop(StepError::Paused(message, wait)) => {
                 CrmError::AllocationSpent { message, wait }
             }
@@ -229,7 +230,13 @@ impl From<CrmError> for StepError {
                 diagnosis: Diagnosis::ConsentMissing,
                 message,
             },
-            other => StepError::Permanent(other.to_string()),
+            CrmError::NotFound(message) => StepError::Permanent(FailureCause::Data, message),
+            CrmError::NotConfigured(message) => {
+                StepError::Permanent(FailureCause::Connection, message)
+            }
+            CrmError::Conflict(message) | CrmError::Permanent(message) => {
+                StepError::Permanent(FailureCause::Refused, message)
+            }
         }
     }
 }

@@ -9,6 +9,7 @@ use crate::domain::diagnostics::{Check, CheckId, CheckState, Fix, FixAction};
 use crate::domain::flows::{
     ActivationError, ConnectionKind, Crm, Flow, activation_order, check_activate,
 };
+use crate::domain::numbers::thousands;
 use crate::engine::webhook_registration::REFERRAL_EVENTS;
 use crate::store::{FailedSince, StorageReport};
 use std::collections::BTreeSet;
@@ -105,19 +106,6 @@ pub(super) fn and_list(items: &[String]) -> String {
         [one] => one.clone(),
         [rest @ .., last] => format!("{} and {last}", rest.join(", ")),
     }
-}
-
-/// Thousands separated, as the Overview writes the quota: 10,000.
-pub(super) fn thousands(n: i64) -> String {
-    let digits = n.unsigned_abs().to_string();
-    let mut out = String::new();
-    for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i).is_multiple_of(3) {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    if n < 0 { format!("-{out}") } else { out }
 }
 
 /// The Connections page link, worded for what the admin does there.
@@ -1046,11 +1034,7 @@ mod tests {
     }
 
     #[test]
-    fn numbers_read_as_people_write_them() {
-        assert_eq!(thousands(0), "0");
-        assert_eq!(thousands(999), "999");
-        assert_eq!(thousands(10_000), "10,000");
-        assert_eq!(thousands(1_234_567), "1,234,567");
+    fn sizes_read_as_people_write_them() {
         assert_eq!(size(512), "512 bytes");
         assert_eq!(size(2048), "2.0 KB");
     }

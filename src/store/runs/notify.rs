@@ -89,6 +89,7 @@ mod tests {
                 claimed.id,
                 "b",
                 crate::domain::runs::RunStatus::Succeeded,
+                None,
                 "",
                 now(),
             )

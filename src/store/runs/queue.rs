@@ -8,7 +8,7 @@
 use super::{COLUMNS, NewRun, NewStep, Row, Run, SETTLE_CALLS, insert_run, is_unique_violation};
 use crate::domain::connection::System;
 use crate::domain::flows::Flow;
-use crate::domain::runs::RunStatus;
+use crate::domain::runs::{FailureCause, RunStatus};
 use crate::store::{Backend, Store, StoreError, on_pool};
 use time::OffsetDateTime;
 
@@ -107,6 +107,7 @@ impl Store {
         let sql = format!(
             "UPDATE runs SET status = 'failed', finished_at = $1, lease_owner = NULL, lease_until = NULL,
                     outcome = 'The worker running it stopped before it ended; the parent run tries again.',
+                    failure_cause = 'interrupted',
                     {SETTLE_CALLS}
              WHERE parent_run_id = $2 AND status = 'running'"
         );
@@ -191,18 +192,21 @@ impl Store {
         Ok(())
     }
 
-    /// Ends a run the worker still holds. False when the lease was lost (another worker took it over).
+    /// Ends a run the worker still holds (a failed one with its cause). False when the lease was lost
+    /// (another worker took it over). The database counts the run for the Overview's charts as it ends
+    /// (the `run_counts` triggers).
     pub async fn finish_run(
         &self,
         run_id: i64,
         owner: &str,
         status: RunStatus,
+        cause: Option<FailureCause>,
         outcome: &str,
         at: OffsetDateTime,
     ) -> Result<bool, StoreError> {
         let sql = format!(
             "UPDATE runs SET status = $1, outcome = $2, finished_at = $3, lease_owner = NULL, lease_until = NULL,
-                    {SETTLE_CALLS}
+                    failure_cause = $6, {SETTLE_CALLS}
              WHERE id = $4 AND lease_owner = $5 AND status = 'running'"
         );
         let n = on_pool!(self, |p| {
@@ -212,6 +216,7 @@ impl Store {
                 .bind(at)
                 .bind(run_id)
                 .bind(owner)
+                .bind(cause.map(FailureCause::as_code))
                 .execute(p)
                 .await
                 .map(|r| r.rows_affected())
@@ -509,13 +514,13 @@ mod tests {
         assert_eq!((b.id, b.attempts), (id, 2));
         assert!(
             !store
-                .finish_run(id, "a", RunStatus::Succeeded, "", later)
+                .finish_run(id, "a", RunStatus::Succeeded, None, "", later)
                 .await
                 .unwrap()
         );
         assert!(
             store
-                .finish_run(id, "b", RunStatus::Succeeded, "done", later)
+                .finish_run(id, "b", RunStatus::Succeeded, None, "done", later)
                 .await
                 .unwrap()
         );
@@ -633,7 +638,7 @@ mod tests {
             .unwrap();
         assert_eq!(claimed.id, other);
         store
-            .finish_run(other, "a", RunStatus::Succeeded, "done", much_later)
+            .finish_run(other, "a", RunStatus::Succeeded, None, "done", much_later)
             .await
             .unwrap();
         assert!(
@@ -707,7 +712,7 @@ mod tests {
             "a run started at once waits its turn too"
         );
         store
-            .finish_run(first, "a", RunStatus::Succeeded, "done", now)
+            .finish_run(first, "a", RunStatus::Succeeded, None, "done", now)
             .await
             .unwrap();
         assert_eq!(claim("c").await, Some(second));

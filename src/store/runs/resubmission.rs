@@ -228,7 +228,7 @@ mod tests {
             .await
             .unwrap();
         store
-            .finish_run(id, "w", RunStatus::Failed, "denied", retry_at)
+            .finish_run(id, "w", RunStatus::Failed, None, "denied", retry_at)
             .await
             .unwrap();
         let steps = store.run_steps(id).await.unwrap();
