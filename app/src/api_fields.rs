@@ -68,6 +68,8 @@ pub const FIELDS: &[(&str, &[&str])] = &[
     ("get_retention", &[]),
     ("overview_charts", &[]),
     ("save_retention", &["runs_days", "audit_days"]),
+    ("get_budgets", &[]),
+    ("save_budgets", &["partner_center", "crm"]),
     ("diagnostics", &[]),
     ("run_diagnostics", &[]),
     ("diagnostics_summary", &[]),

@@ -42,7 +42,7 @@ test("the charts draw syncs, API calls against the quota and failures, with thei
   // The quota is named (drawn as a line once the calls come near it), and the numbers open as a table
   // (a <details>, no script needed).
   const calls = charts.locator('figure[data-chart="calls-partner_center"]');
-  await expect(calls.locator("text.limit")).toHaveText(/^Daily quota: 10,000/);
+  await expect(calls.locator("text.limit")).toHaveText(/^Daily budget: 10,000/);
   const table = calls.getByRole("table");
   await expect(table).toBeHidden();
   await calls.getByText("The numbers").click();

@@ -24,7 +24,7 @@ pub struct Chart {
     pub summary: String,
     pub buckets: Vec<Bucket>,
     pub series: Vec<Series>,
-    /// A line the bars are measured against (a daily quota).
+    /// A line the bars are measured against (a daily budget).
     pub limit: Option<Limit>,
 }
 
@@ -199,7 +199,7 @@ fn day_index(day: Date, first: Date) -> Option<usize> {
     (0..CHART_DAYS as i64).contains(&i).then_some(i as usize)
 }
 
-/// API calls per UTC day over the last 30 days with one connection, against its daily quota.
+/// API calls per UTC day over the last 30 days with one connection, against its daily budget.
 pub fn calls_per_day(
     system: System,
     calls: &[(Date, i64)],
@@ -218,7 +218,7 @@ pub fn calls_per_day(
     let label = system.label();
     let summary = match quota {
         Some(q) => format!(
-            "{} to {label} in the last 30 days; the busiest day used {} of the {} a day allows.",
+            "{} to {label} in the last 30 days; the busiest day used {} of its daily budget of {}.",
             counted(total, "call", "calls"),
             thousands(busiest),
             thousands(q)
@@ -240,7 +240,7 @@ pub fn calls_per_day(
             values,
         }],
         limit: quota.map(|value| Limit {
-            label: format!("Daily quota: {}", thousands(value)),
+            label: format!("Daily budget: {}", thousands(value)),
             value,
         }),
     }
@@ -400,7 +400,7 @@ mod tests {
         assert_eq!(chart.series[0].values[0], 7);
         assert_eq!(
             chart.summary,
-            "127 calls to Partner Center in the last 30 days; the busiest day used 120 of the 10,000 a day allows."
+            "127 calls to Partner Center in the last 30 days; the busiest day used 120 of its daily budget of 10,000."
         );
         assert_eq!(chart.limit.unwrap().value, 10_000);
     }

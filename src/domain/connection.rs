@@ -11,7 +11,7 @@ pub const DAILY_CALL_QUOTA: i64 = 10_000;
 
 /// How a day's API use stands against its allocation: spent, near it (80 %), or fine. One rule for the
 /// Overview and the Diagnostics page.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum QuotaStanding {
     Fine,
     Near,

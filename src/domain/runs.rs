@@ -153,6 +153,7 @@ coded_enum!(
         FlowDeactivated = "flow_deactivated",
         MappingChanged = "mapping_changed",
         RetentionChanged = "retention_changed",
+        BudgetsChanged = "budgets_changed",
         CoSellFieldsRenamed = "cosell_fields_renamed",
         RunResubmitted = "run_resubmitted",
         ConnectionConnected = "connection_connected",

@@ -2,7 +2,7 @@
 
 use super::Engine;
 use crate::domain::charts::{self, CHART_DAYS, Chart};
-use crate::domain::connection::{DAILY_CALL_QUOTA, System};
+use crate::domain::connection::System;
 use crate::store::StoreError;
 use time::{Duration, OffsetDateTime};
 
@@ -16,21 +16,18 @@ impl Engine {
             .replace_time(time::Time::MIDNIGHT);
         let counts = self.store.run_counts_since(since).await?;
         let calls = self.store.api_calls_per_day(since).await?;
+        let budgets = self.budgets().await?;
         let mut out = vec![charts::syncs_per_hour(&counts, self.crm, now)];
         for system in [System::PartnerCenter, System::Crm(self.crm)] {
-            // A CRM that reports its own allocation (Salesforce) is measured against it, as the
-            // Overview's check is; otherwise against the documented 10,000 a day.
-            let reported = match system {
-                System::Crm(_) => self.crm_port().ok().and_then(|p| p.api_usage()),
-                System::PartnerCenter => None,
-            };
-            let quota = reported.map_or(DAILY_CALL_QUOTA, |(_, max)| max);
+            // Against the connection's daily budget (by default the documented 10,000, or the
+            // allocation a CRM reports), as the work is scheduled.
+            let budget = self.day_standing(system, 0, &budgets, now).budget;
             let days: Vec<_> = calls
                 .iter()
                 .filter(|(s, ..)| *s == system)
                 .map(|(_, day, n)| (*day, *n))
                 .collect();
-            out.push(charts::calls_per_day(system, &days, Some(quota), now));
+            out.push(charts::calls_per_day(system, &days, Some(budget), now));
         }
         out.push(charts::failures_per_day(&counts, now));
         Ok(out)

@@ -7,6 +7,7 @@
 //! finds what its earlier attempt already did and does not do it twice.
 
 pub mod admin;
+mod budget;
 pub mod change_feed;
 mod charts;
 pub mod connection_check;
@@ -552,6 +553,14 @@ impl Engine {
         else {
             return Ok(false);
         };
+        // Not today, for want of API calls: back to the queue until tomorrow, no attempt spent.
+        if let Some((until, why)) = self.admission(&run, now).await? {
+            if self.store.defer_run(run.id, owner, until, &why).await? {
+                tracing::info!(run_id = run.id, "run deferred to the next day's API budget");
+                self.announce(run.id, run.flow, RunStatus::Queued, why);
+            }
+            return Ok(true);
+        }
         let (lease, renewal) = self.hold_lease(run.id, owner);
         let ctx = RunContext::new(
             self,

@@ -43,7 +43,7 @@ pub struct OverviewView {
 #[server(endpoint = "health")]
 pub async fn health() -> Result<OverviewView, AppError> {
     use crate::auth::server::{context, internal, require};
-    use cosell::domain::connection::{DAILY_CALL_QUOTA, QuotaStanding, System};
+    use cosell::domain::connection::{QuotaStanding, System};
     use cosell::domain::flows::activation_order;
     use cosell::domain::runs::RunStatus;
     require(Access::Viewer).await?;
@@ -56,6 +56,7 @@ pub async fn health() -> Result<OverviewView, AppError> {
         .overview(crm, &ctx.engine.opportunity_feed(), now, since)
         .await
         .map_err(internal)?;
+    let budgets = ctx.engine.budgets().await.map_err(internal)?;
     let check = |key: &str, label: &str, state: &str, detail: String, href: &str, action: &str| {
         HealthCheck {
             key: key.into(),
@@ -97,24 +98,25 @@ pub async fn health() -> Result<OverviewView, AppError> {
                     "Open Connections",
                 ),
                 None => {
-                    // A CRM that reports its own allocation (Salesforce's Sforce-Limit-Info) is
-                    // judged by it: the count is the whole org's, not only cosell's.
+                    // cosell's calls against the connection's daily budget; a CRM that reports its
+                    // own allocation (Salesforce's Sforce-Limit-Info) is judged by it too: its count
+                    // is the whole org's, not only cosell's.
+                    let day = ctx.engine.day_standing(system, calls, &budgets, now);
                     let reported = match system {
                         System::Crm(_) => ctx.engine.crm_port().ok().and_then(|p| p.api_usage()),
                         System::PartnerCenter => None,
                     };
-                    let (used, max) = reported.unwrap_or((calls, DAILY_CALL_QUOTA));
                     let detail = match reported {
                         Some((used, max)) => format!(
-                            "Runs as {}; cosell made {calls} API calls today (UTC); {label} reports {used} of the org's {max} used.",
-                            c.account_name
+                            "Runs as {}; {}. {label} reports {used} of the org's {max} used.",
+                            c.account_name,
+                            day.describe()
                         ),
-                        None => format!(
-                            "Runs as {}; {calls} of {DAILY_CALL_QUOTA} API calls used today (UTC).",
-                            c.account_name
-                        ),
+                        None => format!("Runs as {}; {}.", c.account_name, day.describe()),
                     };
-                    let standing = QuotaStanding::of(used, max);
+                    let standing = QuotaStanding::of(day.used, day.budget).max(
+                        reported.map_or(QuotaStanding::Fine, |(used, max)| QuotaStanding::of(used, max)),
+                    );
                     if standing == QuotaStanding::Spent {
                         check(
                             system.as_code(),

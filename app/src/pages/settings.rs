@@ -1,5 +1,5 @@
-//! Settings: how long history is kept. Runs (with their steps) are kept 90 days unless an admin says
-//! otherwise; audit events forever unless an admin sets a time.
+//! Settings: how long history is kept (runs with their steps 90 days unless an admin says otherwise;
+//! audit events forever unless an admin sets a time), and each connection's daily API budget.
 
 use crate::error::AppError;
 use crate::layout::Gate;
@@ -12,6 +12,87 @@ pub struct RetentionView {
     pub runs_days: u32,
     /// `None`: kept forever.
     pub audit_days: Option<u32>,
+}
+
+/// One connection's daily API budget, and its day so far.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BudgetRow {
+    /// The form field: `partner_center` or `crm`.
+    pub field: String,
+    pub label: String,
+    /// What the admin set (None: the default).
+    pub set: Option<i64>,
+    /// The budget in force.
+    pub budget: i64,
+    /// "1,234 of a 10,000 budget used today (UTC)…"
+    pub today: String,
+}
+
+#[server(endpoint = "get_budgets")]
+pub async fn get_budgets() -> Result<Vec<BudgetRow>, AppError> {
+    use crate::auth::server::{context, internal, require};
+    use cosell::domain::connection::System;
+    require(Access::Viewer).await?;
+    let engine = &context()?.engine;
+    let budgets = engine.budgets().await.map_err(internal)?;
+    let standings = engine
+        .day_standings(time::OffsetDateTime::now_utc())
+        .await
+        .map_err(internal)?;
+    Ok(standings
+        .into_iter()
+        .map(|s| {
+            let (field, set) = match s.system {
+                System::PartnerCenter => ("partner_center", budgets.partner_center),
+                System::Crm(_) => ("crm", budgets.crm),
+            };
+            BudgetRow {
+                field: field.into(),
+                label: s.system.label().into(),
+                set: set.map(|b| b.calls()),
+                budget: s.budget,
+                today: s.describe(),
+            }
+        })
+        .collect())
+}
+
+/// Saves each connection's daily budget (empty: its default); nothing is saved unless both read. Runs
+/// deferred for want of calls are judged again at once.
+#[server(endpoint = "save_budgets")]
+pub async fn save_budgets(partner_center: String, crm: String) -> Result<String, AppError> {
+    use crate::auth::server::{context, internal, require};
+    use cosell::domain::budget::{Budgets, DailyBudget};
+    let me = require(Access::Admin).await?;
+    let read = |text: &str, what: &str| match text.trim() {
+        "" => Ok(None),
+        text => DailyBudget::parse(text)
+            .map(Some)
+            .map_err(|e| format!("{what}: {e}")),
+    };
+    let budgets = match (read(&partner_center, "Partner Center"), read(&crm, "CRM")) {
+        (Ok(partner_center), Ok(crm)) => Budgets {
+            partner_center,
+            crm,
+        },
+        (a, b) => {
+            let problems: Vec<String> = [a.err(), b.err()].into_iter().flatten().collect();
+            return Err(AppError::Invalid(format!(
+                "Nothing was saved. {}",
+                problems.join(" ")
+            )));
+        }
+    };
+    let released = context()?
+        .engine
+        .set_budgets(budgets, &me.name)
+        .await
+        .map_err(internal)?;
+    Ok(match released {
+        0 => "Saved: the daily API budgets.".to_string(),
+        1 => "Saved: the daily API budgets. 1 deferred run is judged again now.".to_string(),
+        n => format!("Saved: the daily API budgets. {n} deferred runs are judged again now."),
+    })
 }
 
 #[server(endpoint = "get_retention")]
@@ -69,6 +150,8 @@ pub async fn save_retention(runs_days: String, audit_days: String) -> Result<Str
 pub fn SettingsPage() -> impl IntoView {
     let save = ServerAction::<SaveRetention>::new();
     let retention = Resource::new(move || save.version().get(), |_| get_retention());
+    let save_budgets = ServerAction::<SaveBudgets>::new();
+    let budgets = Resource::new(move || save_budgets.version().get(), |_| get_budgets());
     view! {
         <Gate needed=Access::Viewer title="Settings" content=move |me: crate::auth::Me| {
             let admin = me.user.access == Access::Admin;
@@ -93,6 +176,32 @@ pub fn SettingsPage() -> impl IntoView {
                                         </label></p>
                                         <p class="muted">"An audit event outlives its run when kept longer: it keeps what happened and why, without the link to the run."</p>
                                         {admin.then(|| view! { <button type="submit" class="primary">"Save"</button> })}
+                                    </ActionForm>
+                                </section>
+                            }.into_any(),
+                        }
+                    })}
+                </Suspense>
+                {move || crate::pages::action_result(save_budgets.value().get())}
+                <Suspense fallback=|| view! { <p class="loading">"Loading…"</p> }>
+                    {move || Suspend::new(async move {
+                        match budgets.await {
+                            Err(e) => view! { <p class="error" role="alert">{e.to_string()}</p> }.into_any(),
+                            Ok(rows) => view! {
+                                <section class="card" aria-label="API budgets" data-testid="budgets">
+                                    <h2>"API budgets"</h2>
+                                    <p>"How many API calls each connection may spend per UTC day. Sellers' changes and new referrals go first and run while calls are left; routine work (reconciliation, “Check”) waits for the next day as soon as the day's pace would pass the budget. Work that waits is deferred, never failed, and goes by itself at midnight UTC, or at once when a budget is raised. Empty: the default (Partner Center's documented 10,000, or the allocation the CRM reports)."</p>
+                                    <ActionForm action=save_budgets>
+                                        {rows.into_iter().map(|row| view! {
+                                            <p data-budget=row.field.clone()>
+                                                <label>{format!("{} (calls a day; in force: {})", row.label, cosell::domain::numbers::thousands(row.budget))}
+                                                    <input type="text" inputmode="numeric" name=row.field.clone() size="10"
+                                                        value=row.set.map(|b| b.to_string()).unwrap_or_default() readonly=!admin/>
+                                                </label>
+                                                <br/><span class="muted">{format!("Today: {}.", row.today)}</span>
+                                            </p>
+                                        }).collect_view()}
+                                        {admin.then(|| view! { <button type="submit" class="primary">"Save budgets"</button> })}
                                     </ActionForm>
                                 </section>
                             }.into_any(),

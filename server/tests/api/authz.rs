@@ -219,6 +219,7 @@ const VIEWER_MAY_CALL: &[&str] = &[
     "list_flows",
     "get_mapping",
     "get_retention",
+    "get_budgets",
     "overview_charts",
     "list_opportunities",
     "opportunity_timeline",
@@ -291,6 +292,8 @@ async fn every_admin_server_function_refuses_a_viewer_with_403_and_changes_nothi
         ("to", ""),
         ("runs_days", "7"),
         ("audit_days", "7"),
+        ("partner_center", "5"),
+        ("crm", "5"),
     ];
     let mut admin_functions = Vec::new();
     for path in &paths {
@@ -545,6 +548,15 @@ fn the_field_list_is_what_each_function_takes() {
         (
             "overview_charts",
             serde_qs::to_string(&OverviewCharts {}).unwrap(),
+        ),
+        ("get_budgets", serde_qs::to_string(&GetBudgets {}).unwrap()),
+        (
+            "save_budgets",
+            serde_qs::to_string(&SaveBudgets {
+                partner_center: s(),
+                crm: s(),
+            })
+            .unwrap(),
         ),
         (
             "save_retention",

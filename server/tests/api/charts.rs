@@ -105,12 +105,12 @@ async fn the_overview_charts_syncs_calls_against_the_quota_and_failures_by_cause
     assert_eq!(
         summary(pc),
         format!(
-            "{calls} calls to Partner Center in the last 30 days; the busiest day used {calls} of the 10,000 a day allows."
+            "{calls} calls to Partner Center in the last 30 days; the busiest day used {calls} of its daily budget of 10,000."
         )
     );
     // A few dozen calls against 10,000: the quota is named above the bars rather than drawn.
     assert!(
-        pc.contains(">Daily quota: 10,000, far above this scale</text>"),
+        pc.contains(">Daily budget: 10,000, far above this scale</text>"),
         "{pc}"
     );
 }

@@ -3,6 +3,7 @@
 
 mod authz;
 mod both_crms;
+mod budget;
 mod charts;
 mod connections;
 mod crm;

@@ -4,6 +4,7 @@
 
 use super::{CheckError, Credential, Probe, when};
 use crate::clients::partner_center::webhook_registration::Registration;
+use crate::domain::budget::projection;
 use crate::domain::connection::{DAILY_CALL_QUOTA, Diagnosis, QuotaStanding, System};
 use crate::domain::diagnostics::{Check, CheckId, CheckState, Fix, FixAction};
 use crate::domain::flows::{
@@ -14,10 +15,6 @@ use crate::engine::webhook_registration::REFERRAL_EVENTS;
 use crate::store::{FailedSince, StorageReport};
 use std::collections::BTreeSet;
 use time::OffsetDateTime;
-
-/// How long into the UTC day calls are counted before the day's total is projected from them: the
-/// first minutes say little about the rest of the day.
-pub(super) const PROJECT_AFTER_SECONDS: i64 = 3600;
 
 /// The finding of one check, before it is stamped with its id and time.
 pub(super) struct Finding {
@@ -566,12 +563,6 @@ pub(super) fn runs_failing(crm: Crm, found: &FailedSince, from: &str, at: Offset
     .stamp(CheckId::RunsFailing, looked_at, at)
 }
 
-/// The day's calls at this pace by midnight UTC, once the day is old enough to say.
-pub(super) fn projection(used: i64, seconds_into_day: i64) -> Option<i64> {
-    (seconds_into_day >= PROJECT_AFTER_SECONDS)
-        .then(|| (used * 86_400 + seconds_into_day - 1) / seconds_into_day)
-}
-
 /// One connection's calls today: what cosell counted and, when the CRM reports it, its own count
 /// and allocation (Salesforce's `Sforce-Limit-Info`, the whole org's).
 #[derive(Debug, Clone, PartialEq)]
@@ -579,11 +570,13 @@ pub(super) struct Usage {
     pub system: System,
     pub counted: i64,
     pub reported: Option<(i64, i64)>,
+    /// The connection's daily budget (src/domain/budget.rs).
+    pub budget: i64,
 }
 
 pub(super) fn api_quota(usage: &[Usage], seconds_into_day: i64, at: OffsetDateTime) -> Check {
     let looked_at = format!(
-        "The API calls cosell counted per connection since midnight UTC (every call, in runs or not) against the daily quota of {} (a CRM that reports its own allocation is judged by it), and the day's total at this pace.",
+        "The API calls cosell counted per connection since midnight UTC (every call, in runs or not) against its daily budget (the Settings page; by default the documented {}; a CRM that reports its own allocation is judged by it), and the day's total at this pace.",
         thousands(DAILY_CALL_QUOTA)
     );
     if usage.is_empty() {
@@ -598,7 +591,7 @@ pub(super) fn api_quota(usage: &[Usage], seconds_into_day: i64, at: OffsetDateTi
     let mut spent = Vec::new();
     for u in usage {
         let s = u.system.label();
-        let (used, max) = u.reported.unwrap_or((u.counted, DAILY_CALL_QUOTA));
+        let (used, max) = u.reported.unwrap_or((u.counted, u.budget));
         let projected = projection(used, seconds_into_day);
         let pace = match projected {
             Some(p) => format!("at this pace about {} by midnight UTC", thousands(p)),
@@ -970,14 +963,11 @@ mod tests {
 
     #[test]
     fn the_days_calls_are_projected_once_the_day_is_an_hour_old() {
-        assert_eq!(projection(100, 600), None);
-        assert_eq!(projection(100, 3600), Some(2400));
-        assert_eq!(projection(1, 86_399), Some(2));
-        assert_eq!(projection(0, 7200), Some(0));
         let usage = |counted, reported| Usage {
             system: PC,
             counted,
             reported,
+            budget: DAILY_CALL_QUOTA,
         };
         let noon = 12 * 3600;
         let c = api_quota(&[usage(120, None)], noon, at());
@@ -1000,11 +990,28 @@ mod tests {
         let spent = api_quota(&[usage(10_000, None)], noon, at());
         assert_eq!(spent.state, CheckState::Failing);
         assert!(spent.fix.is_some());
+        // A smaller budget set by an admin is what the day is judged by.
+        let budgeted = Usage {
+            budget: 200,
+            ..usage(120, None)
+        };
+        let c = api_quota(&[budgeted], noon, at());
+        assert_eq!(
+            c.state,
+            CheckState::Attention,
+            "240 by midnight is over 200"
+        );
+        assert!(
+            c.details[0].contains("120 of 200 calls today"),
+            "{:?}",
+            c.details
+        );
         // A CRM that reports its allocation is judged by it.
         let sf = Usage {
             system: System::SALESFORCE,
             counted: 10,
             reported: Some((14_900, 15_000)),
+            budget: 15_000,
         };
         assert_eq!(api_quota(&[sf], noon, at()).state, CheckState::Attention);
         assert_eq!(api_quota(&[], noon, at()).state, CheckState::NotApplicable);

@@ -680,6 +680,17 @@ impl Engine {
     /// Calls counted today for each connected system (the probes already know which are).
     async fn api_quota(&self, probes: &[(System, &Probe)]) -> Check {
         let now = OffsetDateTime::now_utc();
+        let budgets = match bounded(self.budgets()).await {
+            Ok(budgets) => budgets,
+            Err(e) => {
+                return judge::could_not_look(
+                    CheckId::ApiQuota,
+                    &e,
+                    "The daily API budgets an admin set.",
+                    now,
+                );
+            }
+        };
         let mut usage = Vec::new();
         for &(system, probe) in probes {
             if matches!(probe, Probe::NotConnected) {
@@ -689,6 +700,7 @@ impl Engine {
                 Ok(counted) => usage.push(Usage {
                     system,
                     counted,
+                    budget: self.day_standing(system, counted, &budgets, now).budget,
                     // Salesforce's own count (`Sforce-Limit-Info`), the whole org's, as last seen.
                     reported: match system {
                         System::Crm(_) => self.crm_port().ok().and_then(|p| p.api_usage()),

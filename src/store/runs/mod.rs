@@ -166,8 +166,8 @@ impl TryFrom<Row> for Run {
 /// A new run: queued and due at once, or settled (finished) from the start.
 pub(super) const INSERT_RUN: &str =
     "INSERT INTO runs (flow, status, trigger_kind, input, record_id, parent_run_id,
-                                  resubmitted_from, not_before, outcome, created_at, finished_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $8, $10) RETURNING id";
+                                  resubmitted_from, not_before, outcome, created_at, finished_at, priority)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $8, $10, $11) RETURNING id";
 
 /// [`INSERT_RUN`] bound for `run` at `at`, ready for any executor (pool or transaction). Paths are
 /// spelled out because the inbox expands it too, outside this module.
@@ -189,6 +189,7 @@ macro_rules! insert_run {
             .bind(at)
             .bind(outcome)
             .bind(finished)
+            .bind($crate::domain::budget::Urgency::of(run.trigger, &run.input).rank())
     }};
 }
 pub(super) use insert_run;

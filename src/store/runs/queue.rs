@@ -78,7 +78,8 @@ impl Store {
                                            WHERE busy.record_id = runs.record_id AND busy.flow = runs.flow
                                              AND busy.status = 'running' AND busy.id <> runs.id
                                              AND busy.parent_run_id IS NULL)
-                         ORDER BY not_before, id LIMIT 1 {pick})
+                         -- Urgent work first (src/domain/budget.rs), then the oldest due.
+                         ORDER BY priority, not_before, id LIMIT 1 {pick})
              RETURNING {COLUMNS}"
         );
         let row: Result<Option<Row>, sqlx::Error> = on_pool!(self, |p| sqlx::query_as(&sql)
@@ -257,7 +258,7 @@ impl Store {
         not_before: OffsetDateTime,
         outcome: &str,
     ) -> Result<bool, StoreError> {
-        self.requeue(run_id, owner, not_before, outcome, 0, None)
+        self.requeue(run_id, owner, not_before, outcome, 0, None, false)
             .await
     }
 
@@ -270,10 +271,41 @@ impl Store {
         not_before: OffsetDateTime,
         outcome: &str,
     ) -> Result<bool, StoreError> {
-        self.requeue(run_id, owner, not_before, outcome, 1, None)
+        self.requeue(run_id, owner, not_before, outcome, 1, None, false)
             .await
     }
 
+    /// Puts a held run back in the queue until `not_before` (the next UTC day) for want of API calls,
+    /// marked so that a larger budget lets it go at once, and gives back the attempt its claim counted.
+    pub async fn defer_run(
+        &self,
+        run_id: i64,
+        owner: &str,
+        not_before: OffsetDateTime,
+        outcome: &str,
+    ) -> Result<bool, StoreError> {
+        self.requeue(run_id, owner, not_before, outcome, 1, None, true)
+            .await
+    }
+
+    /// Lets every run deferred for want of calls go, due `now` (an admin raised a budget). How many.
+    pub async fn release_deferred(&self, now: OffsetDateTime) -> Result<u64, StoreError> {
+        Ok(on_pool!(self, |p| {
+            sqlx::query(
+                "UPDATE runs SET budget_deferred = $2, not_before = $1,
+                        outcome = 'Released: the daily API budget was changed.'
+                 WHERE status = 'queued' AND budget_deferred = $3",
+            )
+            .bind(now)
+            .bind(false)
+            .bind(true)
+            .execute(p)
+            .await
+            .map(|r| r.rows_affected())
+        })?)
+    }
+
+    #[allow(clippy::too_many_arguments)]
     async fn requeue(
         &self,
         run_id: i64,
@@ -282,10 +314,11 @@ impl Store {
         outcome: &str,
         given_back: i64,
         paused_for: Option<System>,
+        deferred: bool,
     ) -> Result<bool, StoreError> {
         let sql = format!(
             "UPDATE runs SET status = 'queued', not_before = $1, outcome = $2, lease_owner = NULL, lease_until = NULL,
-                    attempts = attempts - $5, paused_for = $6, {SETTLE_CALLS}
+                    attempts = attempts - $5, paused_for = $6, budget_deferred = $7, {SETTLE_CALLS}
              WHERE id = $3 AND lease_owner = $4 AND status = 'running'"
         );
         let n = on_pool!(self, |p| {
@@ -296,6 +329,7 @@ impl Store {
                 .bind(owner)
                 .bind(given_back)
                 .bind(paused_for.map(System::as_code))
+                .bind(deferred)
                 .execute(p)
                 .await
                 .map(|r| r.rows_affected())
@@ -313,7 +347,7 @@ impl Store {
         outcome: &str,
     ) -> Result<bool, StoreError> {
         let now = OffsetDateTime::now_utc();
-        self.requeue(run_id, owner, now, outcome, 1, Some(system))
+        self.requeue(run_id, owner, now, outcome, 1, Some(system), false)
             .await
     }
 
@@ -673,6 +707,48 @@ mod tests {
         assert_eq!(store.paused_runs().await.unwrap(), []);
         let resumed = store.claim_run("a", now, lease).await.unwrap().unwrap();
         assert_eq!((resumed.id, resumed.attempts), (id, 1));
+    }
+
+    #[tokio::test]
+    async fn urgent_runs_are_claimed_before_routine_ones_and_deferred_ones_wait_for_a_release() {
+        let db = TestDatabase::new().await;
+        let store = Store::connect(db.url()).await.unwrap();
+        let now = now();
+        let lease = now + Duration::minutes(5);
+        let sweep = NewRun {
+            trigger: RunTrigger::Reconciliation,
+            ..new_run("r1")
+        };
+        let routine = store
+            .enqueue_run(&sweep, now - Duration::minutes(1))
+            .await
+            .unwrap();
+        let urgent = store.enqueue_run(&new_run("r2"), now).await.unwrap();
+        let claimed = store.claim_run("a", now, lease).await.unwrap().unwrap();
+        assert_eq!(
+            claimed.id, urgent,
+            "the seller's change first, though queued later"
+        );
+
+        // Deferred to tomorrow, its attempt given back; a larger budget releases it at once.
+        let claimed = store.claim_run("a", now, lease).await.unwrap().unwrap();
+        assert_eq!((claimed.id, claimed.attempts), (routine, 1));
+        let tomorrow = now + Duration::days(1);
+        assert!(
+            store
+                .defer_run(routine, "a", tomorrow, "budget")
+                .await
+                .unwrap()
+        );
+        assert!(store.claim_run("a", now, lease).await.unwrap().is_none());
+        assert_eq!(store.release_deferred(now).await.unwrap(), 1);
+        let again = store.claim_run("a", now, lease).await.unwrap().unwrap();
+        assert_eq!((again.id, again.attempts), (routine, 1));
+        assert_eq!(
+            store.release_deferred(now).await.unwrap(),
+            0,
+            "released once"
+        );
     }
 
     #[tokio::test]
