@@ -36,7 +36,7 @@ test("the charts draw syncs, API calls against the quota and failures, with thei
   ]) {
     await expect(charts.getByRole("img", { name: new RegExp(`^${title} `) })).toBeVisible();
   }
-  expect(await syncs.locator("rect.bar").count()).toBeGreaterThan(0);
+  expect(await syncs.locator("path.bar").count()).toBeGreaterThan(0);
   await expect(syncs.locator(".legend")).toContainText("To Dynamics 365 · succeeded");
 
   // The quota is named (drawn as a line once the calls come near it), and the numbers open as a table

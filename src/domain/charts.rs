@@ -26,6 +26,36 @@ pub struct Chart {
     pub series: Vec<Series>,
     /// A line the bars are measured against (a daily budget).
     pub limit: Option<Limit>,
+    /// The numbers, as the table under the chart gives them: a row per bucket that holds something,
+    /// or per day for the hourly chart (168 rows would say less than 7).
+    pub table: Vec<TableRow>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TableRow {
+    pub label: String,
+    /// One per series, in the chart's order.
+    pub values: Vec<i64>,
+}
+
+/// Table rows from the buckets' `labels` (consecutive equal labels summed into one row), leaving out
+/// the rows where every series is zero.
+fn table_rows(labels: impl Iterator<Item = String>, series: &[Series]) -> Vec<TableRow> {
+    let mut rows: Vec<TableRow> = Vec::new();
+    for (i, label) in labels.enumerate() {
+        let values = series.iter().map(|s| s.values[i]);
+        match rows.last_mut() {
+            Some(row) if row.label == label => {
+                row.values.iter_mut().zip(values).for_each(|(a, b)| *a += b);
+            }
+            _ => rows.push(TableRow {
+                label,
+                values: values.collect(),
+            }),
+        }
+    }
+    rows.retain(|r| r.values.iter().any(|v| *v > 0));
+    rows
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -153,6 +183,10 @@ pub fn syncs_per_hour(counts: &[RunCount], crm: Crm, now: OffsetDateTime) -> Cha
         .filter(|s| s.key.ends_with("-failed"))
         .flat_map(|s| &s.values)
         .sum();
+    let table = table_rows(
+        (0..SYNC_HOURS).map(|i| day_label((first + Duration::hours(i as i64)).date())),
+        &series,
+    );
     Chart {
         key: "syncs".into(),
         title: "Syncs per hour, last 7 days".into(),
@@ -163,6 +197,7 @@ pub fn syncs_per_hour(counts: &[RunCount], crm: Crm, now: OffsetDateTime) -> Cha
         buckets,
         series,
         limit: None,
+        table,
     }
 }
 
@@ -229,16 +264,18 @@ pub fn calls_per_day(
             thousands(busiest)
         ),
     };
+    let series = vec![Series {
+        key: "calls".into(),
+        label: "API calls".into(),
+        values,
+    }];
     Chart {
+        table: table_rows(buckets.iter().map(|b| b.label.clone()), &series),
         key: format!("calls-{}", system.as_code()),
         title: format!("API calls to {label} per day, last 30 days"),
         summary,
         buckets,
-        series: vec![Series {
-            key: "calls".into(),
-            label: "API calls".into(),
-            values,
-        }],
+        series,
         limit: quota.map(|value| Limit {
             label: format!("Daily budget: {}", thousands(value)),
             value,
@@ -286,6 +323,7 @@ pub fn failures_per_day(counts: &[RunCount], now: OffsetDateTime) -> Chart {
         key: "failures".into(),
         title: "Failed runs per day by cause, last 30 days".into(),
         summary,
+        table: table_rows(buckets.iter().map(|b| b.label.clone()), &series),
         buckets,
         series,
         limit: None,
@@ -383,6 +421,13 @@ mod tests {
             chart.summary,
             "6 syncs in the last 7 days, 1 of them failed."
         );
+        // The table sums the hours per day.
+        let days: Vec<_> = chart
+            .table
+            .iter()
+            .map(|r| (r.label.as_str(), r.values.iter().sum::<i64>()))
+            .collect();
+        assert_eq!(days, [("Sat 28 Nov", 2), ("Sat 5 Dec", 4)]);
         // A tick on each midnight.
         assert_eq!(chart.buckets.iter().filter(|b| b.tick.is_some()).count(), 7);
     }

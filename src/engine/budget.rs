@@ -48,6 +48,7 @@ impl Engine {
             format!("Daily API budgets: {said}."),
         );
         self.audit_by(by, event, now).await?;
+        self.charts.invalidate();
         let released = self.store.release_deferred(now).await?;
         if released > 0 {
             self.nudge();

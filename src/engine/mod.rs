@@ -115,6 +115,8 @@ pub struct Engine {
     currencies: currencies::Currencies,
     /// Writes to Partner Center under way here (their events wait for them).
     in_flight: echoes::InFlight,
+    /// The Overview's charts, lately drawn.
+    charts: charts::ChartsCache,
 }
 
 impl Engine {
@@ -177,6 +179,7 @@ impl Engine {
             refusals: webhook_deliveries::Refusals::default(),
             currencies: currencies::Currencies::default(),
             in_flight: echoes::InFlight::default(),
+            charts: charts::ChartsCache::default(),
         }))
     }
 
@@ -231,6 +234,7 @@ impl Engine {
 
     /// Tells whoever listens (the dashboard, tests) that a run reached a final status.
     pub(crate) fn announce(&self, run_id: i64, flow: Flow, status: RunStatus, outcome: String) {
+        self.charts.invalidate();
         let _ = self.finished.send(RunFinished {
             run_id,
             flow,
