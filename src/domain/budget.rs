@@ -9,6 +9,7 @@ use super::numbers::thousands;
 use super::runs::{RunInput, RunTrigger};
 use serde::{Deserialize, Serialize};
 use std::fmt;
+use time::OffsetDateTime;
 
 /// Partner Center's documented daily allocation (partner-center.md), the default budget of its
 /// connection, and of a CRM that reports no figure of its own.
@@ -146,13 +147,16 @@ impl Budgets {
 }
 
 /// One connection's day so far against its budget.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DayStanding {
     pub system: System,
     pub used: i64,
     pub budget: i64,
     /// At this pace by midnight UTC (none early in the day).
     pub projected: Option<i64>,
+    /// Until when the system asked cosell to hold its calls (a 429's Retry-After, a spent
+    /// allocation), and what it said.
+    pub held: Option<(OffsetDateTime, String)>,
 }
 
 impl DayStanding {
@@ -181,11 +185,31 @@ pub enum Admission {
     Go,
     /// Waits for the next UTC day's calls; the reason names the connection and its numbers.
     Tomorrow(String),
+    /// Waits until the system's hold ends.
+    Until(OffsetDateTime, String),
 }
 
-/// Admits a run of `urgency` needing the connections `standings` describe: urgent work while calls are
-/// left, routine work while the day's projection stays within the budget too.
-pub fn admit(urgency: Urgency, standings: &[DayStanding]) -> Admission {
+/// Admits a run of `urgency` needing the connections `standings` describe at `now`: none while a
+/// system holds its calls; urgent work while calls are left, routine work while the day's projection
+/// stays within the budget too.
+pub fn admit(urgency: Urgency, standings: &[DayStanding], now: OffsetDateTime) -> Admission {
+    if let Some((until, label, why)) = standings
+        .iter()
+        .filter_map(|s| {
+            s.held
+                .as_ref()
+                .map(|(until, why)| (*until, s.system.label(), why))
+        })
+        .filter(|(until, ..)| *until > now)
+        .max_by_key(|(until, ..)| *until)
+    {
+        return Admission::Until(
+            until,
+            format!(
+                "{label} asked cosell to hold its calls ({why}); the run waits until then, with no attempt spent."
+            ),
+        );
+    }
     for s in standings {
         let label = s.system.label();
         if s.used >= s.budget {
@@ -216,7 +240,30 @@ mod tests {
             used,
             budget,
             projected,
+            held: None,
         }
+    }
+
+    const NOW: OffsetDateTime = time::macros::datetime!(2026-12-05 12:00 UTC);
+
+    #[test]
+    fn a_held_system_holds_all_work_until_its_hold_ends() {
+        let until = NOW + time::Duration::seconds(30);
+        let held = DayStanding {
+            held: Some((until, "HTTP 429, retry after 30 s".into())),
+            ..standing(1, 10_000, None)
+        };
+        let Admission::Until(when, why) = admit(Urgency::Urgent, std::slice::from_ref(&held), NOW)
+        else {
+            panic!("held");
+        };
+        assert_eq!(when, until);
+        assert!(
+            why.starts_with("Partner Center asked cosell to hold its calls (HTTP 429"),
+            "{why}"
+        );
+        // Once it has ended, nothing holds.
+        assert_eq!(admit(Urgency::Urgent, &[held], until), Admission::Go);
     }
 
     #[test]
@@ -224,9 +271,15 @@ mod tests {
         let fine = standing(100, 10_000, Some(2_400));
         let on_course_over = standing(6_000, 10_000, Some(12_000));
         let spent = standing(10_000, 10_000, Some(12_000));
-        assert_eq!(admit(Urgency::Routine, &[fine]), Admission::Go);
-        assert_eq!(admit(Urgency::Urgent, &[on_course_over]), Admission::Go);
-        let Admission::Tomorrow(why) = admit(Urgency::Routine, &[fine, on_course_over]) else {
+        assert_eq!(
+            admit(Urgency::Routine, std::slice::from_ref(&fine), NOW),
+            Admission::Go
+        );
+        assert_eq!(
+            admit(Urgency::Urgent, std::slice::from_ref(&on_course_over), NOW),
+            Admission::Go
+        );
+        let Admission::Tomorrow(why) = admit(Urgency::Routine, &[fine, on_course_over], NOW) else {
             panic!("routine work waits");
         };
         assert!(
@@ -234,11 +287,11 @@ mod tests {
             "{why}"
         );
         assert!(
-            matches!(admit(Urgency::Urgent, &[spent]), Admission::Tomorrow(w) if w.contains("budget is spent"))
+            matches!(admit(Urgency::Urgent, &[spent], NOW), Admission::Tomorrow(w) if w.contains("budget is spent"))
         );
         // Early in the day nothing is projected: only what is spent counts.
         assert_eq!(
-            admit(Urgency::Routine, &[standing(10, 20, None)]),
+            admit(Urgency::Routine, &[standing(10, 20, None)], NOW),
             Admission::Go
         );
     }

@@ -64,6 +64,7 @@ impl Engine {
         let start = midnight(now);
         let budgets = self.budgets().await?;
         let calls = self.store.api_calls_per_day(start).await?;
+        let holds = self.store.holds(now).await?;
         Ok([System::PartnerCenter, System::Crm(self.crm)]
             .into_iter()
             .map(|system| {
@@ -72,7 +73,13 @@ impl Engine {
                     .filter(|(s, day, _)| *s == system && *day == start.date())
                     .map(|(.., n)| n)
                     .sum();
-                self.day_standing(system, counted, &budgets, now)
+                DayStanding {
+                    held: holds
+                        .iter()
+                        .find(|(s, ..)| *s == system)
+                        .map(|(_, until, why)| (*until, why.clone())),
+                    ..self.day_standing(system, counted, &budgets, now)
+                }
             })
             .collect())
     }
@@ -94,11 +101,12 @@ impl Engine {
             used: counted,
             budget: budgets.of(system, reported.map(|(_, max)| max)),
             projected: projection(counted, (now - midnight(now)).whole_seconds()),
+            held: None,
         }
     }
 
-    /// Whether `run` may start now, by its urgency and its connections' budgets; when it may not, when
-    /// it is due again (the next UTC midnight) and why.
+    /// Whether `run` may start now, by its urgency, its connections' budgets and holds; when it may
+    /// not, when it is due again (the hold's end, or the next UTC midnight) and why.
     pub(super) async fn admission(
         &self,
         run: &Run,
@@ -115,9 +123,20 @@ impl Engine {
             .into_iter()
             .filter(needs)
             .collect();
-        Ok(match admit(urgency, &standings) {
+        Ok(match admit(urgency, &standings, now) {
             Admission::Go => None,
             Admission::Tomorrow(why) => Some((midnight(now) + Duration::days(1), why)),
+            Admission::Until(until, why) => Some((until, why)),
         })
+    }
+
+    /// `system` said to slow down (429) or that its allocation is spent: every run that needs it, here
+    /// and in other instances, waits until `until` instead of calling to find out. Best effort: the
+    /// run that was told retries on its own schedule anyway.
+    pub(crate) async fn hold(&self, system: System, until: OffsetDateTime, reason: &str) {
+        match self.store.hold_system(system, until, reason).await {
+            Ok(()) => tracing::info!(system = system.as_code(), %until, reason, "calls held"),
+            Err(e) => tracing::warn!(error = %e, "could not record a hold on a system's calls"),
+        }
     }
 }

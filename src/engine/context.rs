@@ -44,6 +44,9 @@ pub enum StepError {
 /// 24 hours and says nothing of when calls free up; one refused call an hour is cheap).
 pub const ALLOCATION_PAUSE: Duration = Duration::from_secs(60 * 60);
 
+/// How long a 429 without `Retry-After` holds its system's calls.
+pub const THROTTLE_HOLD: Duration = Duration::from_secs(10);
+
 impl StepError {
     pub fn store(e: StoreError) -> StepError {
         StepError::Transient(format!("the database failed: {e}"), None)
@@ -511,6 +514,18 @@ impl<'a> Calls<'a> {
                     started,
                 )
                 .await?;
+                // Told to slow down, or that the allocation is spent: hold the system for everyone.
+                let held = match &e {
+                    CallError::Throttled { retry_after, .. } => {
+                        Some(retry_after.unwrap_or(THROTTLE_HOLD))
+                    }
+                    CallError::AllocationSpent(_) => Some(ALLOCATION_PAUSE),
+                    _ => None,
+                };
+                if let Some(wait) = held {
+                    let until = OffsetDateTime::now_utc() + wait;
+                    self.engine.hold(system, until, &e.to_string()).await;
+                }
                 Err(CallFailure::Transient(system, e))
             }
             Err(e) => {

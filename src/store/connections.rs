@@ -189,6 +189,51 @@ impl Store {
         Ok(())
     }
 
+    /// Holds every call to `system` until `until`, for `reason` (it asked to slow down, or its
+    /// allocation is spent): runs that need it wait rather than call. The latest answer wins.
+    pub async fn hold_system(
+        &self,
+        system: System,
+        until: OffsetDateTime,
+        reason: &str,
+    ) -> Result<(), StoreError> {
+        on_pool!(self, |p| sqlx::query(
+            "UPDATE connections SET held_until = $1, held_reason = $2 WHERE system = $3"
+        )
+        .bind(until)
+        .bind(reason)
+        .bind(system.as_code())
+        .execute(p)
+        .await
+        .map(|_| ()))?;
+        Ok(())
+    }
+
+    /// The systems held past `now`, until when and why.
+    pub async fn holds(
+        &self,
+        now: OffsetDateTime,
+    ) -> Result<Vec<(System, OffsetDateTime, String)>, StoreError> {
+        let rows: Vec<(String, OffsetDateTime, Option<String>)> = on_pool!(self, |p| {
+            sqlx::query_as(
+            "SELECT system, held_until, held_reason FROM connections WHERE held_until IS NOT NULL"
+        )
+        .fetch_all(p)
+        .await
+        })?;
+        Ok(rows
+            .into_iter()
+            .filter(|(_, until, _)| *until > now)
+            .filter_map(|(system, until, reason)| {
+                Some((
+                    System::from_code(&system)?,
+                    until,
+                    reason.unwrap_or_default(),
+                ))
+            })
+            .collect())
+    }
+
     pub async fn delete_connection(&self, system: System) -> Result<bool, StoreError> {
         let n = on_pool!(self, |p| sqlx::query(
             "DELETE FROM connections WHERE system = $1"

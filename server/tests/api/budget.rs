@@ -123,3 +123,82 @@ async fn a_spent_budget_defers_work_to_the_next_day_and_a_larger_one_lets_it_go(
     assert_eq!(done.status, RunStatus::Succeeded, "{}", done.outcome);
     assert_eq!(app.opportunities_for(&id), 1);
 }
+
+/// A 429 tells cosell to slow down for Retry-After: the system is held for every run (here and in other
+/// instances, through the database), so a run queued meanwhile waits without a call or an attempt.
+#[tokio::test]
+async fn a_429_holds_the_system_for_every_run_until_its_retry_after() {
+    let mut app = TestApp::spawn_ready().await;
+    app.control(
+        "/faults",
+        json!({ "method": "GET", "path_contains": "/engagements/referrals/", "status": 429, "retry_after": 2, "times": 1 }),
+    )
+    .await;
+    let first = app
+        .world
+        .partner_center()
+        .seller_creates(json!({ "name": "Throttled first" }));
+    let (until, reason) = eventually("the hold", || async {
+        app.store
+            .holds(OffsetDateTime::now_utc())
+            .await
+            .unwrap()
+            .into_iter()
+            .find(|(s, ..)| *s == System::PartnerCenter)
+            .map(|(_, until, reason)| (until, reason))
+    })
+    .await;
+    assert!(reason.contains("HTTP 429"), "{reason}");
+
+    let second = app
+        .world
+        .partner_center()
+        .seller_creates(json!({ "name": "Queued while held" }));
+    let second_id = second["id"].as_str().unwrap().to_string();
+    let waiting = app
+        .run_where(
+            "the second run waits for the hold",
+            cosell::store::RunFilter {
+                record_id: Some(second_id.clone()),
+                ..Default::default()
+            },
+            |r| {
+                r.status == RunStatus::Queued
+                    && r.outcome
+                        .as_deref()
+                        .is_some_and(|o| o.contains("hold its calls"))
+            },
+        )
+        .await;
+    assert_eq!(waiting.attempts, 0, "no attempt spent waiting");
+    assert!(
+        waiting
+            .outcome
+            .as_deref()
+            .unwrap()
+            .starts_with("Partner Center asked cosell to hold its calls (throttled (HTTP 429)"),
+        "{:?}",
+        waiting.outcome
+    );
+    let due = app.store.next_run_due().await.unwrap().expect("queued");
+    assert!(due <= until, "due again when the hold ends, not later");
+
+    // Once the hold ends both sync; the second with one attempt (its deferral was announced too).
+    let done = loop {
+        let announced = app.run_finished(waiting.id).await;
+        if announced.status != RunStatus::Queued {
+            break announced;
+        }
+    };
+    assert_eq!(done.status, RunStatus::Succeeded, "{}", done.outcome);
+    assert_eq!(
+        app.store.run(waiting.id).await.unwrap().unwrap().attempts,
+        1
+    );
+    let first_id = first["id"].as_str().unwrap().to_string();
+    eventually("the first referral synced", || async {
+        (app.opportunities_for(&first_id) == 1).then_some(())
+    })
+    .await;
+    assert_eq!(app.opportunities_for(&second_id), 1);
+}
