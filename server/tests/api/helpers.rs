@@ -400,8 +400,13 @@ impl TestApp {
             .expect("engine running")
     }
 
-    /// Waits for run `id` to finish; runs finishing meanwhile stay for [`TestApp::next_run`].
+    /// Waits for run `id` to finish; runs finishing meanwhile stay for [`TestApp::next_run`]. The
+    /// announcements of `id` going back to the queue to wait (for cosell's own write to be noted, for a
+    /// hold or a budget) are passed over: it has not finished.
     pub async fn run_finished(&mut self, id: i64) -> cosell::engine::RunFinished {
+        use cosell::domain::runs::RunStatus;
+        self.finished_early
+            .retain(|r| !(r.run_id == id && r.status == RunStatus::Queued));
         if let Some(i) = self.finished_early.iter().position(|r| r.run_id == id) {
             return self.finished_early.remove(i).expect("present");
         }
@@ -410,10 +415,11 @@ impl TestApp {
                 .await
                 .unwrap_or_else(|_| panic!("run {id} finishes within 30 s"))
                 .expect("engine running");
-            if run.run_id == id {
-                return run;
+            match (run.run_id == id, run.status) {
+                (true, RunStatus::Queued) => continue,
+                (true, _) => return run,
+                (false, _) => self.finished_early.push_back(run),
             }
-            self.finished_early.push_back(run);
         }
     }
 
