@@ -69,30 +69,8 @@ mod tests {
     use super::*;
     use crate::domain::charts::hour_of;
     use crate::store::NewRun;
-    use crate::store::test_support::{TestDatabase, new_run, now};
+    use crate::store::test_support::{TestDatabase, claim_and_end, new_run, now};
     use time::Duration;
-
-    /// Claims the run `id` queued and ends it as `status` at `at`.
-    async fn end(
-        store: &Store,
-        id: i64,
-        status: RunStatus,
-        cause: Option<FailureCause>,
-        at: OffsetDateTime,
-    ) {
-        let claimed = store
-            .claim_run("w", at, at + Duration::seconds(60))
-            .await
-            .unwrap()
-            .unwrap();
-        assert_eq!(claimed.id, id);
-        assert!(
-            store
-                .finish_run(id, "w", status, cause, "why", at)
-                .await
-                .unwrap()
-        );
-    }
 
     fn total(counts: &[RunCount], status: RunStatus, cause: Option<FailureCause>) -> i64 {
         counts
@@ -123,7 +101,7 @@ mod tests {
             .await
             .unwrap();
         assert!(store.run_counts_since(earlier).await.unwrap().is_empty());
-        end(
+        claim_and_end(
             &store,
             first,
             RunStatus::Failed,
@@ -133,7 +111,7 @@ mod tests {
         .await;
 
         let second = store.enqueue_run(&new_run("r2"), now).await.unwrap();
-        end(&store, second, RunStatus::Succeeded, None, now).await;
+        claim_and_end(&store, second, RunStatus::Succeeded, None, now).await;
         // A child inside it is part of its sync, not a sync of its own.
         let child = NewRun {
             parent_run_id: Some(second),

@@ -168,7 +168,7 @@ mod tests {
     use crate::domain::opportunity::{OpportunityState, Problem};
     use crate::domain::runs::RunTrigger;
     use crate::store::SeenOpportunity;
-    use crate::store::test_support::{TestDatabase, new_connection, new_run, now};
+    use crate::store::test_support::{TestDatabase, claim_and_end, new_connection, new_run, now};
     use time::Duration;
 
     /// A run of `flow` created at `at` and ended as `status`.
@@ -177,16 +177,7 @@ mod tests {
         run.flow = flow;
         run.trigger = RunTrigger::Manual;
         let id = store.enqueue_run(&run, at).await.unwrap();
-        let claimed = store
-            .claim_run("w", at, at + Duration::seconds(60))
-            .await
-            .unwrap()
-            .unwrap();
-        assert_eq!(claimed.id, id);
-        store
-            .finish_run(id, "w", status, None, "it says why", at)
-            .await
-            .unwrap();
+        claim_and_end(store, id, status, None, at).await;
     }
 
     #[tokio::test]

@@ -378,7 +378,7 @@ async fn an_account_created_with_an_opportunity_between_the_feeds_reads_is_no_ch
 #[tokio::test]
 async fn an_opportunity_the_feed_reads_before_cosell_noted_its_create_costs_no_call() {
     let (mut app, opportunity, queued) = feed_reads_a_create_in_flight().await;
-    let shared = settled(&mut app, queued).await;
+    let shared = app.run_finished(queued).await;
     assert_eq!(shared.status, RunStatus::Skipped, "{}", shared.outcome);
     assert!(
         shared.outcome.contains("cosell's own write"),
@@ -413,7 +413,7 @@ async fn a_sellers_change_read_while_the_run_waits_is_not_taken_for_cosells() {
     let report = app.engine.poll_changes().await.expect("poll");
     // Carried by the waiting run, or (had it started meanwhile) by a run of its own.
     let last = report.queued.last().copied().unwrap_or(queued);
-    let judged = settled(&mut app, last).await;
+    let judged = app.run_finished(last).await;
     assert!(!judged.outcome.contains("own write"), "{}", judged.outcome);
     // The opportunity has no Microsoft solution yet: read, judged, and not sent for that reason.
     assert!(
@@ -473,10 +473,4 @@ async fn feed_reads_a_create_in_flight() -> (TestApp, String, i64) {
     let report = app.engine.poll_changes().await.expect("poll");
     assert_eq!(report.queued.len(), 1, "{report:?}");
     (app, opportunity, report.queued[0])
-}
-
-/// Run `id` once it reaches a final status (a run waiting for cosell's own write is announced as
-/// queued meanwhile; `run_finished` passes that over).
-async fn settled(app: &mut TestApp, id: i64) -> cosell::engine::RunFinished {
-    app.run_finished(id).await
 }

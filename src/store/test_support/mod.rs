@@ -102,6 +102,29 @@ impl Drop for TestDatabase {
     }
 }
 
+/// Claims run `id` (it must be the next due) as worker "w" and ends it as `status` at `at`.
+#[cfg(test)]
+pub(crate) async fn claim_and_end(
+    store: &super::Store,
+    id: i64,
+    status: crate::domain::runs::RunStatus,
+    cause: Option<crate::domain::runs::FailureCause>,
+    at: time::OffsetDateTime,
+) {
+    let claimed = store
+        .claim_run("w", at, at + time::Duration::seconds(60))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(claimed.id, id);
+    assert!(
+        store
+            .finish_run(id, "w", status, cause, "it says why", at)
+            .await
+            .unwrap()
+    );
+}
+
 /// Now, to the microsecond PostgreSQL keeps.
 #[cfg(test)]
 pub(crate) fn now() -> time::OffsetDateTime {
