@@ -47,6 +47,7 @@ where
                         }.into_any(),
                         Ok(Some(me)) => view! {
                             <Header me=Some(me.clone())/>
+                            <crate::pages::alerts::AlertBanner/>
                             <main><h1>{title}</h1>{content(me)}</main>
                         }.into_any(),
                     }
@@ -72,6 +73,7 @@ fn Header(me: Option<Me>) -> impl IntoView {
                     <A href="/runs">"Runs"</A>
                     <A href="/audit">"Audit"</A>
                     <A href="/diagnostics">"Diagnostics"</A>
+                    <A href="/alerts">"Alerts"</A>
                     <A href="/users">"Users"</A>
                     <A href="/settings">"Settings"</A>
                 </nav>

@@ -1,5 +1,6 @@
 use crate::auth::whoami;
 use crate::pages::{
+    alerts::AlertsPage,
     audit::AuditPage,
     connections::ConnectionsPage,
     diagnostics::DiagnosticsPage,
@@ -71,6 +72,7 @@ pub fn App() -> impl IntoView {
                 <Route path=path!("/runs/:id") view=RunPage ssr=SsrMode::Async/>
                 <Route path=path!("/audit") view=AuditPage ssr=SsrMode::Async/>
                 <Route path=path!("/diagnostics") view=DiagnosticsPage ssr=SsrMode::Async/>
+                <Route path=path!("/alerts") view=AlertsPage ssr=SsrMode::Async/>
                 <Route path=path!("/users") view=UsersPage ssr=SsrMode::Async/>
                 <Route path=path!("/settings") view=SettingsPage ssr=SsrMode::Async/>
             </Routes>

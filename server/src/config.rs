@@ -164,6 +164,10 @@ pub struct ServeArgs {
     /// How often the CRM's change feed is read (sellers' edits, "Sync with Partner Center" switched).
     #[arg(long, env = "COSELL_CRM_POLL_MS", default_value_t = 60_000)]
     pub crm_poll_ms: u64,
+    /// How often the alert rules are judged (they are also judged at once when a connection is
+    /// refused or reconnected).
+    #[arg(long, env = "COSELL_ALERTS_EVERY_MS", default_value_t = 30_000)]
+    pub alerts_every_ms: u64,
     /// The CRM this instance keeps in step with Partner Center (one per instance).
     #[arg(long, env = "COSELL_CRM", value_enum, default_value = "dynamics365")]
     pub crm: CrmChoice,
@@ -265,6 +269,7 @@ pub struct Settings {
     pub workers: usize,
     pub retry: cosell::engine::retry::RetryPolicy,
     pub crm_poll: std::time::Duration,
+    pub alerts_every: std::time::Duration,
     /// How long a dashboard session may stay idle.
     pub session_idle: time::Duration,
     pub crm: cosell::domain::system::Crm,
@@ -511,6 +516,7 @@ impl ServeArgs {
             workers: self.workers,
             retry,
             crm_poll: std::time::Duration::from_millis(self.crm_poll_ms.max(100)),
+            alerts_every: std::time::Duration::from_millis(self.alerts_every_ms.max(100)),
             session_idle: time::Duration::minutes(i64::from(self.session_idle_minutes.max(1))),
             webhooks,
             addr: self.addr,

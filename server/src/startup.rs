@@ -87,6 +87,7 @@ pub struct Application {
     engine: Arc<Engine>,
     workers: usize,
     crm_poll: std::time::Duration,
+    alerts_every: std::time::Duration,
     live: crate::live::Live,
 }
 
@@ -295,6 +296,7 @@ impl Application {
             engine,
             workers: settings.workers,
             crm_poll: settings.crm_poll,
+            alerts_every: settings.alerts_every,
         })
     }
 
@@ -370,6 +372,8 @@ impl Application {
             DIAGNOSTICS_EVERY,
             stopped.clone(),
         );
+        self.engine
+            .spawn_alerts(self.base_url(), self.alerts_every, stopped.clone());
         self.engine.spawn_workers(self.workers, stopped);
         self.live
             .spawn_watch(self.store.clone(), crate::live::LIVE_EVERY);

@@ -1,6 +1,7 @@
 //! Clients of the outside world, one module per external API. They know no database, and make one
 //! attempt per call: retrying, counting and recording calls is the engine's business.
 
+pub mod alert_channels;
 pub mod dynamics;
 pub mod entra;
 pub mod http;

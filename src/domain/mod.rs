@@ -1,6 +1,7 @@
 //! Domain types. Parse at the edge into these; once you hold one, it is valid.
 
 pub mod access;
+pub mod alerts;
 pub mod budget;
 pub mod charts;
 pub mod codes;

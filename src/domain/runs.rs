@@ -154,6 +154,8 @@ coded_enum!(
         MappingChanged = "mapping_changed",
         RetentionChanged = "retention_changed",
         BudgetsChanged = "budgets_changed",
+        AlertsChanged = "alerts_changed",
+        AlertAcknowledged = "alert_acknowledged",
         CoSellFieldsRenamed = "cosell_fields_renamed",
         RunResubmitted = "run_resubmitted",
         ConnectionConnected = "connection_connected",

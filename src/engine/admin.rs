@@ -289,6 +289,7 @@ impl Engine {
         let gone = self.store.delete_connection(system).await?;
         self.tokens.forget(system);
         self.diagnostics.invalidate();
+        self.alerts_due();
         Ok(gone)
     }
 }

@@ -24,6 +24,9 @@ use time::OffsetDateTime;
 use tokio::sync::watch;
 
 /// How long an instance may hold the feed (a poll takes seconds; a dead instance's lease runs out).
+/// How often the feed is read unless configured otherwise (`--crm-poll-ms`).
+pub(crate) const DEFAULT_FEED_EVERY: Duration = Duration::from_secs(60);
+
 const FEED_LEASE: time::Duration = time::Duration::minutes(2);
 
 impl Engine {
@@ -386,6 +389,11 @@ pub struct FeedHealth {
 impl FeedHealth {
     fn record(&self, failure: Option<String>) {
         *self.lock() = failure.map(|why| (OffsetDateTime::now_utc(), why));
+    }
+
+    /// How often it is read (the default until the reading starts).
+    pub(crate) fn every(&self) -> Duration {
+        self.every.get().copied().unwrap_or(DEFAULT_FEED_EVERY)
     }
 
     pub(crate) fn last_failure(&self) -> Option<(OffsetDateTime, String)> {

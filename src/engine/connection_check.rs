@@ -43,6 +43,8 @@ impl Engine {
             Err(Diagnosis::Unreachable) => {}
             Err(d) => self.store.set_diagnosis(system, Some(*d), now).await?,
         }
+        // A credential alert opens or resolves now rather than at the next judging.
+        self.alerts_due();
         Ok(result)
     }
 

@@ -7,6 +7,7 @@
 //! finds what its earlier attempt already did and does not do it twice.
 
 pub mod admin;
+pub mod alerts;
 mod budget;
 pub mod change_feed;
 mod charts;
@@ -117,6 +118,10 @@ pub struct Engine {
     in_flight: echoes::InFlight,
     /// The Overview's charts, lately drawn.
     charts: charts::ChartsCache,
+    /// When to judge the alert rules and send their messages.
+    alerts: alerts::AlertsState,
+    /// Alert webhooks go out with it (no redirects followed, the call time limit).
+    alert_http: reqwest::Client,
 }
 
 impl Engine {
@@ -180,6 +185,8 @@ impl Engine {
             currencies: currencies::Currencies::default(),
             in_flight: echoes::InFlight::default(),
             charts: charts::ChartsCache::default(),
+            alerts: alerts::AlertsState::new(),
+            alert_http: http,
         }))
     }
 
@@ -630,6 +637,7 @@ impl Engine {
                         "run paused until the connection works again"
                     );
                     self.diagnostics.invalidate();
+                    self.alerts_due();
                     self.announce(run.id, run.flow, RunStatus::Paused, note);
                 }
                 return Ok(true);

@@ -75,6 +75,11 @@ struct Refreshed {
 const MARGIN: Duration = Duration::from_secs(120);
 
 impl TokenSource {
+    /// The key secrets are sealed with at rest (connections' tokens, the alert channels' secrets).
+    pub(crate) fn sealing_key(&self) -> &SealingKey {
+        &self.key
+    }
+
     pub fn new(store: Store, key: SealingKey, entra: EntraClient) -> TokenSource {
         TokenSource {
             store,

@@ -14,6 +14,8 @@ pub struct ActivityMark {
     newest_audit: i64,
     opportunity_seen: Option<OffsetDateTime>,
     progress: Option<OffsetDateTime>,
+    /// The newest alert, how many are open, how many messages wait to be sent.
+    alerts: (i64, i64, i64),
 }
 
 /// Compact and opaque: what the event stream sends, so a page (or a test) can tell one state from another.
@@ -22,13 +24,16 @@ impl std::fmt::Display for ActivityMark {
         let nanos = |t: Option<OffsetDateTime>| t.map_or(0, |t| t.unix_timestamp_nanos());
         write!(
             f,
-            "{}.{}.{}.{}.{}.{}",
+            "{}.{}.{}.{}.{}.{}.{}.{}.{}",
             self.newest_run,
             self.active_runs,
             self.active_attempts,
             self.newest_audit,
             nanos(self.opportunity_seen),
-            nanos(self.progress)
+            nanos(self.progress),
+            self.alerts.0,
+            self.alerts.1,
+            self.alerts.2
         )
     }
 }
@@ -40,25 +45,42 @@ type MarkRow = (
     i64,
     Option<OffsetDateTime>,
     Option<OffsetDateTime>,
+    i64,
+    i64,
+    i64,
 );
 
 impl Store {
     pub async fn activity_mark(&self) -> Result<ActivityMark, StoreError> {
         // Queued and running runs are few and indexed (runs_due); their attempts rise when one is
         // claimed or retried, their count falls when one ends.
-        let row: MarkRow = on_pool!(self, |p| sqlx::query_as(
+        let row: MarkRow = on_pool!(self, |p| {
+            sqlx::query_as(
             "SELECT (SELECT COALESCE(MAX(id), 0) FROM runs),
                     (SELECT COUNT(*) FROM runs WHERE status IN ('queued', 'running')),
                     (SELECT CAST(COALESCE(SUM(attempts), 0) AS BIGINT) FROM runs
                       WHERE status IN ('queued', 'running')),
                     (SELECT COALESCE(MAX(id), 0) FROM audit_events),
                     (SELECT MAX(seen_at) FROM crm_opportunities),
-                    (SELECT MAX(updated_at) FROM run_progress)"
+                    (SELECT MAX(updated_at) FROM run_progress),
+                    (SELECT COALESCE(MAX(id), 0) FROM alerts),
+                    (SELECT COUNT(*) FROM alerts WHERE resolved_at IS NULL),
+                    (SELECT COUNT(*) FROM alert_deliveries WHERE sent_at IS NULL AND failed_at IS NULL)"
         )
         .fetch_one(p)
-        .await)?;
-        let (newest_run, active_runs, active_attempts, newest_audit, opportunity_seen, progress) =
-            row;
+        .await
+        })?;
+        let (
+            newest_run,
+            active_runs,
+            active_attempts,
+            newest_audit,
+            opportunity_seen,
+            progress,
+            newest_alert,
+            open_alerts,
+            unsent,
+        ) = row;
         Ok(ActivityMark {
             newest_run,
             active_runs,
@@ -66,6 +88,7 @@ impl Store {
             newest_audit,
             opportunity_seen,
             progress,
+            alerts: (newest_alert, open_alerts, unsent),
         })
     }
 }

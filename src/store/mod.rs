@@ -4,7 +4,9 @@
 //! whichever pool is configured (see [`on_pool!`]). Callers never see sqlx types: errors are [`StoreError`].
 
 mod activity;
+mod alerts;
 pub use activity::ActivityMark;
+pub use alerts::{DeliveryJob, DeliveryState, StoredAlert};
 mod api_calls;
 mod charts;
 pub use api_calls::FlowCalls;

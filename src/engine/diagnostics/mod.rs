@@ -52,7 +52,6 @@ const FAILING_LISTED: i64 = 500;
 const UNKNOWN_ID_WINDOW_DAYS: i64 = 30;
 
 /// How often the change feed is read when this instance does not read it itself (the server's default).
-const DEFAULT_FEED_EVERY: Duration = Duration::from_secs(60);
 
 /// Whether a kept report will do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -540,7 +539,7 @@ impl Engine {
                 System::Crm(self.crm),
                 records::FeedState {
                     polled_at,
-                    every: self.feed.every.get().copied().unwrap_or(DEFAULT_FEED_EVERY),
+                    every: self.feed.every(),
                     failure: self.feed.last_failure(),
                 },
                 now,

@@ -570,10 +570,7 @@ pub(super) struct FeedState {
     pub failure: Option<(OffsetDateTime, String)>,
 }
 
-/// When a feed not read for this long is failing: three missed reads, and some slack.
-pub(super) fn stale_after(every: Duration) -> Duration {
-    every * 3 + Duration::from_secs(5)
-}
+use crate::domain::alerts::stale_after;
 
 /// `crm-feed-current`: the CRM's changes were read recently.
 pub(super) fn crm_feed_current(

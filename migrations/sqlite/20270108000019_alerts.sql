@@ -1,0 +1,37 @@
+-- Alerts (src/domain/alerts.rs): one open alert per cause, kept by a partial unique index so that
+-- instances judging the rules at the same moment open it once; resolved when the cause clears.
+CREATE TABLE alerts (
+    id              INTEGER PRIMARY KEY AUTOINCREMENT,
+    cause           TEXT NOT NULL,
+    kind            TEXT NOT NULL,
+    severity        TEXT NOT NULL,
+    title           TEXT NOT NULL,
+    detail          TEXT NOT NULL,
+    fix_href        TEXT NOT NULL,
+    opened_at       TEXT NOT NULL,
+    resolved_at     TEXT,
+    acknowledged_at TEXT,
+    acknowledged_by TEXT
+);
+CREATE UNIQUE INDEX alerts_one_open_per_cause ON alerts (cause) WHERE resolved_at IS NULL;
+CREATE INDEX alerts_newest ON alerts (id DESC);
+
+-- Each message about an alert, per channel: written in the same transaction as the alert's change, so a
+-- crash loses none; sent by whichever instance claims it (a lease), retried with backoff.
+CREATE TABLE alert_deliveries (
+    id           INTEGER PRIMARY KEY AUTOINCREMENT,
+    alert_id     INTEGER NOT NULL REFERENCES alerts (id) ON DELETE CASCADE,
+    channel      TEXT NOT NULL CHECK (channel IN ('webhook', 'email')),
+    event        TEXT NOT NULL,
+    attempts     INTEGER NOT NULL DEFAULT 0,
+    not_before   TEXT NOT NULL,
+    lease_owner  TEXT,
+    lease_until  TEXT,
+    sent_at      TEXT,
+    failed_at    TEXT,
+    last_error   TEXT,
+    created_at   TEXT NOT NULL
+);
+CREATE INDEX alert_deliveries_due ON alert_deliveries (not_before, id)
+    WHERE sent_at IS NULL AND failed_at IS NULL;
+CREATE INDEX alert_deliveries_of_alert ON alert_deliveries (alert_id);
