@@ -24,7 +24,8 @@ use time::OffsetDateTime;
 use tokio::sync::watch;
 
 /// How long an instance may hold the feed (a poll takes seconds; a dead instance's lease runs out).
-/// How often the feed is read unless configured otherwise (`--crm-poll-ms`).
+/// How often the feed is read when this instance does not read it itself (the server's default,
+/// `--crm-poll-ms`).
 pub(crate) const DEFAULT_FEED_EVERY: Duration = Duration::from_secs(60);
 
 const FEED_LEASE: time::Duration = time::Duration::minutes(2);

@@ -325,7 +325,9 @@ impl Store {
     ) -> Result<bool, StoreError> {
         let sql = match (error, retry_at) {
             (None, _) => {
-                "UPDATE alert_deliveries SET sent_at = $1, lease_owner = NULL, lease_until = NULL, last_error = $2
+                // The failure before it stays: "sent at the third attempt; before, HTTP 429".
+                "UPDATE alert_deliveries SET sent_at = $1, lease_owner = NULL, lease_until = NULL,
+                        last_error = COALESCE($2, last_error)
                  WHERE id = $3 AND lease_owner = $4 AND sent_at IS NULL"
             }
             (Some(_), None) => {

@@ -28,6 +28,7 @@ pub struct AlertView {
 }
 
 /// How many alerts the Alerts page lists.
+#[cfg(feature = "ssr")]
 const LATEST: i64 = 100;
 
 #[cfg(feature = "ssr")]

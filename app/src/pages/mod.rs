@@ -1,3 +1,4 @@
+pub mod alert_settings;
 pub mod alerts;
 pub mod audit;
 pub mod charts;

@@ -220,6 +220,9 @@ const VIEWER_MAY_CALL: &[&str] = &[
     "get_mapping",
     "get_retention",
     "get_budgets",
+    "get_alert_settings",
+    "alert_banner",
+    "list_alerts",
     "overview_charts",
     "list_opportunities",
     "opportunity_timeline",
@@ -294,6 +297,18 @@ async fn every_admin_server_function_refuses_a_viewer_with_403_and_changes_nothi
         ("audit_days", "7"),
         ("partner_center", "5"),
         ("crm", "5"),
+        ("failed_runs", "5"),
+        ("window_minutes", "15"),
+        ("webhook_url", "https://hooks.example.com/x"),
+        ("webhook_format", "slack"),
+        ("webhook_secret", ""),
+        ("email_host", ""),
+        ("email_port", ""),
+        ("email_security", "starttls"),
+        ("email_username", ""),
+        ("email_password", ""),
+        ("email_from", ""),
+        ("email_to", ""),
     ];
     let mut admin_functions = Vec::new();
     for path in &paths {
@@ -406,8 +421,8 @@ async fn every_server_function_refuses_extra_repeated_oversized_and_garbage_name
 fn the_field_list_is_what_each_function_takes() {
     use cosell_app::auth::*;
     use cosell_app::pages::{
-        audit::*, charts::*, connections::*, diagnostics::*, flows::*, mapping::*,
-        opportunities::*, overview::*, runs::*, settings::*, users::*,
+        alert_settings::*, alerts::*, audit::*, charts::*, connections::*, diagnostics::*,
+        flows::*, mapping::*, opportunities::*, overview::*, runs::*, settings::*, users::*,
     };
     let s = || "x".to_string();
     let encoded: Vec<(&str, String)> = vec![
@@ -550,6 +565,43 @@ fn the_field_list_is_what_each_function_takes() {
             serde_qs::to_string(&OverviewCharts {}).unwrap(),
         ),
         ("get_budgets", serde_qs::to_string(&GetBudgets {}).unwrap()),
+        (
+            "get_alert_settings",
+            serde_qs::to_string(&GetAlertSettings {}).unwrap(),
+        ),
+        (
+            "save_alert_settings",
+            serde_qs::to_string(&SaveAlertSettings {
+                failed_runs: s(),
+                window_minutes: s(),
+                webhook_on: Some(s()),
+                webhook_url: s(),
+                webhook_format: s(),
+                webhook_secret: s(),
+                email_on: Some(s()),
+                email_host: s(),
+                email_port: s(),
+                email_security: s(),
+                email_username: s(),
+                email_password: s(),
+                email_from: s(),
+                email_to: s(),
+            })
+            .unwrap(),
+        ),
+        (
+            "send_test_alert",
+            serde_qs::to_string(&SendTestAlert {}).unwrap(),
+        ),
+        (
+            "alert_banner",
+            serde_qs::to_string(&AlertBanner {}).unwrap(),
+        ),
+        ("list_alerts", serde_qs::to_string(&ListAlerts {}).unwrap()),
+        (
+            "acknowledge_alert",
+            serde_qs::to_string(&AcknowledgeAlert { id: 1 }).unwrap(),
+        ),
         (
             "save_budgets",
             serde_qs::to_string(&SaveBudgets {

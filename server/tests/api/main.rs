@@ -1,6 +1,7 @@
 //! Integration tests: the real server on port 0, the sandbox emulators over HTTPS, a real database
 //! (SQLite, or PostgreSQL when TEST_DATABASE_URL is set).
 
+mod alerts;
 mod authz;
 mod both_crms;
 mod budget;

@@ -51,8 +51,6 @@ const FAILING_LISTED: i64 = 500;
 /// The window of `crm-id-unknown`.
 const UNKNOWN_ID_WINDOW_DAYS: i64 = 30;
 
-/// How often the change feed is read when this instance does not read it itself (the server's default).
-
 /// Whether a kept report will do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Freshness {
