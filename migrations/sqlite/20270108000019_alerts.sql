@@ -35,3 +35,6 @@ CREATE TABLE alert_deliveries (
 CREATE INDEX alert_deliveries_due ON alert_deliveries (not_before, id)
     WHERE sent_at IS NULL AND failed_at IS NULL;
 CREATE INDEX alert_deliveries_of_alert ON alert_deliveries (alert_id);
+
+-- The "webhook silent" rule reads the latest deliveries by when they arrived.
+CREATE INDEX inbox_received ON inbox (received_at);

@@ -398,7 +398,8 @@ impl Store {
         since: OffsetDateTime,
         limit: i64,
     ) -> Result<Vec<OffsetDateTime>, StoreError> {
-        let sql = "SELECT received_at FROM inbox WHERE received_at >= $1 ORDER BY id DESC LIMIT $2";
+        let sql = "SELECT received_at FROM inbox WHERE received_at >= $1
+                   ORDER BY received_at DESC LIMIT $2";
         Ok(match &self.pool {
             Pool::Sqlite(p) => {
                 sqlx::query_scalar(sql)
@@ -477,6 +478,50 @@ mod tests {
         assert_eq!(recent.len(), 2);
         assert_eq!(recent[1].severity, Severity::Critical);
         assert_eq!(recent[1].resolved_at, Some(now));
+    }
+
+    #[tokio::test]
+    async fn instances_judging_the_same_cause_at_once_open_one_alert_and_resolve_it_once() {
+        let db = TestDatabase::new().await;
+        let store = Store::connect(db.url()).await.unwrap();
+        let now = now();
+        let cause = raised("credential:partner_center", Severity::Critical);
+        let opened = futures_join((0..4).map(|_| {
+            let store = store.clone();
+            let cause = cause.clone();
+            async move { store.open_alert(&cause, &BOTH, now).await.unwrap() }
+        }))
+        .await;
+        let ids: Vec<i64> = opened.into_iter().flatten().collect();
+        assert_eq!(ids.len(), 1, "one instance opened it");
+        let id = ids[0];
+        let resolved = futures_join((0..4).map(|_| {
+            let store = store.clone();
+            async move { store.resolve_alert(id, &BOTH, now).await.unwrap() }
+        }))
+        .await;
+        assert_eq!(
+            resolved.iter().filter(|r| **r).count(),
+            1,
+            "one resolved it"
+        );
+        assert_eq!(
+            store.alert_deliveries(&ids).await.unwrap().len(),
+            4,
+            "opened and resolved, once each per channel"
+        );
+    }
+
+    /// Runs the futures at the same time (as instances would), each on a task of its own.
+    async fn futures_join<T: Send + 'static>(
+        futures: impl Iterator<Item = impl std::future::Future<Output = T> + Send + 'static>,
+    ) -> Vec<T> {
+        let tasks: Vec<_> = futures.map(tokio::spawn).collect();
+        let mut out = Vec::new();
+        for t in tasks {
+            out.push(t.await.unwrap());
+        }
+        out
     }
 
     #[tokio::test]

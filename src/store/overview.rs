@@ -37,7 +37,8 @@ pub struct OverviewFacts {
     pub paused: Vec<(System, i64)>,
     pub active_flows: BTreeSet<Flow>,
     pub last_registration: Option<LastRegistration>,
-    /// Runs that failed since the `since` given.
+    /// Runs that failed since the `since` given (top-level runs, as the charts and Diagnostics count
+    /// them: a child fails inside its parent).
     pub failed_since: i64,
     pub opportunities_to_fix: i64,
     /// When the CRM's change feed was last read.
@@ -63,7 +64,8 @@ SELECT * FROM (SELECT 'registration', status, CAST(NULL AS BIGINT), created_at, 
        CAST(NULL AS TEXT)
   FROM runs WHERE flow = $6 ORDER BY id DESC LIMIT 1) AS last_registration
 UNION ALL
-SELECT 'failed', NULL, COUNT(*), NULL, NULL, NULL FROM runs WHERE status = $7 AND created_at >= $8
+SELECT 'failed', NULL, COUNT(*), NULL, NULL, NULL FROM runs
+ WHERE status = $7 AND created_at >= $8 AND parent_run_id IS NULL
 UNION ALL
 SELECT 'to_fix', NULL, (COUNT_TO_FIX), NULL, NULL, NULL
 UNION ALL

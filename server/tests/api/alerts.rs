@@ -9,7 +9,6 @@ use cosell::domain::connection::System;
 use cosell::domain::runs::RunStatus;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::sync::mpsc;
@@ -91,56 +90,42 @@ impl Hook {
     }
 }
 
-/// A local webhook receiver: answers each request with the next status of `answers` (200 once they
-/// run out) and hands every request to the test.
+/// The sandbox's webhook receiver, started by the test: answers with `answers` (then 200). The token
+/// in its URL stands for Slack's and Teams' secret URLs.
 struct Receiver {
     url: String,
-    hooks: mpsc::UnboundedReceiver<Hook>,
+    inner: cosell_sandbox::testing::WebhookReceiver,
 }
 
 impl Receiver {
     async fn start(answers: &[u16]) -> Receiver {
-        let answers = Arc::new(Mutex::new(answers.to_vec()));
-        let (tx, hooks) = mpsc::unbounded_channel();
-        let app = axum::Router::new().route(
-            "/hooks/{token}",
-            axum::routing::post(move |headers: axum::http::HeaderMap, body: String| {
-                let answers = answers.clone();
-                let tx = tx.clone();
-                async move {
-                    let header =
-                        |name: &str| headers.get(name).map(|v| v.to_str().unwrap().to_string());
-                    let _ = tx.send(Hook {
-                        signature: header("x-cosell-signature"),
-                        timestamp: header("x-cosell-timestamp").unwrap_or_default(),
-                        delivery: header("x-cosell-delivery").unwrap_or_default(),
-                        body,
-                    });
-                    let mut answers = answers.lock().unwrap();
-                    let status = if answers.is_empty() {
-                        200
-                    } else {
-                        answers.remove(0)
-                    };
-                    axum::http::StatusCode::from_u16(status).unwrap()
-                }
-            }),
-        );
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        tokio::spawn(async move { axum::serve(listener, app).await });
+        let statuses = answers
+            .iter()
+            .map(|s| axum::http::StatusCode::from_u16(*s).unwrap())
+            .collect();
+        let inner = cosell_sandbox::testing::WebhookReceiver::start(statuses).await;
         Receiver {
-            // The token in the path stands for Slack's and Teams' secret URLs.
-            url: format!("http://{addr}/hooks/t0ken-in-the-url"),
-            hooks,
+            url: format!("{}?token=t0ken-in-the-url", inner.url),
+            inner,
         }
     }
 
     async fn next(&mut self) -> Hook {
-        tokio::time::timeout(ARRIVES_WITHIN, self.hooks.recv())
+        let (headers, body) = tokio::time::timeout(ARRIVES_WITHIN, self.inner.next())
             .await
-            .expect("a webhook within 30 s")
-            .expect("the receiver runs")
+            .expect("a webhook within 30 s");
+        let header = |name: &str| headers.get(name).map(|v| v.to_str().unwrap().to_string());
+        Hook {
+            signature: header("x-cosell-signature"),
+            timestamp: header("x-cosell-timestamp").unwrap_or_default(),
+            delivery: header("x-cosell-delivery").unwrap_or_default(),
+            body: String::from_utf8(body.to_vec()).unwrap(),
+        }
+    }
+
+    /// Whether nothing more arrived.
+    fn idle(&mut self) -> bool {
+        self.inner.calls.try_recv().is_err()
     }
 }
 
@@ -176,6 +161,18 @@ fn settings_form<'a>(
         ("email_from", "cosell@partner.example"),
         ("email_to", "referrals-admins@partner.example"),
     ]
+}
+
+/// The causes of the open alerts, oldest first. (Every instance judges the rules on a timer too, so
+/// tests look at what is open rather than at what one judging changed.)
+async fn open_causes(app: &TestApp) -> Vec<String> {
+    app.store
+        .open_alerts()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|a| a.cause)
+        .collect()
 }
 
 /// Waits until no message waits to be sent (each one sent, or given up).
@@ -287,7 +284,7 @@ async fn an_expired_credential_raises_exactly_one_alert_by_email_and_webhook_and
         (open[0].kind, open[0].cause.as_str()),
         (AlertKind::Credential, "credential:partner_center")
     );
-    assert!(receiver.hooks.try_recv().is_err(), "one webhook, not more");
+    assert!(receiver.idle(), "one webhook, not more");
     assert!(sink.mail.try_recv().is_err(), "one email, not more");
 
     // The dashboard shows it on every page until someone acknowledges it.
@@ -319,7 +316,7 @@ async fn an_expired_credential_raises_exactly_one_alert_by_email_and_webhook_and
     );
     all_sent(&app).await;
     assert!(app.store.open_alerts().await.unwrap().is_empty());
-    assert!(receiver.hooks.try_recv().is_err(), "nothing more");
+    assert!(receiver.idle(), "nothing more");
     assert!(sink.mail.try_recv().is_err(), "nothing more");
     let (_, page) = app.page(&viewer, "/").await;
     assert!(
@@ -376,8 +373,8 @@ async fn a_failing_receiver_is_retried_with_backoff_and_the_same_delivery_id() {
         )
         .await;
     assert!(status.is_success(), "{body}");
-    let changes = app.engine.check_alerts().await.unwrap();
-    assert_eq!(changes.opened, 1, "{changes:?}");
+    app.engine.check_alerts().await.unwrap();
+    assert_eq!(open_causes(&app).await, vec!["quota:partner_center"]);
 
     let first = receiver.next().await;
     let second = receiver.next().await;
@@ -401,10 +398,7 @@ async fn a_failing_receiver_is_retried_with_backoff_and_the_same_delivery_id() {
             .contains("HTTP 429"),
         "the last failure is kept: {sent:?}"
     );
-    assert!(
-        receiver.hooks.try_recv().is_err(),
-        "taken once, sent no more"
-    );
+    assert!(receiver.idle(), "taken once, sent no more");
 }
 
 #[tokio::test]
@@ -529,7 +523,8 @@ async fn acknowledging_hides_an_alert_from_the_banner_and_only_admins_may() {
         )
         .await;
     assert!(status.is_success(), "{body}");
-    assert_eq!(app.engine.check_alerts().await.unwrap().opened, 1);
+    app.engine.check_alerts().await.unwrap();
+    assert_eq!(open_causes(&app).await, vec!["quota:partner_center"]);
     let id = app.store.open_alerts().await.unwrap()[0].id.to_string();
     let (_, page) = app.page(&viewer, "/").await;
     assert!(page.contains("data-testid=\"alert-banner\""));
@@ -568,5 +563,116 @@ async fn acknowledging_hides_an_alert_from_the_banner_and_only_admins_may() {
         )
         .await;
     assert!(status.is_success(), "{body}");
-    assert_eq!(app.engine.check_alerts().await.unwrap().resolved, 1);
+    app.engine.check_alerts().await.unwrap();
+    assert!(open_causes(&app).await.is_empty());
+}
+
+#[tokio::test]
+async fn failing_runs_a_silent_webhook_and_a_stalled_feed_raise_alerts_that_resolve_when_they_clear()
+ {
+    use cosell::domain::alerts::AlertRules;
+    use cosell::domain::notification::{EventName, Notification};
+    use cosell::engine::alerts::ChannelsInput;
+    let mut app = TestApp::spawn_ready().await;
+    let no_channels = || ChannelsInput {
+        webhook: None,
+        webhook_secret: None,
+        email: None,
+        email_password: None,
+    };
+    let rules = |failed_runs| AlertRules {
+        failed_runs,
+        window_minutes: 15,
+    };
+    app.engine
+        .set_alerts(rules(2), no_channels(), "test")
+        .await
+        .unwrap();
+    app.engine.check_alerts().await.unwrap();
+    assert!(open_causes(&app).await.is_empty());
+
+    // Partner Center delivered every hour for twelve hours, then nothing for four.
+    let now = time::OffsetDateTime::now_utc();
+    let delivery = |id: String, changed_at: String| Notification {
+        event: EventName::TestCreated,
+        resource_uri: format!("https://api.partnercenter.microsoft.com/v1/webhooks/test/{id}"),
+        resource_id: id,
+        changed_at,
+    };
+    for h in 0..12 {
+        let n = delivery(
+            format!("usual-{h}"),
+            format!("2026-12-05T{h:02}:00:00.0000000+00:00"),
+        );
+        let at = now - time::Duration::hours(4 + h);
+        app.store.record_notification(&n, "{}", at).await.unwrap();
+    }
+    app.engine.check_alerts().await.unwrap();
+    assert_eq!(open_causes(&app).await, vec!["webhook-silent"]);
+    let silent = &app.store.open_alerts().await.unwrap()[0];
+    assert_eq!(silent.title, "No delivery from Partner Center for 4 h");
+    assert!(
+        silent.detail.contains("usually come at most 60 min apart"),
+        "{}",
+        silent.detail
+    );
+    // A delivery arrives: resolved.
+    let n = delivery("now".into(), "2026-12-05T23:00:00.0000000+00:00".into());
+    app.store
+        .record_notification(&n, "{}", time::OffsetDateTime::now_utc())
+        .await
+        .unwrap();
+    app.engine.check_alerts().await.unwrap();
+    assert!(open_causes(&app).await.is_empty());
+
+    // Two referrals that cannot sync (no customer name): two failed runs within the window.
+    for i in 0..2 {
+        app.world.partner_center().seller_creates(json!({
+            "name": format!("No customer {i}"), "customerProfile": { "name": "" }
+        }));
+        let failed = app.next_run().await;
+        assert_eq!(failed.status, RunStatus::Failed, "{}", failed.outcome);
+    }
+    app.engine.check_alerts().await.unwrap();
+    assert_eq!(open_causes(&app).await, vec!["runs-failing"]);
+    assert_eq!(
+        app.store.open_alerts().await.unwrap()[0].title,
+        "2 runs failed in the last 15 minutes"
+    );
+    // A higher threshold: the cause clears, the alert resolves.
+    app.engine
+        .set_alerts(rules(3), no_channels(), "test")
+        .await
+        .unwrap();
+    app.engine.check_alerts().await.unwrap();
+    assert!(open_causes(&app).await.is_empty());
+
+    // The CRM's change feed, read every hour here, was last read four hours ago.
+    app.engine.poll_changes().await.unwrap();
+    let feed = app.engine.opportunity_feed();
+    let link = app
+        .store
+        .change_feed(&feed)
+        .await
+        .unwrap()
+        .expect("read once");
+    app.store
+        .set_change_feed(&feed, &link, now - time::Duration::hours(4))
+        .await
+        .unwrap();
+    app.engine.check_alerts().await.unwrap();
+    assert_eq!(open_causes(&app).await, vec!["feed-stalled"]);
+    // Read again: resolved.
+    app.engine.poll_changes().await.unwrap();
+    app.engine.check_alerts().await.unwrap();
+    assert!(open_causes(&app).await.is_empty());
+    let kinds: Vec<AlertKind> = app
+        .store
+        .recent_alerts(10)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|a| a.kind)
+        .collect();
+    assert!(kinds.contains(&AlertKind::RunsFailing) && kinds.contains(&AlertKind::FeedStalled));
 }
