@@ -49,6 +49,8 @@ impl Engine {
         );
         self.audit_by(by, event, now).await?;
         self.charts.invalidate();
+        // A day's calls against a new budget: its alert opens or resolves now.
+        self.alerts_due();
         let released = self.store.release_deferred(now).await?;
         if released > 0 {
             self.nudge();
