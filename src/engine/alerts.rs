@@ -57,6 +57,17 @@ struct StoredChannels {
     email: Option<StoredEmail>,
 }
 
+impl StoredChannels {
+    /// The channels set up, known without opening a secret: a secret that no longer opens (the key
+    /// changed) must not keep alerts from being judged and shown.
+    fn configured(&self) -> Vec<Channel> {
+        channels_on(self.webhook.is_some(), self.email.is_some())
+    }
+}
+
+/// What to do when the channels' secrets do not open.
+const RESEAL: &str = "the alert channels' secrets do not open with this instance's COSELL_SECRET_KEY (was the key changed?): enter them again on Settings";
+
 /// The channels, opened: what sending needs.
 struct Channels {
     webhook: Option<(WebhookTarget, Option<Secret>)>,
@@ -65,15 +76,15 @@ struct Channels {
 
 impl Channels {
     fn configured(&self) -> Vec<Channel> {
-        let mut on = Vec::new();
-        if self.webhook.is_some() {
-            on.push(Channel::Webhook);
-        }
-        if self.email.is_some() {
-            on.push(Channel::Email);
-        }
-        on
+        channels_on(self.webhook.is_some(), self.email.is_some())
     }
+}
+
+fn channels_on(webhook: bool, email: bool) -> Vec<Channel> {
+    [(Channel::Webhook, webhook), (Channel::Email, email)]
+        .into_iter()
+        .filter_map(|(channel, on)| on.then_some(channel))
+        .collect()
 }
 
 /// The channels as the Settings page shows them: never a secret, only whether one is set.
@@ -213,12 +224,12 @@ impl Engine {
     /// The channels as the Settings page may show them.
     pub async fn alert_channels(&self) -> Result<ChannelsView, StoreError> {
         let stored = self.stored_channels().await?;
-        let webhook_hint = match &stored.webhook {
-            Some(w) => Some(hint(
-                self.open_secret(&w.url, &webhook_context("url"))?.expose(),
-            )),
-            None => None,
-        };
+        let webhook_hint = stored.webhook.as_ref().map(|w| {
+            match self.open_secret(&w.url, &webhook_context("url")) {
+                Ok(url) => hint(url.expose()),
+                Err(_) => "sealed with another key: enter it again".to_string(),
+            }
+        });
         Ok(ChannelsView {
             webhook_hint,
             webhook_format: stored.webhook.as_ref().map(|w| w.format),
@@ -376,7 +387,7 @@ impl Engine {
         let open = self.store.open_alerts().await?;
         let rules = self.alert_rules().await?;
         let raised = judge(&self.alert_facts(&rules, now).await?, &rules);
-        let channels = self.channels().await?.configured();
+        let channels = self.stored_channels().await?.configured();
         let mut changes = AlertChanges::default();
         for r in &raised {
             match open.iter().find(|a| a.cause == r.cause) {
@@ -493,6 +504,7 @@ impl Engine {
                 )
                 .await
             }
+            Err(StoreError::Sealed(_)) => Err(SendError::Permanent(RESEAL.into())),
             Err(e) => Err(SendError::Transient(e.to_string(), None)),
         };
         let now = OffsetDateTime::now_utc();
@@ -543,7 +555,12 @@ impl Engine {
         &self,
         by: &str,
     ) -> Result<Vec<(Channel, Result<String, String>)>, AlertsError> {
-        let channels = self.channels().await?;
+        let channels = match self.channels().await {
+            Err(StoreError::Sealed(_)) => {
+                return Err(AlertsError::Refused(format!("Nothing was sent: {RESEAL}.")));
+            }
+            other => other?,
+        };
         let on = channels.configured();
         if on.is_empty() {
             return Err(AlertsError::Refused(

@@ -500,6 +500,34 @@ async fn settings_refuse_bad_input_and_viewers_and_the_test_alert_says_how_each_
     let test = receiver.next().await;
     assert!(signed(&test), "the kept secret signs");
     assert_eq!(test.json()["event"], "test");
+    // The instance's key changed since (the secrets were sealed with another one): nothing opens, the
+    // page and the test say to enter them again, and the rules are still judged.
+    let mut stored = app.store.setting("alert_channels").await.unwrap().unwrap();
+    stored["webhook"]["url"] = json!(
+        cosell::crypto::SealingKey::generate()
+            .seal(url.as_bytes(), "setting:alert_channels:webhook.url")
+    );
+    app.store
+        .set_setting(
+            "alert_channels",
+            &stored,
+            "test",
+            time::OffsetDateTime::now_utc(),
+        )
+        .await
+        .unwrap();
+    let (_, page) = app.page(&admin, "/settings").await;
+    assert!(
+        page.contains("sealed with another key: enter it again"),
+        "{page}"
+    );
+    let (status, body) = app.call(&admin, "send_test_alert", &[]).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert!(body.contains("enter them again on Settings"), "{body}");
+    app.engine
+        .check_alerts()
+        .await
+        .expect("the rules are judged although the channels' secrets do not open");
 }
 
 #[tokio::test]
