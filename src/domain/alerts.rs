@@ -521,15 +521,15 @@ impl EmailTarget {
         if host.contains(|c: char| c.is_whitespace() || c == '/' || c == '@') {
             problems.push(format!("The SMTP host “{host}” is not a host name."));
         }
-        let security = SmtpSecurity::from_code(security.trim());
-        if security.is_none() {
+        let chosen = SmtpSecurity::from_code(security.trim());
+        if chosen.is_none() {
             problems.push(format!(
                 "SMTP security “{}” is not one cosell knows.",
-                security_text(security)
+                security.trim()
             ));
         }
         let port = match port.trim() {
-            "" => Some(match security {
+            "" => Some(match chosen {
                 Some(SmtpSecurity::Tls) => 465,
                 _ => 587,
             }),
@@ -559,7 +559,7 @@ impl EmailTarget {
         for bad in to.iter().filter(|a| !looks_like_address(a)) {
             problems.push(format!("The recipient “{bad}” is not an email address."));
         }
-        match (problems.is_empty(), port, security) {
+        match (problems.is_empty(), port, chosen) {
             (true, Some(port), Some(security)) => Ok(Some(EmailTarget {
                 host: host.to_string(),
                 port,
@@ -573,10 +573,6 @@ impl EmailTarget {
             _ => Err(problems.join(" ")),
         }
     }
-}
-
-fn security_text(security: Option<SmtpSecurity>) -> &'static str {
-    security.map(SmtpSecurity::as_code).unwrap_or("?")
 }
 
 #[cfg(test)]
@@ -761,6 +757,16 @@ mod tests {
             e.contains("port") && e.contains("sender") && e.contains("recipient"),
             "{e}"
         );
+        let e = EmailTarget::parse(
+            "smtp.example.com",
+            "",
+            "ssl3",
+            "",
+            "a@example.com",
+            "b@example.com",
+        )
+        .unwrap_err();
+        assert_eq!(e, "SMTP security “ssl3” is not one cosell knows.");
         assert_eq!(EmailTarget::parse("", "", "", "", "", ""), Ok(None));
     }
 

@@ -5,7 +5,6 @@
 
 use crate::helpers::*;
 use cosell::domain::alerts::AlertKind;
-use cosell::domain::connection::System;
 use cosell::domain::runs::RunStatus;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
@@ -175,6 +174,41 @@ async fn open_causes(app: &TestApp) -> Vec<String> {
         .collect()
 }
 
+/// Sets Partner Center's budget to the calls spent today: its quota alert opens (critical).
+async fn spend_the_days_budget(app: &TestApp, admin: &reqwest::Client) {
+    let spent = app.partner_center_calls_today().await;
+    assert!(spent > 0, "the connection was tested when made");
+    let (status, body) = app
+        .call(
+            admin,
+            "save_budgets",
+            &[("partner_center", &spent.to_string()), ("crm", "")],
+        )
+        .await;
+    assert!(status.is_success(), "{body}");
+    app.engine.check_alerts().await.unwrap();
+    assert_eq!(open_causes(app).await, vec!["quota:partner_center"]);
+}
+
+/// `form` with `field` set to `value`.
+fn with<'a>(
+    mut form: Vec<(&'a str, &'a str)>,
+    field: &str,
+    value: &'a str,
+) -> Vec<(&'a str, &'a str)> {
+    form.iter_mut()
+        .find(|(f, _)| *f == field)
+        .unwrap_or_else(|| panic!("the form has {field}"))
+        .1 = value;
+    form
+}
+
+/// `form` with email off (its box unticked: absent, as a browser sends it).
+fn without_email<'a>(mut form: Vec<(&'a str, &'a str)>) -> Vec<(&'a str, &'a str)> {
+    form.retain(|(f, _)| *f != "email_on");
+    form
+}
+
 /// Waits until no message waits to be sent (each one sent, or given up).
 async fn all_sent(app: &TestApp) {
     eventually("every alert message sent", || async {
@@ -337,44 +371,17 @@ async fn a_failing_receiver_is_retried_with_backoff_and_the_same_delivery_id() {
         .call(
             &admin,
             "save_alert_settings",
-            &[
-                ("failed_runs", "5"),
-                ("window_minutes", "15"),
-                ("webhook_on", "on"),
-                ("webhook_url", &receiver.url),
-                ("webhook_format", "slack"),
-                ("webhook_secret", ""),
-                ("email_host", ""),
-                ("email_port", ""),
-                ("email_security", "starttls"),
-                ("email_username", ""),
-                ("email_password", ""),
-                ("email_from", ""),
-                ("email_to", ""),
-            ],
+            &without_email(with(
+                settings_form(&receiver.url, "slack", ""),
+                "webhook_secret",
+                "",
+            )),
         )
         .await;
     assert!(status.is_success(), "{body}");
 
     // A day's Partner Center budget spent: a critical quota alert.
-    let spent = app
-        .store
-        .api_calls_on(
-            System::PartnerCenter.as_code(),
-            time::OffsetDateTime::now_utc(),
-        )
-        .await
-        .unwrap();
-    let (status, body) = app
-        .call(
-            &admin,
-            "save_budgets",
-            &[("partner_center", &spent.max(1).to_string()), ("crm", "")],
-        )
-        .await;
-    assert!(status.is_success(), "{body}");
-    app.engine.check_alerts().await.unwrap();
-    assert_eq!(open_causes(&app).await, vec!["quota:partner_center"]);
+    spend_the_days_budget(&app, &admin).await;
 
     let first = receiver.next().await;
     let second = receiver.next().await;
@@ -430,7 +437,7 @@ async fn settings_refuse_bad_input_and_viewers_and_the_test_alert_says_how_each_
         ("email_port", "99999"),
         ("email_to", "not an address"),
     ] {
-        bad.iter_mut().find(|(f, _)| *f == field).unwrap().1 = value;
+        bad = with(bad, field, value);
     }
     let (status, body) = app.call(&admin, "save_alert_settings", &bad).await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
@@ -444,12 +451,7 @@ async fn settings_refuse_bad_input_and_viewers_and_the_test_alert_says_how_each_
         assert!(body.contains(said), "{said}: {body}");
     }
     // The signed JSON format needs a secret.
-    let mut unsigned = form.clone();
-    unsigned
-        .iter_mut()
-        .find(|(f, _)| *f == "webhook_secret")
-        .unwrap()
-        .1 = "";
+    let unsigned = with(form.clone(), "webhook_secret", "");
     let (status, body) = app.call(&admin, "save_alert_settings", &unsigned).await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
     assert!(body.contains("give a signing secret"), "{body}");
@@ -484,15 +486,11 @@ async fn settings_refuse_bad_input_and_viewers_and_the_test_alert_says_how_each_
     );
 
     // Saving again with the secret field empty keeps the secret (and the URL).
-    let mut keep = form.clone();
-    for field in ["webhook_secret", "webhook_url"] {
-        keep.iter_mut().find(|(f, _)| *f == field).unwrap().1 = "";
-    }
-    keep.retain(|(f, _)| *f != "email_on");
-    keep.iter_mut()
-        .find(|(f, _)| *f == "webhook_format")
-        .unwrap()
-        .1 = "json";
+    let keep = without_email(with(
+        with(with(form.clone(), "webhook_secret", ""), "webhook_url", ""),
+        "webhook_format",
+        "json",
+    ));
     let (status, body) = app.call(&admin, "save_alert_settings", &keep).await;
     assert!(status.is_success(), "{body}");
     let (status, body) = app.call(&admin, "send_test_alert", &[]).await;
@@ -535,24 +533,7 @@ async fn acknowledging_hides_an_alert_from_the_banner_and_only_admins_may() {
     let app = TestApp::spawn_ready().await;
     let admin = app.signed_in("admin").await;
     let viewer = app.signed_in("viewer").await;
-    let spent = app
-        .store
-        .api_calls_on(
-            System::PartnerCenter.as_code(),
-            time::OffsetDateTime::now_utc(),
-        )
-        .await
-        .unwrap();
-    let (status, body) = app
-        .call(
-            &admin,
-            "save_budgets",
-            &[("partner_center", &spent.max(1).to_string()), ("crm", "")],
-        )
-        .await;
-    assert!(status.is_success(), "{body}");
-    app.engine.check_alerts().await.unwrap();
-    assert_eq!(open_causes(&app).await, vec!["quota:partner_center"]);
+    spend_the_days_budget(&app, &admin).await;
     let id = app.store.open_alerts().await.unwrap()[0].id.to_string();
     let (_, page) = app.page(&viewer, "/").await;
     assert!(page.contains("data-testid=\"alert-banner\""));
@@ -703,4 +684,73 @@ async fn failing_runs_a_silent_webhook_and_a_stalled_feed_raise_alerts_that_reso
         .map(|a| a.kind)
         .collect();
     assert!(kinds.contains(&AlertKind::RunsFailing) && kinds.contains(&AlertKind::FeedStalled));
+}
+
+#[tokio::test]
+async fn messages_an_instance_wrote_or_was_sending_when_it_died_are_sent_by_the_next_one_once() {
+    use cosell::domain::alerts::{Channel, Raised, Severity};
+    let world = std::sync::Arc::new(
+        cosell_sandbox::Sandbox::start("127.0.0.1:0".parse().unwrap())
+            .await
+            .unwrap(),
+    );
+    let db = std::sync::Arc::new(cosell::store::test_support::TestDatabase::new().await);
+    let mut receiver = Receiver::start(&[]).await;
+    let first = TestApp::spawn_on(world.clone(), db.clone(), &[]).await;
+    let admin = first.signed_in("admin").await;
+    let form = without_email(with(
+        settings_form(&receiver.url, "json", ""),
+        "failed_runs",
+        "1",
+    ));
+    let (status, body) = first.call(&admin, "save_alert_settings", &form).await;
+    assert!(status.is_success(), "{body}");
+    first.stop().await.unwrap();
+
+    // What the instance left in the database when it died: it had judged a run failing and written the
+    // alert with its message, and had claimed that message (its lease has run out since) but not sent it.
+    let store = cosell::store::Store::connect(db.url()).await.unwrap();
+    let now = time::OffsetDateTime::now_utc();
+    let raised = Raised {
+        cause: "runs-failing".into(),
+        kind: AlertKind::RunsFailing,
+        severity: Severity::Warning,
+        title: "1 runs failed in the last 15 minutes".into(),
+        detail: "Written before the crash.".into(),
+        fix_href: "/runs?status=failed".into(),
+    };
+    let id = store
+        .open_alert(&raised, &[Channel::Webhook], now)
+        .await
+        .unwrap()
+        .expect("opened");
+    let claimed = store
+        .claim_alert_delivery("the-dead-instance", now, now)
+        .await
+        .unwrap()
+        .expect("claimed");
+    assert_eq!(claimed.attempts, 1);
+    store.close().await;
+
+    // The next instance sends it (no run failed in its database, so it then resolves the alert).
+    let second = TestApp::spawn_on(world, db, &[]).await;
+    let opened = receiver.next().await;
+    assert!(signed(&opened));
+    assert_eq!(opened.json()["event"], "opened", "{}", opened.body);
+    assert_eq!(opened.json()["alert"]["id"], id);
+    assert_eq!(
+        opened.json()["alert"]["detail"],
+        "Written before the crash."
+    );
+    let resolved = receiver.next().await;
+    assert_eq!(resolved.json()["event"], "resolved", "{}", resolved.body);
+    all_sent(&second).await;
+    assert!(receiver.idle(), "each message once");
+    let sent = second.store.alert_deliveries(&[id]).await.unwrap();
+    assert_eq!(sent.len(), 2);
+    assert_eq!(
+        (sent[0].attempts, sent[0].sent_at.is_some()),
+        (2, true),
+        "taken over from the dead instance: its attempt and this one"
+    );
 }

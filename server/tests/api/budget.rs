@@ -7,13 +7,6 @@ use cosell::domain::runs::RunStatus;
 use serde_json::json;
 use time::OffsetDateTime;
 
-async fn partner_center_calls_today(app: &TestApp) -> i64 {
-    app.store
-        .api_calls_on(System::PartnerCenter.as_code(), OffsetDateTime::now_utc())
-        .await
-        .unwrap()
-}
-
 #[tokio::test]
 async fn a_spent_budget_defers_work_to_the_next_day_and_a_larger_one_lets_it_go() {
     let mut app = TestApp::spawn_ready().await;
@@ -21,7 +14,7 @@ async fn a_spent_budget_defers_work_to_the_next_day_and_a_larger_one_lets_it_go(
     let viewer = app.signed_in("viewer").await;
 
     // The budget is what has been spent so far today: nothing more may be called.
-    let spent = partner_center_calls_today(&app).await;
+    let spent = app.partner_center_calls_today().await;
     let (status, body) = app
         .call(
             &admin,
@@ -63,7 +56,7 @@ async fn a_spent_budget_defers_work_to_the_next_day_and_a_larger_one_lets_it_go(
         .expect("still queued");
     assert_eq!(due, tomorrow, "due at midnight UTC");
     assert_eq!(
-        partner_center_calls_today(&app).await,
+        app.partner_center_calls_today().await,
         spent,
         "nothing called"
     );

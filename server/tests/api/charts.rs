@@ -2,7 +2,6 @@
 //! needed): what ran and what was spent, counted from the outside world's side and from the runs.
 
 use crate::helpers::*;
-use cosell::domain::connection::System;
 use cosell::domain::runs::RunStatus;
 use serde_json::json;
 
@@ -92,14 +91,7 @@ async fn the_overview_charts_syncs_calls_against_the_quota_and_failures_by_cause
     );
 
     // Calls as Partner Center's own counter has them, against its documented daily quota.
-    let calls = app
-        .store
-        .api_calls_on(
-            System::PartnerCenter.as_code(),
-            time::OffsetDateTime::now_utc(),
-        )
-        .await
-        .unwrap();
+    let calls = app.partner_center_calls_today().await;
     assert!(calls > 0);
     let pc = figure(&page, "calls-partner_center");
     assert_eq!(

@@ -423,6 +423,14 @@ impl TestApp {
         }
     }
 
+    /// API calls cosell counted today (UTC) with the Partner Center connection.
+    pub async fn partner_center_calls_today(&self) -> i64 {
+        self.store
+            .api_calls_on("partner_center", time::OffsetDateTime::now_utc())
+            .await
+            .unwrap()
+    }
+
     /// Partner Center calls a finished run and its child runs made, as their rows count them.
     pub async fn partner_center_calls(&self, run_id: i64) -> i64 {
         let run = self.store.run(run_id).await.unwrap().expect("the run");
